@@ -1,0 +1,3 @@
+from pixelgate.cli import app
+
+app(prog_name="pixelgate")

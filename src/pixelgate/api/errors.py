@@ -1,0 +1,99 @@
+"""Errors in the caller's own wire shape. A router marks its dialect on ``request.state.dialect``;
+every exception of :mod:`pixelgate.core.errors` is rendered by that dialect's renderer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+from pixelgate.core.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PixelgateError,
+)
+
+log = logging.getLogger("pixelgate.api")
+
+Renderer = Callable[[PixelgateError], dict[str, Any]]
+
+
+def openai_error(error: PixelgateError) -> dict[str, Any]:
+    """OpenAI's shape, which the task-style gateways of seeds 000-003 share."""
+    return {"error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.code}}
+
+
+RENDERERS: dict[str, Renderer] = {"openai": openai_error}
+
+
+def set_dialect(request: Request, dialect: str) -> None:
+    request.state.dialect = dialect
+
+
+def error_response(request: Request, error: PixelgateError) -> JSONResponse:
+    dialect = getattr(request.state, "dialect", "openai")
+    body = RENDERERS.get(dialect, openai_error)(error)
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_pixelgate_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PixelgateError)
+        return error_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "path", "query"))
+        return error_response(
+            request,
+            InvalidRequest(
+                f"{where or 'the request'} is not valid: {first.get('msg', 'malformed')}", param=where or None
+            ),
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            error: PixelgateError = NotFound(
+                f"there is no endpoint {request.method} {request.url.path}: see GET /v1/models, "
+                "POST /v1/images/generations, POST /v1/images/edits and GET /v1/tasks/{id}",
+                code="unknown_endpoint",
+            )
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.url.path} does not take {request.method}")
+        else:
+            error = InvalidRequest(f"the request was refused: {exc.detail}")
+        return error_response(request, error)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(
+            request,
+            PixelgateError(
+                "pixelgate failed on this request (the server log has the details); nothing was billed",
+                code="internal_error",
+            ),
+        )
+
+    app.add_exception_handler(PixelgateError, on_pixelgate_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+async def render_plain_error(scope: Scope, receive: Receive, send: Send, error: PixelgateError) -> None:
+    """Answer with ``error`` from ASGI middleware, before any router has run (OpenAI's shape)."""
+    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
+    response = JSONResponse(openai_error(error), status_code=error.status, headers=headers)
+    await response(scope, receive, send)

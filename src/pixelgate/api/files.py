@@ -1,0 +1,37 @@
+"""Serving stored images at signed, expiring URLs."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from pixelgate.api.errors import set_dialect
+from pixelgate.api.gateway import GatewayDep
+from pixelgate.core.errors import Forbidden, NotFound
+from pixelgate.store.blobs import CONTENT_TYPES
+
+router = APIRouter()
+
+
+@router.get("/blobs/{task_id}/{name}")
+async def get_blob(
+    task_id: str, name: str, request: Request, gw: GatewayDep, expires: int = 0, signature: str = ""
+) -> FileResponse:
+    set_dialect(request, "openai")
+    key = f"{task_id}/{name}"
+    if not signature or not gw.signer.verify(key, expires, signature):
+        raise Forbidden(
+            "this image URL is not valid: its signature does not match or it expired "
+            "(read the task again for a fresh URL)",
+            code="invalid_signature",
+        )
+    path = gw.blobs.path(key)
+    if not path.is_file():
+        raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found")
+    return FileResponse(
+        path,
+        media_type=CONTENT_TYPES.get(PurePath(name).suffix, "application/octet-stream"),
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

@@ -1,0 +1,43 @@
+"""What the routers share: the running gateway's parts, and how a stored image becomes a signed URL."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pixelgate.catalog import Catalog
+from pixelgate.config import Settings
+from pixelgate.core.task import GeneratedImage, Task
+from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.tasks.service import TaskService
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    catalog: Catalog
+    service: TaskService
+    blobs: BlobStore
+    signer: UrlSigner
+
+    def image_url(self, request: Request, task: Task, image: GeneratedImage) -> str:
+        base = (self.settings.public_url or str(request.base_url)).rstrip("/")
+        # A URL expires with the task's result, so that every poll of a task hands out the same URL.
+        expires = int(task.expires_at or task.created_at + self.settings.result_ttl_seconds)
+        return f"{base}/blobs/{image.blob_key}?{self.signer.query(image.blob_key, expires)}"
+
+    async def image_b64(self, image: GeneratedImage) -> str:
+        data = await self.blobs.get(image.blob_key)
+        return await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
+
+
+def gateway(request: Request) -> Gateway:
+    found: Gateway = request.app.state.gateway
+    return found
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]

@@ -1,0 +1,106 @@
+"""Response bodies: the synchronous OpenAI Images answer and the two task shapes (see ``api/tasks.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from pixelgate.api.gateway import Gateway
+from pixelgate.core.task import Status, Task
+
+TASK_STYLE_STATUS = {
+    Status.QUEUED: "queued",
+    Status.RUNNING: "in_progress",
+    Status.SUCCEEDED: "completed",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "cancelled",
+}
+ASYNC_STATUS = {**TASK_STYLE_STATUS, Status.RUNNING: "processing"}
+
+
+def _task_head(task: Task, status: str) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "object": "generation.task",
+        "model": task.request.model,
+        "status": status,
+        "progress": task.progress,
+        "created_at": int(task.created_at),
+        "metadata": task.request.metadata,
+    }
+
+
+def _error(task: Task) -> dict[str, Any] | None:
+    error = task.error
+    if error is None:
+        return None
+    return {"code": error.code, "message": error.message, "type": error.kind}
+
+
+def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+    body = _task_head(task, TASK_STYLE_STATUS[task.status])
+    if task.completed_at is not None:
+        body["completed_at"] = int(task.completed_at)
+    if task.status is Status.SUCCEEDED and task.result is not None:
+        data = [
+            {
+                "url": gw.image_url(request, task, image),
+                "width": image.width,
+                "height": image.height,
+                "mime_type": image.mime_type,
+            }
+            for image in task.result.images
+        ]
+        body["expires_at"] = int(task.expires_at) if task.expires_at else None
+        body["url"] = data[0]["url"] if data else None
+        body["result"] = {"data": data}
+    if (error := _error(task)) is not None:
+        body["error"] = error
+    return body
+
+
+async def render_async_task(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+    body = _task_head(task, ASYNC_STATUS[task.status])
+    if task.status is Status.SUCCEEDED and task.result is not None:
+        body.update(await render_images_response(request, gw, task))
+        body["expires_at"] = int(task.expires_at) if task.expires_at else None
+    if task.completed_at is not None:
+        body["completed_at"] = int(task.completed_at)
+    if (error := _error(task)) is not None:
+        body["error"] = error
+    return body
+
+
+async def render_images_response(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+    """The body of a synchronous OpenAI Images answer (also what ``GET /v1/tasks/{id}`` carries once done)."""
+    assert task.result is not None
+    data = []
+    for image in task.result.images:
+        entry: dict[str, Any] = {"revised_prompt": image.revised_prompt}
+        if task.response_format == "b64_json":
+            entry["b64_json"] = await gw.image_b64(image)
+        else:
+            entry["url"] = gw.image_url(request, task, image)
+        data.append(entry)
+    usage = task.result.usage
+    first = task.result.images[0] if task.result.images else None
+    return {
+        "created": int(task.completed_at or task.created_at),
+        "data": data,
+        "size": f"{first.width}x{first.height}" if first else None,
+        "output_format": task.request.output_format,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "input_tokens_details": {
+                "text_tokens": usage.input_text_tokens,
+                "image_tokens": usage.input_image_tokens,
+            },
+            "output_tokens": usage.output_tokens,
+            "output_tokens_details": {
+                "text_tokens": usage.output_text_tokens,
+                "image_tokens": usage.output_image_tokens,
+            },
+            "total_tokens": usage.total_tokens,
+        },
+    }

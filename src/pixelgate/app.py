@@ -1,0 +1,112 @@
+"""The server: builds the gateway's parts from :class:`Settings` and mounts every dialect's router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pixelgate.api import files, health, openai, tasks
+from pixelgate.api.errors import install_error_handlers
+from pixelgate.api.gateway import Gateway
+from pixelgate.api.limits import BodyLimitMiddleware
+from pixelgate.catalog import default_catalog
+from pixelgate.config import Settings
+from pixelgate.core.references import ImageFetcher
+from pixelgate.providers.base import Provider
+from pixelgate.providers.emulator import EmulatorProvider, FaultPlan
+from pixelgate.routing import Router
+from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.store.db import Database, sqlite_url
+from pixelgate.tasks.events import TaskEvents
+from pixelgate.tasks.queue import TaskQueue
+from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.worker import Worker
+
+log = logging.getLogger("pixelgate")
+
+
+def build_providers(settings: Settings) -> list[Provider]:
+    providers: list[Provider] = []
+    if settings.emulate:
+        providers.append(
+            EmulatorProvider(
+                latency=settings.emulate_latency,
+                faults=FaultPlan.parse(settings.emulate_faults),
+                fault_seed=settings.emulate_fault_seed,
+                timeout_after=settings.emulate_timeout_after,
+            )
+        )
+    return providers
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = await Database.open(
+            settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
+        )
+        catalog = default_catalog()
+        queue = TaskQueue(db, result_ttl=settings.result_ttl_seconds)
+        events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
+        blobs = BlobStore(settings.data_dir / "blobs")
+        router = Router(build_providers(settings))
+        fetcher = ImageFetcher(settings.limits)
+        worker = None
+        if settings.run_workers:
+            worker = Worker(
+                queue=queue,
+                events=events,
+                router=router,
+                catalog=catalog,
+                blobs=blobs,
+                concurrency=settings.worker_concurrency,
+                lease_seconds=settings.lease_seconds,
+                poll_interval=settings.poll_interval,
+                max_attempts=settings.max_attempts,
+            )
+            await worker.start()
+        service = TaskService(
+            catalog=catalog,
+            limits=settings.limits,
+            queue=queue,
+            events=events,
+            blobs=blobs,
+            router=router,
+            fetcher=fetcher,
+            worker=worker,
+        )
+        signer = UrlSigner(await db.secret("url_signing_secret"))
+        app.state.gateway = Gateway(
+            settings=settings, catalog=catalog, service=service, blobs=blobs, signer=signer
+        )
+        log.info(
+            "pixelgate ready: %s, emulator %s",
+            "PostgreSQL" if db.is_postgres else "SQLite",
+            "on" if settings.emulate else "off",
+        )
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop(settings.shutdown_grace_seconds)
+            await fetcher.close()
+            await router.close()
+            await db.close()
+
+    app = FastAPI(
+        title="pixelgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
+    )
+    install_error_handlers(app)
+    for module in (openai, tasks, files, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

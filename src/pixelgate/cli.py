@@ -1,0 +1,190 @@
+"""The command line: thin, it parses arguments and calls the same code the server uses."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pixelgate.catalog import default_catalog
+
+app = typer.Typer(help="pixelgate: a self-hosted image-generation gateway.", no_args_is_help=True)
+console = Console()
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite database and the images live")] = Path(
+        "pixelgate-data"
+    ),
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql+asyncpg://… to keep tasks in PostgreSQL instead of SQLite")
+    ] = None,
+    emulate: Annotated[
+        bool, typer.Option(help="Serve every catalog model from the offline emulator")
+    ] = False,
+    emulate_latency: Annotated[float, typer.Option(help="Seconds the emulator takes per image")] = 0.0,
+    emulate_faults: Annotated[
+        str, typer.Option(help="Injected faults with their rates, e.g. 429:0.1,503:0.05,timeout:0.01")
+    ] = "",
+    emulate_fault_seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted")] = None,
+    worker_concurrency: Annotated[int | None, typer.Option(help="Tasks run at once by this process")] = None,
+    lease_seconds: Annotated[
+        float | None, typer.Option(help="How long a claimed task stays with a worker that stopped answering")
+    ] = None,
+    no_workers: Annotated[bool, typer.Option("--no-workers", help="Accept tasks but run none here")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start the gateway (GET /healthz answers 200 once it is ready)."""
+    import uvicorn
+
+    from pixelgate.app import create_app
+    from pixelgate.config import Settings
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "emulate": emulate,
+        "emulate_latency": emulate_latency,
+        "emulate_faults": emulate_faults,
+        "emulate_fault_seed": emulate_fault_seed,
+        "run_workers": not no_workers,
+        "database_url": database_url,
+        "max_body_bytes": max_body_bytes,
+        "worker_concurrency": worker_concurrency,
+        "lease_seconds": lease_seconds,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not settings.emulate:
+        console.print(
+            "[yellow]No upstream is configured and --emulate is off: requests for a model will "
+            "be refused until one is. Add --emulate to serve every model offline.[/]"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the catalog: every model with its sizes, aspect ratios and limits."""
+    table = Table(title="pixelgate models")
+    for column in ("model", "upstream", "sizes", "default", "aspect ratios", "refs", "price/image"):
+        table.add_column(column)
+    for spec in default_catalog():
+        table.add_row(
+            spec.id,
+            spec.upstream_id if spec.is_alias else "",
+            " ".join(spec.image_sizes),
+            spec.default_image_size,
+            " ".join(spec.aspect_ratios),
+            str(spec.max_reference_images),
+            f"${spec.price_per_image:.3f}" if spec.price_per_image is not None else "-",
+        )
+    console.print(table)
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw")],
+    model: Annotated[str, typer.Option(help="A model of `pixelgate models`")] = "gemini-3.1-flash-image",
+    aspect: Annotated[str | None, typer.Option(help="Aspect ratio, e.g. 16:9")] = None,
+    size: Annotated[str | None, typer.Option(help="Image size: 512, 1K, 2K or 4K")] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option("-r", "--reference", exists=True, dir_okay=False, help="A reference image (repeatable)"),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", help="How many images")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Seed, for repeatable results")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to save the images in")] = Path("."),
+    server: Annotated[
+        str, typer.Option(envvar="PIXELGATE_SERVER", help="The pixelgate server")
+    ] = DEFAULT_SERVER,
+    api_key: Annotated[str | None, typer.Option(envvar="PIXELGATE_API_KEY", help="API key")] = None,
+) -> None:
+    """Generate images through a running pixelgate server and save them."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "async": True}
+    if aspect:
+        body["aspect_ratio"] = aspect
+    if size:
+        body["resolution"] = size
+    if seed is not None:
+        body["seed"] = seed
+    if reference:
+        body["reference_images"] = [_data_uri(path) for path in reference]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=60) as client:
+        try:
+            task = _check(client.post("/v1/images/generations", json=body))
+        except httpx.TransportError as exc:
+            console.print(
+                f"[red]cannot reach {server}: {exc}. Start one with `pixelgate serve --emulate`.[/]"
+            )
+            raise typer.Exit(2) from None
+        task = _follow(client, task)
+        if task["status"] != "completed":
+            error = task.get("error") or {}
+            console.print(f"[red]task {task['id']} {task['status']}: {error.get('message', '')}[/]")
+            raise typer.Exit(1)
+        output.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(task.get("data", [])):
+            response = client.get(item["url"])
+            response.raise_for_status()
+            extension = mimetypes.guess_extension(response.headers.get("content-type", "image/png")) or ".png"
+            path = output / f"{task['id']}-{i}{extension}"
+            path.write_bytes(response.content)
+            console.print(f"saved {path} ({task.get('size')})")
+
+
+def _check(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}: {body.get('error', {}).get('message', body)}[/]")
+        raise typer.Exit(1)
+    return body
+
+
+def _follow(client: httpx.Client, task: dict[str, Any]) -> dict[str, Any]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(f"{task['id']} {task['status']}", total=100)
+        delay = 0.2
+        while task["status"] in ("queued", "processing"):
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            task = _check(client.get(f"/v1/tasks/{task['id']}"))
+            progress.update(
+                bar, completed=task.get("progress", 0), description=f"{task['id']} {task['status']}"
+            )
+    return task

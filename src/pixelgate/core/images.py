@@ -1,0 +1,110 @@
+"""Looking at input images without trusting them: format, pixel count and integrity, decoded at most once.
+
+Pillow parses only the header on ``Image.open``; the pixel count is checked before any decoding, so a
+50,000 x 50,000 "decompression bomb" is refused after reading a few bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
+
+ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+_DATA_URI = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    mime_type: str
+    width: int
+    height: int
+
+
+def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
+    """Check that ``data`` is a whole image of an accepted format and of at most ``max_pixels``."""
+    if not data:
+        raise InvalidRequest(
+            f"{field} is empty: send a PNG, JPEG, WebP or GIF image", param=field, code="invalid_image"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or ""
+                width, height = image.size
+                if fmt not in ACCEPTED_FORMATS:
+                    raise InvalidRequest(
+                        f"{field} is a {fmt or 'unknown'} image: send PNG, JPEG, WebP or GIF",
+                        param=field,
+                        code="unsupported_image_format",
+                    )
+                if width * height > max_pixels:
+                    raise _too_many_pixels(field, width, height, max_pixels)
+                image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidRequest(
+            f"{field} declares more pixels than the limit of {max_pixels:,}: send a smaller image",
+            param=field,
+            code="image_too_large",
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, InvalidRequest):
+            raise
+        raise InvalidRequest(
+            f"{field} is not a readable image ({len(data):,} bytes that Pillow cannot decode): "
+            "send a PNG, JPEG, WebP or GIF image",
+            param=field,
+            code="invalid_image",
+        ) from None
+    return ImageInfo(ACCEPTED_FORMATS[fmt], width, height)
+
+
+def _too_many_pixels(field: str, width: int, height: int, max_pixels: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field} is {width}x{height} = {width * height:,} pixels: at most {max_pixels:,} are allowed",
+        param=field,
+        code="image_too_large",
+    )
+
+
+def decode_inline_image(value: str, *, field: str, max_bytes: int) -> bytes:
+    """Bytes of an image given inline, as a ``data:`` URI or as bare base64."""
+    payload = value
+    match = _DATA_URI.match(value)
+    if match:
+        if not match.group("b64"):
+            raise InvalidRequest(
+                f"{field} is a data URI without ;base64: encode the image as base64",
+                param=field,
+                code="invalid_image",
+            )
+        payload = value[match.end() :]
+    # Base64 grows by 4/3; refuse before decoding what would exceed the limit anyway.
+    if len(payload) * 3 // 4 > max_bytes:
+        raise PayloadTooLarge(
+            f"{field} is about {len(payload) * 3 // 4:,} bytes: at most {max_bytes:,} bytes per image",
+            param=field,
+        )
+    try:
+        return base64.b64decode(payload.strip(), validate=False)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(
+            f"{field} is neither an http(s) URL nor valid base64 (starts with {value[:24]!r})",
+            param=field,
+            code="invalid_image",
+        ) from None
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))

@@ -1,0 +1,92 @@
+"""Reference images as callers give them (a URL, a data URI, bare base64 or uploaded bytes), turned into
+checked bytes. Every dialect hands its references here, so each one is judged by the same rules."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+
+from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
+from pixelgate.core.images import ImageInfo, decode_inline_image, inspect_image, is_url
+from pixelgate.core.request import Limits
+
+
+@dataclass(frozen=True)
+class ReferenceInput:
+    source: str | bytes
+    field: str  # the caller's name for it, e.g. "reference_images[2]" or "image[]"
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedReference:
+    data: bytes
+    info: ImageInfo
+    kind: str | None
+
+
+class ImageFetcher:
+    """Downloads images named by URL, within size, time and redirect limits."""
+
+    def __init__(self, limits: Limits, *, timeout: float = 20.0, max_redirects: int = 5) -> None:
+        self.limits = limits
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=True,
+            max_redirects=max_redirects,
+            headers={"User-Agent": "pixelgate"},
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str, field: str) -> bytes:
+        limit = self.limits.max_reference_bytes
+        try:
+            async with self._client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise InvalidRequest(
+                        f"{field} {url!r} could not be fetched: "
+                        f"the server answered HTTP {response.status_code}",
+                        param=field,
+                        code="image_fetch_failed",
+                    )
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"{field} {url!r} is larger than {limit:,} bytes", param=field)
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise InvalidRequest(
+                f"{field} {url!r} could not be fetched ({type(exc).__name__}): use a reachable http(s) URL "
+                "or send the image inline as base64",
+                param=field,
+                code="image_fetch_failed",
+            ) from None
+        return b"".join(chunks)
+
+
+async def load_reference(ref: ReferenceInput, fetcher: ImageFetcher, limits: Limits) -> LoadedReference:
+    if isinstance(ref.source, bytes):
+        data = ref.source
+        if len(data) > limits.max_reference_bytes:
+            raise PayloadTooLarge(
+                f"{ref.field} is {len(data):,} bytes: at most {limits.max_reference_bytes:,} per image",
+                param=ref.field,
+            )
+    elif is_url(ref.source):
+        data = await fetcher.fetch(ref.source, ref.field)
+    else:
+        data = decode_inline_image(ref.source, field=ref.field, max_bytes=limits.max_reference_bytes)
+    # verify() reads the whole file; for a big PNG that is milliseconds of CPU, so off the event loop.
+    info = await asyncio.to_thread(inspect_image, data, field=ref.field, max_pixels=limits.max_image_pixels)
+    return LoadedReference(data=data, info=info, kind=ref.kind)
+
+
+async def load_references(
+    refs: list[ReferenceInput], fetcher: ImageFetcher, limits: Limits
+) -> list[LoadedReference]:
+    return list(await asyncio.gather(*(load_reference(ref, fetcher, limits) for ref in refs)))

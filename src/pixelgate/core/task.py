@@ -1,0 +1,116 @@
+"""Tasks: every generation, synchronous or not, is one persisted task."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pixelgate.core.errors import PixelgateError, error_from_record
+from pixelgate.core.request import ImageRequest
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One stored output image."""
+
+    blob_key: str
+    mime_type: str
+    width: int
+    height: int
+    revised_prompt: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    output_text_tokens: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.output_image_tokens + self.output_text_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_text_tokens=self.input_text_tokens + other.input_text_tokens,
+            input_image_tokens=self.input_image_tokens + other.input_image_tokens,
+            output_image_tokens=self.output_image_tokens + other.output_image_tokens,
+            output_text_tokens=self.output_text_tokens + other.output_text_tokens,
+            images=self.images + other.images,
+            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+        )
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    images: tuple[GeneratedImage, ...]
+    usage: Usage
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "images": [image.__dict__ for image in self.images],
+            "usage": self.usage.__dict__,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TaskResult:
+        return cls(
+            images=tuple(GeneratedImage(**image) for image in record["images"]),
+            usage=Usage(**record["usage"]),
+        )
+
+
+def new_task_id() -> str:
+    # The task-style gateway's ids look like task_img_xxxxxxxx; 20 random base32 chars are 100 bits.
+    return "task_img_" + secrets.token_hex(10)
+
+
+@dataclass
+class Task:
+    id: str
+    request: ImageRequest
+    status: Status = Status.QUEUED
+    # How the task's answer is rendered: the dialect that created it and its response_format.
+    dialect: str = "openai"
+    response_format: str = "url"
+    owner: str | None = None
+    progress: int = 0
+    priority: int = 0
+    attempts: int = 0
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    completed_at: float | None = None
+    expires_at: float | None = None
+    result: TaskResult | None = None
+    error_record: dict[str, Any] | None = None
+
+    @property
+    def error(self) -> PixelgateError | None:
+        return error_from_record(self.error_record) if self.error_record else None

@@ -1,0 +1,228 @@
+"""The offline emulator: every catalog model, with its exact output pixels, and no network.
+
+The picture is a pure function of the request: the same model, prompt, size, seed, references and index
+give byte-identical images. It shows the prompt, the model, the size and thumbnails of the references, and
+says plainly that it is an emulation. Simulated latency and injected faults (429 with Retry-After, 5xx,
+timeouts) let people exercise their clients' retry logic against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import textwrap
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pixelgate.catalog import ModelSpec
+from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
+from pixelgate.core.task import Usage
+from pixelgate.providers.base import (
+    Generation,
+    ProviderImage,
+    ProviderResult,
+    estimate_text_tokens,
+    image_input_tokens,
+)
+
+FAULT_KINDS = ("429", "500", "502", "503", "timeout")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Probabilities of injected faults, e.g. ``429:0.1,503:0.05,timeout:0.01``."""
+
+    rates: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> FaultPlan:
+        rates = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            kind, _, rate_text = part.partition(":")
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"fault {kind!r} in {text!r} is not known: use {one_of(FAULT_KINDS)}")
+            try:
+                rate = float(rate_text)
+            except ValueError:
+                raise ValueError(
+                    f"fault rate {rate_text!r} in {text!r} is not a number from 0 to 1"
+                ) from None
+            if not 0 <= rate <= 1:
+                raise ValueError(f"fault rate {rate} in {text!r} is out of range: use 0 to 1")
+            rates.append((kind, rate))
+        if sum(rate for _, rate in rates) > 1:
+            raise ValueError(f"fault rates in {text!r} add up to more than 1")
+        return cls(tuple(rates))
+
+    def pick(self, rng: random.Random) -> str | None:
+        draw = rng.random()
+        for kind, rate in self.rates:
+            if draw < rate:
+                return kind
+            draw -= rate
+        return None
+
+
+class EmulatorProvider:
+    name = "emulator"
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        faults: FaultPlan | None = None,
+        fault_seed: int | None = None,
+        retry_after: float = 2.0,
+        timeout_after: float = 30.0,
+    ) -> None:
+        self.latency = latency
+        self.faults = faults or FaultPlan()
+        self._rng = random.Random(fault_seed)
+        self.retry_after = retry_after
+        self.timeout_after = timeout_after
+
+    def serves(self, spec: ModelSpec) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    async def generate(self, generation: Generation) -> ProviderResult:
+        fault = self.faults.pick(self._rng)
+        if fault == "timeout":
+            await asyncio.sleep(self.timeout_after)
+            raise UpstreamTimeout(
+                f"the emulated upstream did not answer within {self.timeout_after:g} s (injected timeout)"
+            )
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "429":
+            raise RateLimited(
+                f"the emulated upstream is rate limiting (injected 429): retry after {self.retry_after:g} s",
+                retry_after=self.retry_after,
+            )
+        if fault is not None:
+            raise UpstreamError(
+                f"the emulated upstream answered HTTP {fault} (injected fault)", code=f"upstream_http_{fault}"
+            )
+        image = await asyncio.to_thread(render, generation)
+        request, spec = generation.request, generation.spec
+        usage = Usage(
+            input_text_tokens=estimate_text_tokens(request.prompt),
+            input_image_tokens=sum(image_input_tokens(r.width, r.height) for r in request.references),
+            output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size),
+            images=1,
+        )
+        return ProviderResult(images=(image,), usage=usage)
+
+
+def fingerprint(generation: Generation) -> bytes:
+    request = generation.request
+    digest = hashlib.sha256()
+    for part in (
+        request.model,
+        request.prompt,
+        request.aspect_ratio,
+        request.image_size,
+        request.seed,
+        request.output_format,
+        request.thinking_level,
+        generation.index,
+    ):
+        digest.update(repr(part).encode() + b"\0")
+    for reference in generation.references:
+        digest.update(hashlib.sha256(reference).digest())
+    return digest.digest()
+
+
+def _color(seed: bytes, offset: int) -> tuple[int, int, int]:
+    r, g, b = seed[offset : offset + 3]
+    # Keep the background mid-dark so white text stays readable on it.
+    return (40 + r // 3, 40 + g // 3, 60 + b // 3)
+
+
+def render(generation: Generation) -> ProviderImage:
+    request = generation.request
+    if request.width is None or request.height is None:
+        raise InvalidRequest("the emulator needs a validated request with output pixels")
+    width, height = request.width, request.height
+    seed = fingerprint(generation)
+
+    # A diagonal two-colour gradient and a few discs whose places follow from the request fingerprint.
+    gradient = Image.linear_gradient("L").rotate(45, expand=False).resize((width, height))
+    image = Image.composite(
+        Image.new("RGB", (width, height), _color(seed, 0)),
+        Image.new("RGB", (width, height), _color(seed, 3)),
+        gradient,
+    )
+    draw = ImageDraw.Draw(image)
+    unit = min(width, height)
+    for i in range(5):
+        cx, cy = seed[6 + i] / 255 * width, seed[11 + i] / 255 * height
+        radius = (0.08 + seed[16 + i] / 255 * 0.25) * unit
+        draw.ellipse(
+            (cx - radius, cy - radius, cx + radius, cy + radius),
+            fill=_color(seed, 20 + i),
+            outline=(255, 255, 255),
+            width=max(1, unit // 256),
+        )
+
+    margin = max(4, unit // 24)
+    font_size = max(8, min(unit // 14, width // 28))
+    small = max(8, font_size * 2 // 3)
+    title_font = ImageFont.load_default(size=font_size)
+    text_font = ImageFont.load_default(size=small)
+    lines = [
+        (
+            "EMULATED IMAGE - pixelgate emulator" + (f" #{generation.index + 1}" if generation.index else ""),
+            title_font,
+        ),
+        (f"model: {request.model}", text_font),
+        (f"size: {request.image_size} {request.aspect_ratio} -> {width}x{height}", text_font),
+        (f"seed: {request.seed if request.seed is not None else 'none'}", text_font),
+    ]
+    chars_per_line = max(10, int((width - 2 * margin) / (small * 0.55)))
+    max_prompt_lines = max(1, int((height - 2 * margin) / (small * 1.3)) - 8)
+    prompt_lines = textwrap.wrap("prompt: " + request.prompt, chars_per_line)
+    if len(prompt_lines) > max_prompt_lines:
+        prompt_lines = [*prompt_lines[: max_prompt_lines - 1], prompt_lines[max_prompt_lines - 1] + " ..."]
+    lines += [(line, text_font) for line in prompt_lines]
+
+    y = margin
+    for text, font in lines:
+        draw.text((margin + 2, y + 2), text, font=font, fill=(0, 0, 0))
+        draw.text((margin, y), text, font=font, fill=(255, 255, 255))
+        y += int((font_size if font is title_font else small) * 1.3)
+
+    if generation.references:
+        _paste_thumbnails(image, generation.references, margin, unit)
+
+    buffer = io.BytesIO()
+    fmt = request.output_format
+    if fmt == "png":
+        # Level 1: a 4K image encodes several times faster, and the emulator's pictures compress well anyway.
+        image.save(buffer, "PNG", compress_level=1)
+    else:
+        quality = request.output_compression if request.output_compression is not None else 90
+        image.save(buffer, fmt.upper(), quality=quality)
+    return ProviderImage(data=buffer.getvalue(), mime_type=request.mime_type, width=width, height=height)
+
+
+def _paste_thumbnails(image: Image.Image, references: tuple[bytes, ...], margin: int, unit: int) -> None:
+    side = max(16, unit // 6)
+    gap = max(2, side // 10)
+    x, y = margin, image.height - margin - side
+    for data in references:
+        if x + side > image.width - margin:
+            break
+        with Image.open(io.BytesIO(data)) as reference:
+            reference.draft("RGB", (side, side))  # JPEG decodes straight at a reduced scale
+            thumb = reference.convert("RGB")
+            thumb.thumbnail((side, side))
+        frame = Image.new("RGB", (side, side), (255, 255, 255))
+        frame.paste(thumb, ((side - thumb.width) // 2, (side - thumb.height) // 2))
+        image.paste(frame, (x, y))
+        x += side + gap

@@ -1,0 +1,106 @@
+"""The database: SQLite under the data dir by default, PostgreSQL at scale; one code path for both.
+
+SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout, so that several worker
+processes can share one file; transactions are kept short everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import secrets
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from pixelgate.store.schema import meta
+
+# An arbitrary, fixed key for PostgreSQL's advisory lock around migrations.
+_MIGRATION_LOCK_KEY = 0x70786C67
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{(data_dir / 'pixelgate.db').resolve()}"
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @classmethod
+    async def open(cls, url: str, *, data_dir: Path, pool_size: int = 20) -> Database:
+        """Connect and bring the schema up to date."""
+        if url.startswith("sqlite"):
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        db = cls(engine)
+        await db.migrate(data_dir)
+        return db
+
+    async def migrate(self, data_dir: Path) -> None:
+        if self.is_postgres:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+                await conn.run_sync(_upgrade)
+            return
+        # SQLite: processes on one machine share the file, so a file lock serialises their migrations.
+        lock_path = data_dir / ".migrate.lock"
+        lock = await asyncio.to_thread(_acquire_file_lock, lock_path)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        finally:
+            lock.close()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def secret(self, name: str) -> str:
+        """A random secret kept in the database, made on first use and shared by every process."""
+        async with self.engine.begin() as conn:
+            found = await conn.scalar(sa.select(meta.c.value).where(meta.c.key == name))
+            if found is not None:
+                return str(found)
+            value = secrets.token_hex(32)
+            insert: Any
+            if self.is_postgres:
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            await conn.execute(insert(meta).values(key=name, value=value).on_conflict_do_nothing())
+            return str(await conn.scalar(sa.select(meta.c.value).where(meta.c.key == name)))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _acquire_file_lock(path: Path) -> Any:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", "pixelgate.store:migrations")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

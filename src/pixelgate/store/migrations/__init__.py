@@ -1,0 +1,1 @@
+"""Alembic migrations, run at start-up by :func:`pixelgate.store.db.Database.open`."""

@@ -1,0 +1,213 @@
+"""The durable task queue: insert, claim with a lease, renew, settle, cancel, recover.
+
+Claiming is one ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``: on PostgreSQL the inner select
+takes ``FOR UPDATE SKIP LOCKED`` so concurrent workers never claim the same row; on SQLite the single
+writer makes the statement atomic. A claimed task carries a lease; a worker that dies stops renewing it,
+and once it expires the task is claimable again. Every settling update is conditional on the claimant
+still holding the task, so a task completes exactly once even if two workers ever ran it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from pixelgate.core.errors import Conflict, NotFound, PixelgateError
+from pixelgate.core.request import ImageRequest
+from pixelgate.core.task import Status, Task, TaskResult
+from pixelgate.store.db import Database
+from pixelgate.store.schema import tasks
+
+_CLAIMABLE_LIMIT = 500
+
+
+def _row_to_task(row: Any) -> Task:
+    return Task(
+        id=row.id,
+        request=ImageRequest.model_validate(row.request),
+        status=Status(row.status),
+        dialect=row.dialect,
+        response_format=row.response_format,
+        owner=row.owner,
+        progress=row.progress,
+        priority=row.priority,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        expires_at=row.expires_at,
+        result=TaskResult.from_record(row.result) if row.result else None,
+        error_record=row.error,
+    )
+
+
+class TaskQueue:
+    def __init__(self, db: Database, *, result_ttl: float) -> None:
+        self.db = db
+        self.result_ttl = result_ttl
+
+    async def insert(self, task: Task) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                tasks.insert().values(
+                    id=task.id,
+                    owner=task.owner,
+                    dialect=task.dialect,
+                    model=task.request.model,
+                    status=task.status.value,
+                    progress=task.progress,
+                    priority=task.priority,
+                    request=task.request.model_dump(mode="json"),
+                    response_format=task.response_format,
+                    attempts=0,
+                    created_at=task.created_at,
+                )
+            )
+
+    async def get(self, task_id: str, *, owner: str | None = None) -> Task:
+        query = sa.select(tasks).where(tasks.c.id == task_id)
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound(f"no task has the id {task_id!r}", param="task_id", code="task_not_found")
+        return _row_to_task(row)
+
+    async def get_many(self, task_ids: Iterable[str]) -> list[Task]:
+        ids = list(task_ids)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(tasks).where(tasks.c.id.in_(ids)))).all()
+        return [_row_to_task(row) for row in rows]
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Task]:
+        """Take up to ``limit`` queued tasks (or running ones whose lease ran out) for ``worker_id``."""
+        now = time.time()
+        claimable = (
+            sa.select(tasks.c.id)
+            .where(
+                sa.or_(
+                    tasks.c.status == Status.QUEUED.value,
+                    sa.and_(tasks.c.status == Status.RUNNING.value, tasks.c.lease_expires_at < now),
+                )
+            )
+            .order_by(tasks.c.priority.desc(), tasks.c.created_at)
+            .limit(min(limit, _CLAIMABLE_LIMIT))
+        )
+        if self.db.is_postgres:
+            claimable = claimable.with_for_update(skip_locked=True)
+        statement = (
+            tasks.update()
+            .where(tasks.c.id.in_(claimable.scalar_subquery()))
+            .values(
+                status=Status.RUNNING.value,
+                worker_id=worker_id,
+                lease_expires_at=now + lease_seconds,
+                attempts=tasks.c.attempts + 1,
+                started_at=sa.func.coalesce(tasks.c.started_at, now),
+            )
+            .returning(*tasks.c)
+        )
+        async with self.db.engine.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        return sorted((_row_to_task(row) for row in rows), key=lambda t: (-t.priority, t.created_at))
+
+    async def renew(self, worker_id: str, task_ids: Iterable[str], lease_seconds: float) -> set[str]:
+        """Extend the leases of the tasks this worker runs; return the ids it no longer holds (cancelled,
+        or taken over by another worker after a lease ran out)."""
+        ids = set(task_ids)
+        if not ids:
+            return set()
+        held = sa.and_(
+            tasks.c.id.in_(ids), tasks.c.worker_id == worker_id, tasks.c.status == Status.RUNNING.value
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                tasks.update().where(held).values(lease_expires_at=time.time() + lease_seconds)
+            )
+            still_held = set((await conn.execute(sa.select(tasks.c.id).where(held))).scalars())
+        return ids - still_held
+
+    async def set_progress(self, task_id: str, worker_id: str, progress: int) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.worker_id == worker_id,
+                    tasks.c.status == Status.RUNNING.value,
+                )
+                .values(progress=progress)
+            )
+
+    async def _settle(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
+        async with self.db.engine.begin() as conn:
+            outcome = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.worker_id == worker_id,
+                    tasks.c.status == Status.RUNNING.value,
+                )
+                .values(worker_id=None, lease_expires_at=None, **values)
+            )
+        return bool(outcome.rowcount)
+
+    async def complete(self, task_id: str, worker_id: str, result: TaskResult) -> bool:
+        now = time.time()
+        return await self._settle(
+            task_id,
+            worker_id,
+            {
+                "status": Status.SUCCEEDED.value,
+                "progress": 100,
+                "result": result.to_record(),
+                "completed_at": now,
+                "expires_at": now + self.result_ttl,
+            },
+        )
+
+    async def fail(self, task_id: str, worker_id: str, error: PixelgateError) -> bool:
+        return await self._settle(
+            task_id,
+            worker_id,
+            {
+                "status": Status.FAILED.value,
+                "error": error.to_record(),
+                "completed_at": time.time(),
+            },
+        )
+
+    async def release(self, task_id: str, worker_id: str) -> bool:
+        """Give a running task back to the queue (graceful shutdown): the next worker starts it afresh."""
+        return await self._settle(task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
+
+    async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
+        condition = sa.and_(
+            tasks.c.id == task_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
+        )
+        if owner is not None:
+            condition = sa.and_(condition, tasks.c.owner == owner)
+        async with self.db.engine.begin() as conn:
+            outcome = await conn.execute(
+                tasks.update()
+                .where(condition)
+                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+            )
+        task = await self.get(task_id, owner=owner)
+        if not outcome.rowcount and task.status is not Status.CANCELLED:
+            raise Conflict(
+                f"task {task_id} has already {task.status.value} and can no longer be cancelled: "
+                "only queued or running tasks can be",
+                param="task_id",
+                code="task_already_finished",
+            )
+        return task
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))
+            return {status: count for status, count in rows.all()}

@@ -1,0 +1,208 @@
+"""The worker: claims tasks, runs them through the router's provider, stores the images, settles the task.
+
+One worker runs in each server process (``run_workers``); any number of processes may share a database.
+A lease heartbeat keeps the tasks this worker runs; a task cancelled through the API (in this process or
+another) is noticed at the next heartbeat, or at once when the cancel came through this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Awaitable
+
+from pixelgate.catalog import Catalog
+from pixelgate.core.errors import PixelgateError, UpstreamError
+from pixelgate.core.task import GeneratedImage, Task, TaskResult, Usage
+from pixelgate.providers.base import Generation, ProviderResult
+from pixelgate.routing import Router
+from pixelgate.store.blobs import BlobStore, extension_for
+from pixelgate.tasks.events import TaskEvents
+from pixelgate.tasks.queue import TaskQueue
+
+log = logging.getLogger("pixelgate.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: TaskQueue,
+        events: TaskEvents,
+        router: Router,
+        catalog: Catalog,
+        blobs: BlobStore,
+        concurrency: int,
+        lease_seconds: float,
+        poll_interval: float,
+        max_attempts: int,
+    ) -> None:
+        self.id = f"{os.uname().nodename[:24]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.queue = queue
+        self.events = events
+        self.router = router
+        self.catalog = catalog
+        self.blobs = blobs
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Claim now rather than at the next poll: a task was just queued in this process."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="pixelgate-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="pixelgate-heartbeat"),
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let running tasks finish for up to ``grace`` seconds, then give the rest back
+        to the queue so that the next start (of this or another process) runs them."""
+        self._stopping = True
+        self._wake.set()
+        self._slot_free.set()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=grace)
+        for task_id, running in list(self._running.items()):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+            await self.queue.release(task_id, self.id)
+        for loop in self._loops:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+    def cancel_local(self, task_id: str) -> None:
+        """Stop running ``task_id`` here (it was cancelled through the API)."""
+        running = self._running.get(task_id)
+        if running is not None:
+            self._cancelled.add(task_id)
+            running.cancel()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            self._wake.clear()
+            try:
+                claimed = await self.queue.claim(self.id, free, self.lease_seconds)
+            except Exception:
+                log.exception("claiming tasks failed; retrying in %.1f s", self.poll_interval)
+                claimed = []
+            for task in claimed:
+                self._running[task.id] = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+            if not claimed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                lost = await self.queue.renew(self.id, list(self._running), self.lease_seconds)
+            except Exception:
+                log.exception("renewing leases failed")
+                continue
+            for task_id in lost:
+                self.cancel_local(task_id)
+
+    async def _run(self, task: Task) -> None:
+        try:
+            if task.attempts > self.max_attempts:
+                await self.queue.fail(
+                    task.id,
+                    self.id,
+                    UpstreamError(
+                        f"task {task.id} was started {task.attempts - 1} times and never finished: giving up "
+                        f"(at most {self.max_attempts} attempts)",
+                        code="too_many_attempts",
+                    ),
+                )
+            else:
+                await self._execute(task)
+        except asyncio.CancelledError:
+            if task.id not in self._cancelled and not self._stopping:
+                raise
+        except Exception:
+            # A bug, not bad input: record it on the task rather than leave the task running forever.
+            log.exception("task %s failed unexpectedly", task.id)
+            await self.queue.fail(
+                task.id,
+                self.id,
+                PixelgateError(
+                    f"task {task.id} failed inside pixelgate (see the server log); it was not billed",
+                    code="internal_error",
+                ),
+            )
+        finally:
+            self._running.pop(task.id, None)
+            self._cancelled.discard(task.id)
+            self._slot_free.set()
+            if not self._stopping and self.events.has_waiters(task.id):
+                with contextlib.suppress(Exception):
+                    self.events.finished(await self.queue.get(task.id))
+
+    async def _execute(self, task: Task) -> None:
+        request = task.request
+        spec = self.catalog.get(request.model)
+        provider = self.router.provider_for(spec)
+        references = tuple(await asyncio.gather(*(self.blobs.get(r.blob_key) for r in request.references)))
+        mask = await self.blobs.get(request.mask.blob_key) if request.mask else None
+
+        done = 0
+
+        async def one(index: int) -> ProviderResult:
+            nonlocal done
+            result = await provider.generate(
+                Generation(request=request, spec=spec, references=references, mask=mask, index=index)
+            )
+            done += 1
+            if request.n > 1 and done < request.n:
+                await self.queue.set_progress(task.id, self.id, 100 * done // request.n)
+            return result
+
+        try:
+            results = await asyncio.gather(*(one(i) for i in range(request.n)))
+        except PixelgateError as error:
+            await self.queue.fail(task.id, self.id, error)
+            return
+
+        images: list[GeneratedImage] = []
+        usage = Usage()
+        stores: list[Awaitable[None]] = []
+        for result in results:
+            usage = usage + result.usage
+            for produced in result.images:
+                key = f"{task.id}/out-{len(images)}{extension_for(produced.mime_type)}"
+                stores.append(self.blobs.put(key, produced.data))
+                images.append(
+                    GeneratedImage(
+                        blob_key=key,
+                        mime_type=produced.mime_type,
+                        width=produced.width,
+                        height=produced.height,
+                        revised_prompt=request.prompt,
+                        text=produced.text,
+                    )
+                )
+        await asyncio.gather(*stores)
+        if spec.price_per_image is not None:
+            usage = usage + Usage(cost_usd=round(spec.price_per_image * len(images), 6))
+        await self.queue.complete(task.id, self.id, TaskResult(images=tuple(images), usage=usage))
