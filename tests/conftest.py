@@ -1,0 +1,189 @@
+"""Shared fixtures: real pixelgate servers in their own processes, on loopback ports, on SQLite and on
+PostgreSQL.
+
+PostgreSQL runs take their URL from ``PIXELGATE_TEST_DATABASE_URL`` (``.ci/run`` sets it, so CI never skips
+them); each server gets a database of its own, made and dropped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import pytest
+from PIL import Image
+
+POSTGRES_URL_ENV = "PIXELGATE_TEST_DATABASE_URL"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class ServerProcess:
+    """``pixelgate serve`` in a child process; ``start`` waits until ``/healthz`` answers."""
+
+    data_dir: Path
+    database_url: str | None = None
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        command = [sys.executable, "-m", "pixelgate", "serve", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args]
+        if self.database_url:
+            command += ["--database-url", self.database_url]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}-{time.time_ns()}.log"
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pixelgate exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"pixelgate did not become healthy in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class MakeServer(Protocol):
+    def __call__(self, backend: str, *args: str, database_url: str | None = None,
+                 data_dir: Path | None = None, start: bool = True) -> ServerProcess: ...
+
+
+class PostgresDatabases:
+    """Makes a fresh database per server from the admin URL, and drops them all at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
+
+        async def run() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    def create(self) -> str:
+        name = f"pixelgate_test_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        base, _, _ = self.url.rpartition("/")
+        return f"{base}/{name}"
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases | None]:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        yield None
+        return
+    databases = PostgresDatabases(url)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, postgres: PostgresDatabases | None) -> str:
+    if request.param == "postgres" and postgres is None:
+        pytest.skip(f"PostgreSQL runs need {POSTGRES_URL_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1/test);"
+                    " .ci/run sets it")
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def make_server(tmp_path_factory: pytest.TempPathFactory,
+                postgres: PostgresDatabases | None) -> Iterator[MakeServer]:
+    """A factory: ``make_server(backend, *args)`` starts a server; all are stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def make(backend: str, *args: str, database_url: str | None = None, data_dir: Path | None = None,
+             start: bool = True) -> ServerProcess:
+        if backend == "postgres" and database_url is None:
+            assert postgres is not None
+            database_url = postgres.create()
+        server = ServerProcess(data_dir=data_dir or tmp_path_factory.mktemp(f"pixelgate-{backend}"),
+                               database_url=database_url, args=list(args))
+        started.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, make_server: MakeServer) -> ServerProcess:
+    """One emulator server per backend, shared by the tests that only read and write their own tasks."""
+    return make_server(backend, "--emulate")
+
+
+@pytest.fixture()
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
