@@ -59,15 +59,27 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        command = [sys.executable, "-m", "pixelgate", "serve", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "pixelgate",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.args,
+        ]
         if self.database_url:
             command += ["--database-url", self.database_url]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}-{time.time_ns()}.log"
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **self.env})
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -100,8 +112,14 @@ class ServerProcess:
 
 
 class MakeServer(Protocol):
-    def __call__(self, backend: str, *args: str, database_url: str | None = None,
-                 data_dir: Path | None = None, start: bool = True) -> ServerProcess: ...
+    def __call__(
+        self,
+        backend: str,
+        *args: str,
+        database_url: str | None = None,
+        data_dir: Path | None = None,
+        start: bool = True,
+    ) -> ServerProcess: ...
 
 
 class PostgresDatabases:
@@ -151,24 +169,35 @@ def postgres() -> Iterator[PostgresDatabases | None]:
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, postgres: PostgresDatabases | None) -> str:
     if request.param == "postgres" and postgres is None:
-        pytest.skip(f"PostgreSQL runs need {POSTGRES_URL_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1/test);"
-                    " .ci/run sets it")
+        pytest.skip(
+            f"PostgreSQL runs need {POSTGRES_URL_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1/test);"
+            " .ci/run sets it"
+        )
     return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def make_server(tmp_path_factory: pytest.TempPathFactory,
-                postgres: PostgresDatabases | None) -> Iterator[MakeServer]:
+def make_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresDatabases | None
+) -> Iterator[MakeServer]:
     """A factory: ``make_server(backend, *args)`` starts a server; all are stopped at the end."""
     started: list[ServerProcess] = []
 
-    def make(backend: str, *args: str, database_url: str | None = None, data_dir: Path | None = None,
-             start: bool = True) -> ServerProcess:
+    def make(
+        backend: str,
+        *args: str,
+        database_url: str | None = None,
+        data_dir: Path | None = None,
+        start: bool = True,
+    ) -> ServerProcess:
         if backend == "postgres" and database_url is None:
             assert postgres is not None
             database_url = postgres.create()
-        server = ServerProcess(data_dir=data_dir or tmp_path_factory.mktemp(f"pixelgate-{backend}"),
-                               database_url=database_url, args=list(args))
+        server = ServerProcess(
+            data_dir=data_dir or tmp_path_factory.mktemp(f"pixelgate-{backend}"),
+            database_url=database_url,
+            args=list(args),
+        )
         started.append(server)
         return server.start() if start else server
 

@@ -22,7 +22,9 @@ def rows(server: ServerProcess, sql: str) -> list[tuple[Any, ...]]:
         import asyncpg
 
         async def fetch() -> list[tuple[Any, ...]]:
-            conn = await asyncpg.connect(server.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+            conn = await asyncpg.connect(
+                server.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            )
             try:
                 return [tuple(record) for record in await conn.fetch(sql)]
             finally:
@@ -37,9 +39,16 @@ def submit(server: ServerProcess, count: int) -> list[str]:
     ids = []
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for i in range(count):
-            response = client.post("/v1/images/generations", json={
-                "model": "gemini-3.1-flash-image", "prompt": f"durable {i}", "size": "1:1",
-                "resolution": "512", "async": True})
+            response = client.post(
+                "/v1/images/generations",
+                json={
+                    "model": "gemini-3.1-flash-image",
+                    "prompt": f"durable {i}",
+                    "size": "1:1",
+                    "resolution": "512",
+                    "async": True,
+                },
+            )
             assert response.status_code == 200, response.text
             ids.append(response.json()["id"])
     return ids
@@ -60,7 +69,9 @@ def statuses(server: ServerProcess, ids: list[str]) -> dict[str, str]:
 
 
 def assert_completed_exactly_once(server: ServerProcess, ids: list[str]) -> list[int]:
-    found = dict((row[0], row[1:]) for row in rows(server, "SELECT id, status, attempts, worker_id FROM tasks"))
+    found = dict(
+        (row[0], row[1:]) for row in rows(server, "SELECT id, status, attempts, worker_id FROM tasks")
+    )
     assert set(found) == set(ids), "no task lost, none made up"
     for task_id in ids:
         status, attempts, worker_id = found[task_id]
@@ -101,8 +112,13 @@ def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:
     ids = submit(doomed, 10) + submit(survivor, 10)
 
     def doomed_is_working() -> bool:
-        return bool(rows(doomed, f"SELECT id FROM tasks WHERE status = 'running' AND worker_id LIKE "
-                                 f"'%-{doomed.process.pid}-%'"))  # type: ignore[union-attr]
+        return bool(
+            rows(
+                doomed,
+                f"SELECT id FROM tasks WHERE status = 'running' AND worker_id LIKE "
+                f"'%-{doomed.process.pid}-%'",
+            )
+        )  # type: ignore[union-attr]
 
     wait_until(doomed_is_working, 20, "the first process to run a task")
     doomed.kill()
@@ -127,8 +143,10 @@ def test_sync_and_async_under_concurrency(server: ServerProcess, count: int) -> 
     """Many synchronous calls at once all come back, each with its own image."""
 
     async def one(client: httpx.AsyncClient, i: int) -> str:
-        response = await client.post("/v1/images/generations", json={
-            "model": "gemini-2.5-flash-image", "prompt": f"parallel {i}", "response_format": "url"})
+        response = await client.post(
+            "/v1/images/generations",
+            json={"model": "gemini-2.5-flash-image", "prompt": f"parallel {i}", "response_format": "url"},
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["data"][0]["url"])
 

@@ -19,8 +19,9 @@ def client(server: ServerProcess) -> openai.OpenAI:
 
 
 def test_generate_b64_has_the_catalog_pixels(client: openai.OpenAI) -> None:
-    response = client.images.generate(model="gemini-3.1-flash-image", prompt="a lighthouse at dusk",
-                                      size="16:9", response_format="b64_json")
+    response = client.images.generate(
+        model="gemini-3.1-flash-image", prompt="a lighthouse at dusk", size="16:9", response_format="b64_json"
+    )
     assert response.data is not None and len(response.data) == 1
     image = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json or "")))
     assert image.size == (1376, 768)
@@ -29,8 +30,9 @@ def test_generate_b64_has_the_catalog_pixels(client: openai.OpenAI) -> None:
 
 
 def test_wxh_size_maps_to_nearest_aspect_and_size(client: openai.OpenAI) -> None:
-    response = client.images.generate(model="gemini-3.1-flash-image", prompt="a cozy coffee shop",
-                                      size="1536x1024")
+    response = client.images.generate(
+        model="gemini-3.1-flash-image", prompt="a cozy coffee shop", size="1536x1024"
+    )
     assert response.size == "1264x848"  # 3:2 at 1K
     assert response.data and response.data[0].url
     fetched = httpx.get(response.data[0].url)
@@ -39,8 +41,13 @@ def test_wxh_size_maps_to_nearest_aspect_and_size(client: openai.OpenAI) -> None
 
 
 def test_n_fans_out_and_sums_usage(client: openai.OpenAI) -> None:
-    response = client.images.generate(model="gemini-2.5-flash-image", prompt="three apples", n=3,
-                                      response_format="b64_json", extra_body={"seed": 5})
+    response = client.images.generate(
+        model="gemini-2.5-flash-image",
+        prompt="three apples",
+        n=3,
+        response_format="b64_json",
+        extra_body={"seed": 5},
+    )
     assert response.data is not None and len(response.data) == 3
     images = {item.b64_json for item in response.data}
     assert len(images) == 3, "each of the n images differs"
@@ -49,9 +56,11 @@ def test_n_fans_out_and_sums_usage(client: openai.OpenAI) -> None:
 
 def test_edit_with_multipart_images(client: openai.OpenAI) -> None:
     response = client.images.edit(
-        model="gemini-3-pro-image", prompt="put these together",
+        model="gemini-3-pro-image",
+        prompt="put these together",
         image=[("a.png", png_bytes(), "image/png"), ("b.png", png_bytes(color=(0, 0, 255)), "image/png")],
-        response_format="b64_json", extra_body={"resolution": "2K", "aspect_ratio": "4:3"},
+        response_format="b64_json",
+        extra_body={"resolution": "2K", "aspect_ratio": "4:3"},
     )
     assert response.data is not None
     image = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json or "")))
@@ -64,7 +73,10 @@ def test_bad_size_is_a_400_with_a_clear_message(client: openai.OpenAI) -> None:
         client.images.generate(model="gemini-3.1-flash-image", prompt="x", extra_body={"resolution": "2k"})
     assert caught.value.status_code == 400
     message = caught.value.message
-    assert "resolution '2k' is not valid for gemini-3.1-flash-image: use 512, 1K, 2K or 4K (uppercase K)" in message
+    assert (
+        "resolution '2k' is not valid for gemini-3.1-flash-image: use 512, 1K, 2K or 4K (uppercase K)"
+        in message
+    )
 
 
 def test_unknown_model_lists_the_catalog(client: openai.OpenAI) -> None:
@@ -76,6 +88,13 @@ def test_unknown_model_lists_the_catalog(client: openai.OpenAI) -> None:
 
 def test_models_list(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
-    assert {"gemini-2.5-flash-image", "gemini-3.1-flash-image", "gemini-3.1-flash-lite-image",
-            "gemini-3-pro-image", "gemini-3.1-flash-image-preview-official", "gemini-3-pro-image-preview-4k",
-            "gemini-2.5-flash-image-preview", "gemini-2-5-flash-image-preview"} <= ids
+    assert {
+        "gemini-2.5-flash-image",
+        "gemini-3.1-flash-image",
+        "gemini-3.1-flash-lite-image",
+        "gemini-3-pro-image",
+        "gemini-3.1-flash-image-preview-official",
+        "gemini-3-pro-image-preview-4k",
+        "gemini-2.5-flash-image-preview",
+        "gemini-2-5-flash-image-preview",
+    } <= ids

@@ -58,9 +58,7 @@ def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
             param=field,
             code="image_too_large",
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, InvalidRequest):
-            raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidRequest(
             f"{field} is not a readable image ({len(data):,} bytes that Pillow cannot decode): "
             "send a PNG, JPEG, WebP or GIF image",
