@@ -32,6 +32,7 @@ CATALOG_IDS = (
 )
 PRO_ASPECTS = "1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9 or 21:9"
 SMALL_LIMIT = 100_000
+_UNCHECKED = object()
 
 
 def assert_error(
@@ -39,7 +40,7 @@ def assert_error(
     status: int,
     code: str,
     *fragments: str,
-    param: str | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+    param: object = _UNCHECKED,
     kind: str | None = None,
 ) -> dict[str, Any]:
     """``response`` is exactly OpenAI's error shape with this status and code, and its message holds every
@@ -55,7 +56,7 @@ def assert_error(
     assert error["code"] == code, error
     if kind is not None:
         assert error["type"] == kind, error
-    if param is not ...:
+    if param is not _UNCHECKED:
         assert error["param"] == param, error
     for fragment in fragments:
         assert fragment in error["message"], (fragment, error["message"])
@@ -67,7 +68,9 @@ def b64(data: bytes) -> str:
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -108,18 +111,31 @@ def sdk(server: ServerProcess) -> openai.OpenAI:
         (b'{"prompt": "a cat", "n": ', ("the request body is not valid JSON", "line 1 column")),
         (b"{'prompt': 'single quotes'}", ("the request body is not valid JSON",)),
         (b'["a cat"]', ("the request body must be a JSON object, got a JSON list",)),
-        (b'"a cat"', ("the request body must be a JSON object, got a JSON str",)),
-        (b"42", ("the request body must be a JSON object, got a JSON int",)),
-        (b"null", ("the request body must be a JSON object, got a JSON NoneType",)),
+        (b'"a cat"', ("the request body must be a JSON object, got a JSON",)),
+        (b"42", ("the request body must be a JSON object, got a JSON",)),
+        (b"null", ("the request body must be a JSON object, got a JSON",)),
         (b"", ("the request body is empty: send a JSON object",)),
         (b"  \n ", ("the request body is empty: send a JSON object",)),
         (b'{"prompt": "\xff\xfe a cat"}', ("the request body is not valid JSON", "not UTF-8")),
     ],
     ids=["truncated", "single-quotes", "list", "string", "number", "null", "empty", "blank", "not-utf8"],
 )
-def test_body_that_is_not_a_json_object(http: httpx.Client, content: bytes, fragments: tuple[str, ...]) -> None:
+def test_body_that_is_not_a_json_object(
+    http: httpx.Client, content: bytes, fragments: tuple[str, ...]
+) -> None:
     response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})
     assert_error(response, 400, "invalid_json", *fragments, param=None, kind="invalid_request_error")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: api/parsing.read_json_object names the Python type (type(data).__name__), so the caller "
+    "reads 'got a JSON NoneType' / 'a JSON int' / 'a JSON str' instead of JSON's null / number / string",
+)
+@pytest.mark.parametrize(("content", "json_name"), [(b"null", "null"), (b"42", "number"), (b'"a"', "string")])
+def test_non_object_body_is_named_in_json_terms(http: httpx.Client, content: bytes, json_name: str) -> None:
+    response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_json", f"the request body must be a JSON object, got {json_name}")
 
 
 @pytest.mark.xfail(
@@ -189,7 +205,13 @@ def test_lax_mode_accepts_numeric_strings(http: httpx.Client) -> None:
     """pydantic's lax mode takes ``"2"`` for an int and ``"0.5"`` for a float: not errors, and honoured."""
     response = http.post(
         GENERATIONS,
-        json={"prompt": "two pears", "n": "2", "temperature": "0.5", "seed": "7", "response_format": "b64_json"},
+        json={
+            "prompt": "two pears",
+            "n": "2",
+            "temperature": "0.5",
+            "seed": "7",
+            "response_format": "b64_json",
+        },
     )
     assert response.status_code == 200, response.text
     assert len(response.json()["data"]) == 2
@@ -323,7 +345,9 @@ def test_multipart_edit_over_the_limit_streamed(small_http: httpx.Client) -> Non
             yield b"a" * 10_000
         yield b"\r\n--b--\r\n"
 
-    response = small_http.post(EDITS, content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    response = small_http.post(
+        EDITS, content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
     assert_error(response, 413, "request_too_large", f"at most {SMALL_LIMIT:,} are accepted")
 
 
@@ -348,9 +372,17 @@ def test_small_server_still_serves(small_http: httpx.Client, small_server: Serve
     ("source", "code", "fragments"),
     [
         (b64(b"hello"), "invalid_image", ("reference_images[0] is not a readable image (5 bytes",)),
-        ("data:image/png;base64," + b64(b"hello"), "invalid_image", ("reference_images[0] is not a readable",)),
+        (
+            "data:image/png;base64," + b64(b"hello"),
+            "invalid_image",
+            ("reference_images[0] is not a readable",),
+        ),
         ("data:image/png,abc", "invalid_image", ("reference_images[0] is a data URI without ;base64",)),
-        ("!!!notbase64", "invalid_image", ("reference_images[0] is neither an http(s) URL nor valid base64",)),
+        (
+            "!!!notbase64",
+            "invalid_image",
+            ("reference_images[0] is neither an http(s) URL nor valid base64",),
+        ),
         ("", "invalid_image", ("reference_images[0] is empty: send a PNG, JPEG, WebP or GIF image",)),
         (
             "http://127.0.0.1:1/cat.png",
@@ -411,7 +443,9 @@ def test_decompression_bomb_is_refused_quickly(http: httpx.Client) -> None:
     started = time.monotonic()
     response = http.post(GENERATIONS, json={"prompt": "x", "reference_images": [b64(bomb)]})
     elapsed = time.monotonic() - started
-    assert_error(response, 400, "image_too_large", "reference_images[0]", "67,108,864", param="reference_images[0]")
+    assert_error(
+        response, 400, "image_too_large", "reference_images[0]", "67,108,864", param="reference_images[0]"
+    )
     assert elapsed < 2.0, f"a 50000x50000 header took {elapsed:.2f} s to refuse"
 
 
@@ -422,7 +456,9 @@ def test_decompression_bomb_uploaded_to_edits(http: httpx.Client) -> None:
 
 
 def test_image_just_over_the_pixel_limit_names_its_size(http: httpx.Client) -> None:
-    response = http.post(GENERATIONS, json={"prompt": "x", "reference_images": [b64(png_header_only(9000, 8000))]})
+    response = http.post(
+        GENERATIONS, json={"prompt": "x", "reference_images": [b64(png_header_only(9000, 8000))]}
+    )
     assert_error(
         response,
         400,
@@ -439,7 +475,9 @@ def test_image_just_over_the_pixel_limit_names_its_size(http: httpx.Client) -> N
     "('declares more pixels than the limit') where 9000x8000 gets '9000x8000 = 72,000,000 pixels'",
 )
 def test_decompression_bomb_message_names_its_size(http: httpx.Client) -> None:
-    response = http.post(GENERATIONS, json={"prompt": "x", "reference_images": [b64(png_header_only(50_000, 50_000))]})
+    response = http.post(
+        GENERATIONS, json={"prompt": "x", "reference_images": [b64(png_header_only(50_000, 50_000))]}
+    )
     assert_error(response, 400, "image_too_large", "50000x50000", "67,108,864", param="reference_images[0]")
 
 
@@ -461,14 +499,21 @@ def test_more_uploads_than_the_model_allows_on_edits(http: httpx.Client) -> None
     files = [("image[]", (f"{i}.png", png_bytes(), "image/png")) for i in range(4)]
     response = http.post(EDITS, data={"prompt": "x", "model": "gemini-2.5-flash-image"}, files=files)
     assert_error(
-        response, 400, "too_many_reference_images", "gemini-2.5-flash-image accepts at most 3 reference images, got 4"
+        response,
+        400,
+        "too_many_reference_images",
+        "gemini-2.5-flash-image accepts at most 3 reference images, got 4",
     )
 
 
 @pytest.mark.parametrize(
     ("model", "kinds", "message"),
     [
-        ("gemini-3.1-flash-image", ["style"], "gemini-3.1-flash-image accepts at most 0 style reference images, got 1"),
+        (
+            "gemini-3.1-flash-image",
+            ["style"],
+            "gemini-3.1-flash-image accepts at most 0 style reference images, got 1",
+        ),
         (
             "gemini-3-pro-image",
             ["style"] * 4,
@@ -569,7 +614,12 @@ def test_image_size_not_offered(http: httpx.Client, body: dict[str, Any], param:
 @pytest.mark.parametrize(
     ("body", "param", "code", "message"),
     [
-        ({"temperature": 3}, "temperature", "invalid_temperature", "temperature 3.0 is out of range: use a value from 0 to 2"),
+        (
+            {"temperature": 3},
+            "temperature",
+            "invalid_temperature",
+            "temperature 3.0 is out of range: use a value from 0 to 2",
+        ),
         ({"temperature": -0.1}, "temperature", "invalid_temperature", "temperature -0.1 is out of range"),
         ({"top_p": 2}, "top_p", "invalid_top_p", "top_p 2.0 is out of range: use a value from 0 to 1"),
         ({"topP": 2}, "topP", "invalid_top_p", "topP 2.0 is out of range: use a value from 0 to 1"),
@@ -584,9 +634,21 @@ def test_image_size_not_offered(http: httpx.Client, body: dict[str, Any], param:
             "output_compression 101 is out of range: use a value from 0 to 100",
         ),
     ],
-    ids=["temperature-3", "temperature-neg", "top_p-2", "topP-2", "seed-neg", "n-0", "n-11", "n-neg", "compression"],
+    ids=[
+        "temperature-3",
+        "temperature-neg",
+        "top_p-2",
+        "topP-2",
+        "seed-neg",
+        "n-0",
+        "n-11",
+        "n-neg",
+        "compression",
+    ],
 )
-def test_out_of_range_numbers(http: httpx.Client, body: dict[str, Any], param: str, code: str, message: str) -> None:
+def test_out_of_range_numbers(
+    http: httpx.Client, body: dict[str, Any], param: str, code: str, message: str
+) -> None:
     assert_error(http.post(GENERATIONS, json={"prompt": "x", **body}), 400, code, message, param=param)
 
 
@@ -594,7 +656,9 @@ def test_out_of_range_numbers(http: httpx.Client, body: dict[str, Any], param: s
 def test_non_finite_temperature(http: httpx.Client, literal: str) -> None:
     content = b'{"prompt": "x", "temperature": ' + literal.encode() + b"}"
     response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})
-    assert_error(response, 400, "invalid_temperature", "is out of range: use a value from 0 to 2", param="temperature")
+    assert_error(
+        response, 400, "invalid_temperature", "is out of range: use a value from 0 to 2", param="temperature"
+    )
 
 
 @pytest.mark.xfail(
@@ -650,7 +714,9 @@ def test_thinking_level(http: httpx.Client, model: str, level: str, message: str
     ],
 )
 def test_bad_size(http: httpx.Client, size: str, message: str) -> None:
-    assert_error(http.post(GENERATIONS, json={"prompt": "x", "size": size}), 400, "invalid_size", message, param="size")
+    assert_error(
+        http.post(GENERATIONS, json={"prompt": "x", "size": size}), 400, "invalid_size", message, param="size"
+    )
 
 
 def test_bad_quality(http: httpx.Client) -> None:
@@ -671,7 +737,11 @@ def test_multipart_edit_without_an_image(http: httpx.Client) -> None:
     response = http.post(EDITS, files={"prompt": (None, "make it blue")})
     assert response.request.headers["content-type"].startswith("multipart/form-data")
     assert_error(
-        response, 400, "missing_image", "image is required for an edit: upload at least one image file", param="image"
+        response,
+        400,
+        "missing_image",
+        "image is required for an edit: upload at least one image file",
+        param="image",
     )
 
 
@@ -707,11 +777,15 @@ def test_multipart_edit_without_a_boundary(http: httpx.Client) -> None:
 
 def test_edit_upload_that_is_not_an_image(http: httpx.Client) -> None:
     response = http.post(EDITS, data={"prompt": "x"}, files={"image": ("a.png", b"hello", "image/png")})
-    assert_error(response, 400, "invalid_image", "image[0] is not a readable image (5 bytes", param="image[0]")
+    assert_error(
+        response, 400, "invalid_image", "image[0] is not a readable image (5 bytes", param="image[0]"
+    )
 
 
 def test_edit_with_a_bad_field_in_the_form(http: httpx.Client) -> None:
-    response = http.post(EDITS, data={"prompt": "x", "n": "two"}, files={"image": ("a.png", png_bytes(), "image/png")})
+    response = http.post(
+        EDITS, data={"prompt": "x", "n": "two"}, files={"image": ("a.png", png_bytes(), "image/png")}
+    )
     assert_error(response, 400, "invalid_field", "n 'two' is not valid", param="n")
 
 
@@ -771,7 +845,12 @@ def test_unknown_task(http: httpx.Client, method: str, path: str) -> None:
     task_id = path.removesuffix("/cancel").rsplit("/", 1)[1]
     response = http.request(method, path)
     assert_error(
-        response, 404, "task_not_found", f"no task has the id {task_id!r}", param="task_id", kind="not_found_error"
+        response,
+        404,
+        "task_not_found",
+        f"no task has the id {task_id!r}",
+        param="task_id",
+        kind="not_found_error",
     )
 
 
@@ -829,12 +908,18 @@ def test_zz_server_is_still_healthy(http: httpx.Client, server: ServerProcess) -
 def test_zz_a_valid_generation_still_succeeds(http: httpx.Client) -> None:
     response = http.post(
         GENERATIONS,
-        json={"model": "gemini-3.1-flash-image", "prompt": "a lighthouse at dusk", "size": "16:9",
-              "response_format": "b64_json"},
+        json={
+            "model": "gemini-3.1-flash-image",
+            "prompt": "a lighthouse at dusk",
+            "size": "16:9",
+            "response_format": "b64_json",
+        },
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["size"] == "1376x768"
     assert len(body["data"]) == 1 and body["data"][0]["b64_json"]
-    edit = http.post(EDITS, data={"prompt": "make it blue"}, files={"image": ("a.png", png_bytes(), "image/png")})
+    edit = http.post(
+        EDITS, data={"prompt": "make it blue"}, files={"image": ("a.png", png_bytes(), "image/png")}
+    )
     assert edit.status_code == 200, edit.text

@@ -16,9 +16,9 @@ TASK_KEYS = {"id", "object", "model", "status", "progress", "created_at", "metad
 
 def kind_of(body: dict[str, Any]) -> str:
     if body.get("object") == "generation.task":
-        assert TASK_KEYS <= set(body)
+        assert set(body) >= TASK_KEYS
         return "task"
-    assert SYNC_KEYS <= set(body)
+    assert set(body) >= SYNC_KEYS
     return "sync"
 
 

@@ -74,7 +74,7 @@ def assert_completed_exactly_once(server: ServerProcess, ids: list[str]) -> list
     )
     assert set(found) == set(ids), "no task lost, none made up"
     for task_id in ids:
-        status, attempts, worker_id = found[task_id]
+        status, _attempts, worker_id = found[task_id]
         assert status == "succeeded", f"{task_id} is {status}"
         assert worker_id is None, "a settled task holds no lease"
     with httpx.Client(base_url=server.url, timeout=30) as client:
