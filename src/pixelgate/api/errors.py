@@ -37,10 +37,12 @@ def set_dialect(request: Request, dialect: str) -> None:
     request.state.dialect = dialect
 
 
-def error_response(request: Request, error: PixelgateError) -> JSONResponse:
+def error_response(
+    request: Request, error: PixelgateError, headers: dict[str, str] | None = None
+) -> JSONResponse:
     dialect = getattr(request.state, "dialect", "openai")
     body = RENDERERS.get(dialect, openai_error)(error)
-    headers = {}
+    headers = dict(headers or {})
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
     return JSONResponse(body, status_code=error.status, headers=headers)
@@ -71,10 +73,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="unknown_endpoint",
             )
         elif exc.status_code == 405:
-            error = MethodNotAllowed(f"{request.url.path} does not take {request.method}")
+            allow = (exc.headers or {}).get("Allow", "")
+            error = MethodNotAllowed(
+                f"{request.url.path} does not take {request.method}" + (f": use {allow}" if allow else "")
+            )
         else:
             error = InvalidRequest(f"the request was refused: {exc.detail}")
-        return error_response(request, error)
+        return error_response(request, error, dict(exc.headers or {}))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -28,7 +28,7 @@ from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
 from pixelgate.catalog import Catalog
-from pixelgate.core.errors import InvalidRequest, one_of
+from pixelgate.core.errors import InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import ImageRequest
 
@@ -274,6 +274,12 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
 
 
 def _model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
+    if model_id not in catalog:
+        raise NotFound(
+            f"model {model_id!r} is not in the catalog: use {one_of(catalog.ids)}",
+            param="model",
+            code="model_not_found",
+        )
     spec = catalog.get(model_id)
     return {
         "id": spec.id,

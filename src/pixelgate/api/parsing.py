@@ -25,17 +25,53 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         raise InvalidRequest("the request body is empty: send a JSON object", code="invalid_json")
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "it is not UTF-8"
+    except json.JSONDecodeError as exc:
         raise InvalidRequest(
-            f"the request body is not valid JSON ({reason}{where})", code="invalid_json"
+            f"the request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            code="invalid_json",
         ) from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            "the request body is not valid JSON (it is not UTF-8)", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest(
+            "the request body is not valid JSON (it nests too deeply: flatten it)", code="invalid_json"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise InvalidRequest(f"the request body is not valid JSON ({exc})", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest(
-            f"the request body must be a JSON object, got a JSON {type(data).__name__}", code="invalid_json"
+            f"the request body must be a JSON object, got {_JSON_NAMES.get(type(data), 'something else')}",
+            code="invalid_json",
         )
     return data
+
+
+_JSON_NAMES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any, *, missing: bool) -> str:
+    """``reference_images[0]`` from pydantic's ``("reference_images", 0, "str")``: follow the location
+    through the input and drop the steps that name a union member rather than a place in it."""
+    path, node = "", data
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            path, node = f"{path}[{part}]", node[part]
+        elif (
+            isinstance(part, str)
+            and isinstance(node, dict)
+            and (part in node or (missing and i == len(loc) - 1))
+        ):
+            path, node = f"{path}.{part}" if path else part, node.get(part)
+    return path or ".".join(str(part) for part in loc)
 
 
 def parse_model(model: type[M], data: dict[str, Any]) -> M:
@@ -43,7 +79,7 @@ def parse_model(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
+        field = _field_path(tuple(first["loc"]), data, missing=first["type"] == "missing")
         if first["type"] == "missing":
             raise InvalidRequest(f"{field} is required", param=field, code="missing_field") from None
         message = first["msg"][0].lower() + first["msg"][1:]

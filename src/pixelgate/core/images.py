@@ -17,6 +17,11 @@ from PIL import Image, UnidentifiedImageError
 
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
 
+# Every untrusted image enters through inspect_image, which checks width x height against pixelgate's own
+# (configurable) limit before anything is decoded; Pillow's global guard would only refuse earlier with a
+# message that cannot name the size received.
+Image.MAX_IMAGE_PIXELS = None
+
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 _DATA_URI = re.compile(
@@ -89,9 +94,10 @@ def decode_inline_image(value: str, *, field: str, max_bytes: int) -> bytes:
             )
         payload = value[match.end() :]
     # Base64 grows by 4/3; refuse before decoding what would exceed the limit anyway.
-    if len(payload) * 3 // 4 > max_bytes:
+    decoded_size = len(payload.rstrip("= \r\n")) * 3 // 4
+    if decoded_size > max_bytes:
         raise PayloadTooLarge(
-            f"{field} is about {len(payload) * 3 // 4:,} bytes: at most {max_bytes:,} bytes per image",
+            f"{field} is about {decoded_size:,} bytes: at most {max_bytes:,} bytes per image",
             param=field,
         )
     try:

@@ -59,7 +59,7 @@ class ImageFetcher:
                     if size > limit:
                         raise PayloadTooLarge(f"{field} {url!r} is larger than {limit:,} bytes", param=field)
                     chunks.append(chunk)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise InvalidRequest(
                 f"{field} {url!r} could not be fetched ({type(exc).__name__}): use a reachable http(s) URL "
                 "or send the image inline as base64",

@@ -140,6 +140,15 @@ def _check_prompt(request: ImageRequest, limits: Limits) -> None:
             param=request.name("prompt"),
             code="missing_prompt",
         )
+    try:
+        request.prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{request.name('prompt')} holds a lone UTF-16 surrogate at character {exc.start}: "
+            "send valid Unicode text",
+            param=request.name("prompt"),
+            code="invalid_prompt",
+        ) from None
     if len(request.prompt) > limits.max_prompt_chars:
         raise InvalidRequest(
             f"{request.name('prompt')} is {len(request.prompt):,} characters long: "
@@ -152,10 +161,14 @@ def _check_prompt(request: ImageRequest, limits: Limits) -> None:
 def _check_range(request: ImageRequest, field: str, value: float | None, low: float, high: float) -> None:
     if value is not None and not low <= value <= high:
         raise InvalidRequest(
-            f"{request.name(field)} {value!r} is out of range: use a value from {low:g} to {high:g}",
+            f"{request.name(field)} {value!r} is out of range: use a value from {_number(low)} to {_number(high)}",
             param=request.name(field),
             code=f"invalid_{field}",
         )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _check_sampling(request: ImageRequest) -> None:

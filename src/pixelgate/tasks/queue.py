@@ -9,6 +9,7 @@ still holding the task, so a task completes exactly once even if two workers eve
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from pixelgate.store.db import Database
 from pixelgate.store.schema import tasks
 
 _CLAIMABLE_LIMIT = 500
+_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _row_to_task(row: Any) -> Task:
@@ -42,6 +44,10 @@ def _row_to_task(row: Any) -> Task:
         result=TaskResult.from_record(row.result) if row.result else None,
         error_record=row.error,
     )
+
+
+def _no_such_task(task_id: str) -> NotFound:
+    return NotFound(f"no task has the id {task_id!r}", param="task_id", code="task_not_found")
 
 
 class TaskQueue:
@@ -68,13 +74,15 @@ class TaskQueue:
             )
 
     async def get(self, task_id: str, *, owner: str | None = None) -> Task:
+        if not _TASK_ID.match(task_id):
+            raise _no_such_task(task_id)
         query = sa.select(tasks).where(tasks.c.id == task_id)
         if owner is not None:
             query = query.where(tasks.c.owner == owner)
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
-            raise NotFound(f"no task has the id {task_id!r}", param="task_id", code="task_not_found")
+            raise _no_such_task(task_id)
         return _row_to_task(row)
 
     async def get_many(self, task_ids: Iterable[str]) -> list[Task]:
@@ -186,6 +194,8 @@ class TaskQueue:
         return await self._settle(task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
 
     async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
+        if not _TASK_ID.match(task_id):
+            raise _no_such_task(task_id)
         condition = sa.and_(
             tasks.c.id == task_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
         )
