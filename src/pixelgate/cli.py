@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -69,8 +70,12 @@ def serve(
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise typer.BadParameter(
+            str(first["msg"]).removeprefix("Value error, "),
+            param_hint="--" + str(first["loc"][0]).replace("_", "-"),
+        ) from None
     if not settings.emulate:
         console.print(
             "[yellow]No upstream is configured and --emulate is off: requests for a model will "
@@ -89,8 +94,12 @@ def serve(
 def models() -> None:
     """List the catalog: every model with its sizes, aspect ratios and limits."""
     table = Table(title="pixelgate models")
-    for column in ("model", "upstream", "sizes", "default", "aspect ratios", "refs", "price/image"):
-        table.add_column(column)
+    # Ids must stay whole even on an 80-column terminal: they are what people copy from this table.
+    widest = max(len(spec.id) for spec in default_catalog())
+    table.add_column("model", no_wrap=True, min_width=widest)
+    table.add_column("upstream", no_wrap=True)
+    for column in ("sizes", "default", "aspect ratios", "refs", "price/image"):
+        table.add_column(column, overflow="fold")
     for spec in default_catalog():
         table.add_row(
             spec.id,
@@ -162,7 +171,14 @@ def generate(
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        console.print(
+            f"[red]{response.status_code}: {response.url} did not answer with JSON "
+            "(is it a pixelgate server?)[/]"
+        )
+        raise typer.Exit(1) from None
     if response.status_code >= 400:
         console.print(f"[red]{response.status_code}: {body.get('error', {}).get('message', body)}[/]")
         raise typer.Exit(1)

@@ -23,8 +23,8 @@ async def get_blob(
     key = f"{task_id}/{name}"
     if not signature or not gw.signer.verify(key, expires, signature):
         raise Forbidden(
-            "this image URL is not valid: its signature does not match or it expired "
-            "(read the task again for a fresh URL)",
+            "this image URL is not valid: its signature does not match, or it expired with its task's "
+            f"result (results are kept for {gw.settings.result_ttl_seconds / 3600:g} h)",
             code="invalid_signature",
         )
     path = gw.blobs.path(key)

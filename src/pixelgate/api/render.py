@@ -31,18 +31,31 @@ def _task_head(task: Task, status: str) -> dict[str, Any]:
     }
 
 
-def _error(task: Task) -> dict[str, Any] | None:
+def _add_error(body: dict[str, Any], task: Task) -> None:
+    """A failed task's error, or the note that a succeeded task's images are gone."""
     error = task.error
-    if error is None:
-        return None
-    return {"code": error.code, "message": error.message, "type": error.kind}
+    if error is not None:
+        body["error"] = {"code": error.code, "message": error.message, "type": error.kind}
+    elif task.status is Status.SUCCEEDED and task.result_expired():
+        body["expires_at"] = int(task.expires_at or 0)
+        body["error"] = {
+            "code": "result_expired",
+            "type": "not_found_error",
+            "message": f"the images of task {task.id} expired at {int(task.expires_at or 0)} and are no "
+            "longer served: generate them again",
+        }
+
+
+def _has_live_result(task: Task) -> bool:
+    return task.status is Status.SUCCEEDED and task.result is not None and not task.result_expired()
 
 
 def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
     body = _task_head(task, TASK_STYLE_STATUS[task.status])
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
-    if task.status is Status.SUCCEEDED and task.result is not None:
+    if _has_live_result(task):
+        assert task.result is not None
         data = [
             {
                 "url": gw.image_url(request, task, image),
@@ -55,20 +68,18 @@ def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, An
         body["expires_at"] = int(task.expires_at) if task.expires_at else None
         body["url"] = data[0]["url"] if data else None
         body["result"] = {"data": data}
-    if (error := _error(task)) is not None:
-        body["error"] = error
+    _add_error(body, task)
     return body
 
 
 async def render_async_task(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
     body = _task_head(task, ASYNC_STATUS[task.status])
-    if task.status is Status.SUCCEEDED and task.result is not None:
+    if _has_live_result(task):
         body.update(await render_images_response(request, gw, task))
         body["expires_at"] = int(task.expires_at) if task.expires_at else None
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
-    if (error := _error(task)) is not None:
-        body["error"] = error
+    _add_error(body, task)
     return body
 
 

@@ -111,6 +111,10 @@ class Task:
     result: TaskResult | None = None
     error_record: dict[str, Any] | None = None
 
+    def result_expired(self, now: float | None = None) -> bool:
+        """Whether the stored images are past their time (their URLs can no longer be signed)."""
+        return self.expires_at is not None and self.expires_at < (now if now is not None else time.time())
+
     @property
     def error(self) -> PixelgateError | None:
         return error_from_record(self.error_record) if self.error_record else None

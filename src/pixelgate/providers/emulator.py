@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import math
 import random
 import textwrap
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class FaultPlan:
             if not 0 <= rate <= 1:
                 raise ValueError(f"fault rate {rate} in {text!r} is out of range: use 0 to 1")
             rates.append((kind, rate))
-        if sum(rate for _, rate in rates) > 1:
+        if math.fsum(rate for _, rate in rates) > 1 + 1e-9:
             raise ValueError(f"fault rates in {text!r} add up to more than 1")
         return cls(tuple(rates))
 
