@@ -8,18 +8,22 @@ them); each server gets a database of its own, made and dropped here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
 import socket
+import sqlite3
+import struct
 import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -40,6 +44,43 @@ def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A well-formed PNG that *declares* ``width`` x ``height`` RGB pixels but carries only a few bytes of
+    image data: a decompression bomb's header, without ever allocating the image."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def db_rows(server: ServerProcess, sql: str) -> list[tuple[Any, ...]]:
+    """Rows straight from a server's database (SQLite file or PostgreSQL), to see what the API does not
+    show: attempts, leases, the signing secret."""
+    if server.database_url:
+        import asyncpg
+
+        async def fetch() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(
+                server.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            )
+            try:
+                return [tuple(record) for record in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+    with contextlib.closing(sqlite3.connect(server.data_dir / "pixelgate.db")) as conn:
+        return conn.execute(sql).fetchall()
 
 
 @dataclass

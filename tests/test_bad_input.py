@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import MakeServer, ServerProcess, png_bytes
+from conftest import MakeServer, ServerProcess, png_bytes, png_header_only
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
@@ -63,24 +61,6 @@ def assert_error(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A well-formed PNG that *declares* ``width`` x ``height`` RGB pixels but carries only a few bytes of
-    image data: a decompression bomb's header, without ever allocating the image."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,35 +4,15 @@ completes exactly once. Real processes, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import MakeServer, ServerProcess
+from conftest import MakeServer, ServerProcess, db_rows
 
 SLOW = ("--emulate", "--emulate-latency", "1.5", "--worker-concurrency", "3", "--lease-seconds", "3")
-
-
-def rows(server: ServerProcess, sql: str) -> list[tuple[Any, ...]]:
-    """Read the server's database directly, to see what the API does not show (attempts, leases)."""
-    if server.database_url:
-        import asyncpg
-
-        async def fetch() -> list[tuple[Any, ...]]:
-            conn = await asyncpg.connect(
-                server.database_url.replace("postgresql+asyncpg://", "postgresql://")
-            )
-            try:
-                return [tuple(record) for record in await conn.fetch(sql)]
-            finally:
-                await conn.close()
-
-        return asyncio.run(fetch())
-    with sqlite3.connect(server.data_dir / "pixelgate.db") as conn:
-        return conn.execute(sql).fetchall()
 
 
 def submit(server: ServerProcess, count: int) -> list[str]:
@@ -70,7 +50,7 @@ def statuses(server: ServerProcess, ids: list[str]) -> dict[str, str]:
 
 def assert_completed_exactly_once(server: ServerProcess, ids: list[str]) -> list[int]:
     found = dict(
-        (row[0], row[1:]) for row in rows(server, "SELECT id, status, attempts, worker_id FROM tasks")
+        (row[0], row[1:]) for row in db_rows(server, "SELECT id, status, attempts, worker_id FROM tasks")
     )
     assert set(found) == set(ids), "no task lost, none made up"
     for task_id in ids:
@@ -94,8 +74,8 @@ def test_sigkill_loses_nothing(backend: str, make_server: MakeServer) -> None:
     wait_until(lambda: "processing" in statuses(first, ids).values(), 20, "a task to start running")
     first.kill()
 
-    running_at_kill = {row[0] for row in rows(first, "SELECT id FROM tasks WHERE status = 'running'")}
-    queued_at_kill = {row[0] for row in rows(first, "SELECT id FROM tasks WHERE status = 'queued'")}
+    running_at_kill = {row[0] for row in db_rows(first, "SELECT id FROM tasks WHERE status = 'running'")}
+    queued_at_kill = {row[0] for row in db_rows(first, "SELECT id FROM tasks WHERE status = 'queued'")}
     assert running_at_kill and queued_at_kill, "the kill caught tasks both running and queued"
 
     second = make_server(backend, *SLOW, database_url=first.database_url, data_dir=first.data_dir)
@@ -113,7 +93,7 @@ def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:
 
     def doomed_is_working() -> bool:
         return bool(
-            rows(
+            db_rows(
                 doomed,
                 f"SELECT id FROM tasks WHERE status = 'running' AND worker_id LIKE "
                 f"'%-{doomed.process.pid}-%'",
@@ -131,7 +111,7 @@ def test_sigterm_finishes_or_requeues(backend: str, make_server: MakeServer) -> 
     ids = submit(server, 6)
     wait_until(lambda: "processing" in statuses(server, ids).values(), 20, "a task to start running")
     server.stop()
-    left = {row[1] for row in rows(server, "SELECT id, status FROM tasks")}
+    left = {row[1] for row in db_rows(server, "SELECT id, status FROM tasks")}
     assert "running" not in left, "a graceful stop leaves no task holding a lease"
     again = make_server(backend, *SLOW, database_url=server.database_url, data_dir=server.data_dir)
     wait_until(lambda: set(statuses(again, ids).values()) == {"completed"}, 60, "every task to complete")

@@ -14,8 +14,6 @@ import io
 import json
 import math
 import re
-import struct
-import zlib
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from starlette.requests import Request
 
+from conftest import png_header_only
 from pixelgate.api.openai import QUALITIES, ImageBody, reference_inputs, to_image_request
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.catalog import REFERENCE_KINDS, default_catalog
@@ -400,24 +399,6 @@ def _image(fmt: str) -> bytes:
 SAMPLE_IMAGES = [_image(fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")]
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 8))
-        + chunk(b"IEND", b"")
-    )
-
-
 @st.composite
 def mutated_images(draw: st.DrawFn) -> bytes:
     data = bytearray(draw(st.sampled_from(SAMPLE_IMAGES)))
@@ -466,7 +447,7 @@ def test_inspect_image_only_ever_raises_invalid_request(data: bytes, max_pixels:
 def test_declared_pixels_are_checked_before_decoding(width: int, height: int) -> None:
     """A header that claims a huge image is refused as image_too_large from its header alone."""
     max_pixels = 64 * 1024 * 1024
-    data = _png_declaring(width, height)
+    data = png_header_only(width, height)
     if width * height > max_pixels:
         with pytest.raises(InvalidRequest) as caught:
             inspect_image(data, field="image[0]", max_pixels=max_pixels)

@@ -3,12 +3,10 @@ and cancelled tasks, the signed image URLs and reproducible images."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import http.client
 import io
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import MakeServer, ServerProcess, png_bytes
+from conftest import MakeServer, ServerProcess, db_rows, png_bytes
 from pixelgate.catalog import default_catalog
 from pixelgate.core.request import ImageRequest, Limits, validate
 from pixelgate.providers.base import Generation
@@ -86,25 +84,6 @@ def download(client: httpx.Client, url: str) -> httpx.Response:
     response = client.get(url)
     assert response.status_code == 200, response.text
     return response
-
-
-def db_rows(server: ServerProcess, query: str) -> list[tuple[Any, ...]]:
-    """Rows straight from the server's database (SQLite file or PostgreSQL)."""
-    if server.database_url:
-        import asyncpg
-
-        async def read() -> list[tuple[Any, ...]]:
-            conn = await asyncpg.connect(
-                server.database_url.replace("postgresql+asyncpg://", "postgresql://")
-            )
-            try:
-                return [tuple(row) for row in await conn.fetch(query)]
-            finally:
-                await conn.close()
-
-        return asyncio.run(read())
-    with contextlib.closing(sqlite3.connect(server.data_dir / "pixelgate.db")) as conn:
-        return conn.execute(query).fetchall()
 
 
 def signing_secret(server: ServerProcess) -> str:
