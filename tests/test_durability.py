@@ -48,6 +48,12 @@ def statuses(server: ServerProcess, ids: list[str]) -> dict[str, str]:
         return {task_id: client.get(f"/v1/tasks/{task_id}").json()["status"] for task_id in ids}
 
 
+def wait_all_completed(server: ServerProcess, ids: list[str], timeout: float) -> None:
+    wait_until(
+        lambda: set(statuses(server, ids).values()) == {"completed"}, timeout, "every task to complete"
+    )
+
+
 def assert_completed_exactly_once(server: ServerProcess, ids: list[str]) -> list[int]:
     found = dict(
         (row[0], row[1:]) for row in db_rows(server, "SELECT id, status, attempts, worker_id FROM tasks")
@@ -79,7 +85,7 @@ def test_sigkill_loses_nothing(backend: str, make_server: MakeServer) -> None:
     assert running_at_kill and queued_at_kill, "the kill caught tasks both running and queued"
 
     second = make_server(backend, *SLOW, database_url=first.database_url, data_dir=first.data_dir)
-    wait_until(lambda: set(statuses(second, ids).values()) == {"completed"}, 60, "every task to complete")
+    wait_all_completed(second, ids, 60)
     attempts = dict(zip(ids, assert_completed_exactly_once(second, ids), strict=True))
     assert all(attempts[task_id] == 2 for task_id in running_at_kill), "running tasks were recovered by lease"
     assert all(attempts[task_id] == 1 for task_id in queued_at_kill), "queued tasks simply ran"
@@ -102,7 +108,7 @@ def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:
 
     wait_until(doomed_is_working, 20, "the first process to run a task")
     doomed.kill()
-    wait_until(lambda: set(statuses(survivor, ids).values()) == {"completed"}, 90, "every task to complete")
+    wait_all_completed(survivor, ids, 90)
     assert_completed_exactly_once(survivor, ids)
 
 
@@ -114,7 +120,7 @@ def test_sigterm_finishes_or_requeues(backend: str, make_server: MakeServer) -> 
     left = {row[1] for row in db_rows(server, "SELECT id, status FROM tasks")}
     assert "running" not in left, "a graceful stop leaves no task holding a lease"
     again = make_server(backend, *SLOW, database_url=server.database_url, data_dir=server.data_dir)
-    wait_until(lambda: set(statuses(again, ids).values()) == {"completed"}, 60, "every task to complete")
+    wait_all_completed(again, ids, 60)
     assert_completed_exactly_once(again, ids)
 
 

@@ -274,13 +274,10 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
 
 
 def _model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
-    if model_id not in catalog:
-        raise NotFound(
-            f"model {model_id!r} is not in the catalog: use {one_of(catalog.ids)}",
-            param="model",
-            code="model_not_found",
-        )
-    spec = catalog.get(model_id)
+    try:
+        spec = catalog.get(model_id)
+    except InvalidRequest as exc:  # a missing resource at its own URL is a 404, with the catalog's message
+        raise NotFound(exc.message, param=exc.param, code=exc.code) from None
     return {
         "id": spec.id,
         "object": "model",

@@ -50,6 +50,12 @@ def _no_such_task(task_id: str) -> NotFound:
     return NotFound(f"no task has the id {task_id!r}", param="task_id", code="task_not_found")
 
 
+def _require_task_id_shape(task_id: str) -> None:
+    """Refuse an id no task can have before it reaches the database (PostgreSQL rejects a NUL byte)."""
+    if not _TASK_ID.match(task_id):
+        raise _no_such_task(task_id)
+
+
 class TaskQueue:
     def __init__(self, db: Database, *, result_ttl: float) -> None:
         self.db = db
@@ -74,8 +80,7 @@ class TaskQueue:
             )
 
     async def get(self, task_id: str, *, owner: str | None = None) -> Task:
-        if not _TASK_ID.match(task_id):
-            raise _no_such_task(task_id)
+        _require_task_id_shape(task_id)
         query = sa.select(tasks).where(tasks.c.id == task_id)
         if owner is not None:
             query = query.where(tasks.c.owner == owner)
@@ -194,8 +199,7 @@ class TaskQueue:
         return await self._settle(task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
 
     async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
-        if not _TASK_ID.match(task_id):
-            raise _no_such_task(task_id)
+        _require_task_id_shape(task_id)
         condition = sa.and_(
             tasks.c.id == task_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
         )
