@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pixelgate.api import files, health, openai, tasks
+from pixelgate.api import chat, files, gemini, health, interactions, models, openai, tasks
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
     )
     install_error_handlers(app)
-    for module in (openai, tasks, files, health):
+    for module in (openai, models, tasks, gemini, interactions, chat, files, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

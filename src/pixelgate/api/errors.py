@@ -1,5 +1,6 @@
 """Errors in the caller's own wire shape. A router marks its dialect on ``request.state.dialect``;
-every exception of :mod:`pixelgate.core.errors` is rendered by that dialect's renderer."""
+every exception of :mod:`pixelgate.core.errors` is rendered by that dialect's renderer. Where no router
+ran (an unknown path, a body refused by middleware) the dialect is guessed from the path and headers."""
 
 from __future__ import annotations
 
@@ -30,17 +31,78 @@ def openai_error(error: PixelgateError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.code}}
 
 
-RENDERERS: dict[str, Renderer] = {"openai": openai_error}
+# google.rpc.Code names by HTTP status, as the Gemini API pairs them.
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    402: "RESOURCE_EXHAUSTED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def gemini_error(error: PixelgateError) -> dict[str, Any]:
+    """Google's shape: ``{"error": {"code", "message", "status", "details"}}``; pixelgate's own code and
+    the field at fault travel in a ``google.rpc.ErrorInfo``, a retry delay in a ``RetryInfo``."""
+    info: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": error.code.upper(),
+        "domain": "pixelgate",
+    }
+    if error.param is not None:
+        info["metadata"] = {"param": error.param}
+    details = [info]
+    if error.retry_after is not None:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": f"{max(1, round(error.retry_after))}s",
+            }
+        )
+    return {
+        "error": {
+            "code": error.status,
+            "message": error.message,
+            "status": GOOGLE_STATUS.get(error.status, "UNKNOWN"),
+            "details": details,
+        }
+    }
+
+
+RENDERERS: dict[str, Renderer] = {"openai": openai_error, "gemini": gemini_error}
 
 
 def set_dialect(request: Request, dialect: str) -> None:
     request.state.dialect = dialect
 
 
+def guess_dialect(path: str, headers: Any, query: str = "") -> str:
+    """The dialect of a request no router has claimed: Google's clients use ``/v1beta``, ``:method``
+    paths, Interactions, and send their key as ``x-goog-api-key`` or ``?key=``."""
+    if path.startswith(("/v1beta/", "/upload/")) or path == "/v1beta" or "/interactions" in path:
+        return "gemini"
+    if ":" in path.rsplit("/", 1)[-1] or "x-goog-api-key" in headers or "x-goog-api-client" in headers:
+        return "gemini"
+    if any(part.startswith("key=") for part in query.split("&")):
+        return "gemini"
+    return "openai"
+
+
 def error_response(
     request: Request, error: PixelgateError, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    dialect = getattr(request.state, "dialect", "openai")
+    dialect = getattr(request.state, "dialect", None) or guess_dialect(
+        request.url.path, request.headers, request.url.query
+    )
     body = RENDERERS.get(dialect, openai_error)(error)
     headers = dict(headers or {})
     if error.retry_after is not None:
@@ -69,7 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: PixelgateError = NotFound(
                 f"there is no endpoint {request.method} {request.url.path}: see GET /v1/models, "
-                "POST /v1/images/generations, POST /v1/images/edits and GET /v1/tasks/{id}",
+                "POST /v1/images/generations, POST /v1/images/edits, GET /v1/tasks/{id}, "
+                "POST /v1beta/models/{model}:generateContent and POST /v1beta/interactions",
                 code="unknown_endpoint",
             )
         elif exc.status_code == 405:
@@ -98,7 +161,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def render_plain_error(scope: Scope, receive: Receive, send: Send, error: PixelgateError) -> None:
-    """Answer with ``error`` from ASGI middleware, before any router has run (OpenAI's shape)."""
+    """Answer with ``error`` from ASGI middleware, before any router has run."""
     headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
-    response = JSONResponse(openai_error(error), status_code=error.status, headers=headers)
+    header_names = {name.decode("latin-1").lower() for name, _ in scope.get("headers", [])}
+    dialect = guess_dialect(
+        scope.get("path", ""), header_names, scope.get("query_string", b"").decode("latin-1")
+    )
+    response = JSONResponse(RENDERERS[dialect](error), status_code=error.status, headers=headers)
     await response(scope, receive, send)

@@ -31,7 +31,10 @@ class Gateway:
         return f"{base}/blobs/{image.blob_key}?{self.signer.query(image.blob_key, expires)}"
 
     async def image_b64(self, image: GeneratedImage) -> str:
-        data = await self.blobs.get(image.blob_key)
+        return await self.blob_b64(image.blob_key)
+
+    async def blob_b64(self, key: str) -> str:
+        data = await self.blobs.get(key)
         return await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
 
 

@@ -273,7 +273,8 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
     return await _create(request, gw, body, refs + reference_inputs(body), mask)
 
 
-def _model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
+def model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
+    """A catalog entry as an OpenAI model object, with every capability under ``capabilities``."""
     try:
         spec = catalog.get(model_id)
     except InvalidRequest as exc:  # a missing resource at its own URL is a 404, with the catalog's message
@@ -287,11 +288,5 @@ def _model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
-async def list_models(gw: GatewayDep) -> dict[str, Any]:
-    return {"object": "list", "data": [_model_entry(gw.catalog, model_id) for model_id in gw.catalog.ids]}
-
-
-@router.get("/v1/models/{model_id}")
-async def get_model(model_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return _model_entry(gw.catalog, model_id)
+def model_list(catalog: Catalog) -> dict[str, Any]:
+    return {"object": "list", "data": [model_entry(catalog, model_id) for model_id in catalog.ids]}

@@ -81,6 +81,9 @@ def _too_many_pixels(field: str, width: int, height: int, max_pixels: int) -> In
     )
 
 
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
 def decode_inline_image(value: str, *, field: str, max_bytes: int) -> bytes:
     """Bytes of an image given inline, as a ``data:`` URI or as bare base64."""
     payload = value
@@ -101,7 +104,9 @@ def decode_inline_image(value: str, *, field: str, max_bytes: int) -> bytes:
             param=field,
         )
     try:
-        return base64.b64decode(payload.strip(), validate=False)
+        # Either alphabet: pydantic (and so Google's SDK) writes bytes in the URL-safe one.
+        payload = payload.strip().translate(_URLSAFE_TO_STANDARD)
+        return base64.b64decode(payload + "=" * (-len(payload.rstrip("=")) % 4), validate=False)
     except (binascii.Error, ValueError):
         raise InvalidRequest(
             f"{field} is neither an http(s) URL nor valid base64 (starts with {value[:24]!r})",

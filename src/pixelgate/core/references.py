@@ -21,6 +21,26 @@ class ReferenceInput:
 
 
 @dataclass(frozen=True)
+class TurnInput:
+    """An earlier conversation turn as the caller sent it (Gemini ``contents`` or Interactions steps)."""
+
+    role: str  # "user" or "model"
+    text: str
+    images: tuple[ReferenceInput, ...] = ()
+    signature: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video as the caller gave it: a URI (kept as is, never fetched) or inline bytes."""
+
+    mime_type: str
+    field: str
+    uri: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
 class LoadedReference:
     data: bytes
     info: ImageInfo

@@ -34,6 +34,28 @@ class ReferenceImage(BaseModel):
     kind: str | None = None  # object, character or style; None counts only against the total
 
 
+class Turn(BaseModel):
+    """One earlier turn of a multi-turn edit session, as the provider must see it again.
+
+    Images are stored blobs (copied into the new task's own folder, so that deleting an earlier
+    interaction never breaks a later one). ``signature`` is the upstream's opaque thought signature of a
+    model turn: Gemini 3 refuses a multi-turn edit whose model turns come back without theirs.
+    """
+
+    role: Literal["user", "model"]
+    text: str = ""
+    images: list[ReferenceImage] = Field(default_factory=list)
+    signature: str | None = None
+
+
+class VideoInput(BaseModel):
+    """A video given as context (gemini-3.1-flash-image): a URI passed on as is, or a stored upload."""
+
+    mime_type: str
+    uri: str | None = None
+    blob_key: str | None = None
+
+
 class ImageRequest(BaseModel):
     model: str
     prompt: str
@@ -49,6 +71,14 @@ class ImageRequest(BaseModel):
     quality: str | None = None
     references: list[ReferenceImage] = Field(default_factory=list)
     mask: ReferenceImage | None = None
+    # Gemini-dialect context: earlier turns, videos, grounding, and what to return beside the image.
+    history: list[Turn] = Field(default_factory=list)
+    continues: str | None = None  # the task (interaction) whose conversation this one continues
+    videos: list[VideoInput] = Field(default_factory=list)
+    system_instruction: str | None = None
+    search_types: list[str] | None = None  # None: no search grounding; else the kinds of search allowed
+    want_text: bool = False  # a short text part beside the image (responseModalities TEXT, a text format)
+    include_thoughts: bool = True  # whether the answer shows the model's thoughts (they are made anyway)
     user: str | None = None
     requested_size: str | None = None  # the caller's own size string (e.g. "1536x1024"), for the record
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -73,6 +103,7 @@ class Limits:
     max_prompt_chars: int = 32_000
     max_image_pixels: int = 64 * 1024 * 1024
     max_reference_bytes: int = 20 * 1024 * 1024
+    max_history_turns: int = 64
 
 
 def validate(request: ImageRequest, catalog: Catalog, limits: Limits) -> tuple[ImageRequest, ModelSpec]:
@@ -84,6 +115,7 @@ def validate(request: ImageRequest, catalog: Catalog, limits: Limits) -> tuple[I
     _check_prompt(request, limits)
     _check_sampling(request)
     check_references(request, spec, [ref.kind for ref in request.references])
+    _check_gemini_features(request, spec, catalog, limits)
 
     aspect = request.aspect_ratio
     if aspect is None:
@@ -201,3 +233,49 @@ def check_references(request: ImageRequest, spec: ModelSpec, kinds: list[str | N
                 param=request.name("references"),
                 code="too_many_reference_images",
             )
+
+
+def _check_gemini_features(request: ImageRequest, spec: ModelSpec, catalog: Catalog, limits: Limits) -> None:
+    """Multi-turn history, video input and search grounding, each only where the model offers it."""
+    if request.history:
+        if not spec.multi_turn:
+            raise UnsupportedParameter(
+                f"{spec.id} does not continue a conversation (no multi-turn editing): send one turn, or use "
+                f"a model that does ({one_of(_models_with(catalog, 'multi_turn'))})",
+                param=request.name("history"),
+                code="multi_turn_not_supported",
+            )
+        if len(request.history) > limits.max_history_turns:
+            raise InvalidRequest(
+                f"the conversation holds {len(request.history)} earlier turns: at most "
+                f"{limits.max_history_turns} are allowed; start a new conversation from the latest image",
+                param=request.name("history"),
+                code="history_too_long",
+            )
+    if request.videos and not spec.video_input:
+        raise UnsupportedParameter(
+            f"{spec.id} does not take video input: video is accepted only by "
+            f"{one_of(_models_with(catalog, 'video_input'))}",
+            param=request.name("videos"),
+            code="video_not_supported",
+        )
+    if request.search_types is not None:
+        if not spec.search_grounding:
+            raise UnsupportedParameter(
+                f"{spec.id} does not offer search grounding: remove the google_search tool",
+                param=request.name("search_types"),
+                code="search_not_supported",
+            )
+        for search_type in request.search_types:
+            if search_type not in spec.search_grounding:
+                raise UnsupportedParameter(
+                    f"search type {search_type!r} is not offered by {spec.id}: use "
+                    f"{one_of(spec.search_grounding)}",
+                    param=request.name("search_types"),
+                    code="invalid_search_type",
+                )
+
+
+def _models_with(catalog: Catalog, capability: str) -> list[str]:
+    """The catalog's own models (not aliases) that have ``capability``, to point the caller elsewhere."""
+    return [spec.id for spec in catalog if not spec.is_alias and getattr(spec, capability)]

@@ -42,6 +42,7 @@ class Usage:
     input_image_tokens: int = 0
     output_image_tokens: int = 0
     output_text_tokens: int = 0
+    thought_tokens: int = 0  # billed as output by Gemini; the interim thought images are not
     images: int = 0
     cost_usd: float = 0.0
 
@@ -55,7 +56,7 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        return self.input_tokens + self.output_tokens + self.thought_tokens
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -63,20 +64,68 @@ class Usage:
             input_image_tokens=self.input_image_tokens + other.input_image_tokens,
             output_image_tokens=self.output_image_tokens + other.output_image_tokens,
             output_text_tokens=self.output_text_tokens + other.output_text_tokens,
+            thought_tokens=self.thought_tokens + other.thought_tokens,
             images=self.images + other.images,
             cost_usd=round(self.cost_usd + other.cost_usd, 6),
         )
 
 
 @dataclass(frozen=True)
+class Thought:
+    """A step of the model's thinking: a summary and up to two interim images (not billed)."""
+
+    text: str
+    images: tuple[GeneratedImage, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"text": self.text, "images": [image.__dict__ for image in self.images]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Thought:
+        return cls(text=record["text"], images=tuple(GeneratedImage(**i) for i in record["images"]))
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One search-grounding call the model made, and what it found."""
+
+    search_type: str
+    queries: tuple[str, ...]
+    suggestions: str  # Gemini's search_suggestions: an HTML snippet the caller must show
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "search_type": self.search_type,
+            "queries": list(self.queries),
+            "suggestions": self.suggestions,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SearchStep:
+        return cls(record["search_type"], tuple(record["queries"]), record["suggestions"])
+
+
+@dataclass(frozen=True)
 class TaskResult:
+    """What a task made. ``text``, ``thoughts``, ``searches`` and ``signature`` are those of the first
+    image's generation (the Gemini dialects show one conversation turn per task); every image keeps its
+    own ``text``."""
+
     images: tuple[GeneratedImage, ...]
     usage: Usage
+    text: str | None = None
+    thoughts: tuple[Thought, ...] = ()
+    searches: tuple[SearchStep, ...] = ()
+    signature: str | None = None  # the upstream's thought signature, sent back with the next turn
 
     def to_record(self) -> dict[str, Any]:
         return {
             "images": [image.__dict__ for image in self.images],
             "usage": self.usage.__dict__,
+            "text": self.text,
+            "thoughts": [thought.to_record() for thought in self.thoughts],
+            "searches": [search.to_record() for search in self.searches],
+            "signature": self.signature,
         }
 
     @classmethod
@@ -84,6 +133,10 @@ class TaskResult:
         return cls(
             images=tuple(GeneratedImage(**image) for image in record["images"]),
             usage=Usage(**record["usage"]),
+            text=record.get("text"),
+            thoughts=tuple(Thought.from_record(t) for t in record.get("thoughts", ())),
+            searches=tuple(SearchStep.from_record(s) for s in record.get("searches", ())),
+            signature=record.get("signature"),
         )
 
 

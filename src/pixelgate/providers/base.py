@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import Usage
+from pixelgate.core.request import ImageRequest, Turn
+from pixelgate.core.task import SearchStep, Usage
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    """An earlier turn with its images' bytes: what a provider sends back as conversation history."""
+
+    turn: Turn
+    images: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,8 @@ class Generation:
     references: tuple[bytes, ...] = ()
     mask: bytes | None = None
     index: int = 0  # which of the request's n images this call makes
+    history: tuple[PastTurn, ...] = ()
+    videos: tuple[bytes | None, ...] = ()  # per request.videos: the uploaded bytes, None for a URI
 
 
 @dataclass(frozen=True)
@@ -35,9 +45,19 @@ class ProviderImage:
 
 
 @dataclass(frozen=True)
+class ProviderThought:
+    text: str
+    images: tuple[ProviderImage, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProviderResult:
     images: tuple[ProviderImage, ...]
     usage: Usage
+    text: str | None = None
+    thoughts: tuple[ProviderThought, ...] = ()
+    searches: tuple[SearchStep, ...] = ()
+    signature: str | None = None  # opaque: stored with the turn and handed back on the next one
 
 
 class Provider(Protocol):

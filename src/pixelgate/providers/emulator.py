@@ -1,15 +1,23 @@
 """The offline emulator: every catalog model, with its exact output pixels, and no network.
 
-The picture is a pure function of the request: the same model, prompt, size, seed, references and index
-give byte-identical images. It shows the prompt, the model, the size and thumbnails of the references, and
-says plainly that it is an emulation. Simulated latency and injected faults (429 with Retry-After, 5xx,
-timeouts) let people exercise their clients' retry logic against it.
+The picture is a pure function of the request: the same model, prompt, size, seed, references, history
+and index give byte-identical images. It shows the prompt, the model, the size and thumbnails of the
+references and of the conversation's earlier images, and says plainly that it is an emulation. Simulated
+latency and injected faults (429 with Retry-After, 5xx, timeouts) let people exercise their clients'
+retry logic against it.
+
+It behaves like the Gemini image models where clients can tell: thinking models return a thought (with
+a draft and the final image as interim thought images when they think hard), a text part when text is
+asked for, emulated search-grounding steps, and a thought signature with every turn that it checks when
+the turn comes back as history (Gemini 3 refuses multi-turn edits without them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import io
 import math
 import random
@@ -20,16 +28,20 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
-from pixelgate.core.task import Usage
+from pixelgate.core.task import SearchStep, Usage
 from pixelgate.providers.base import (
     Generation,
     ProviderImage,
     ProviderResult,
+    ProviderThought,
     estimate_text_tokens,
     image_input_tokens,
 )
 
 FAULT_KINDS = ("429", "500", "502", "503", "timeout")
+# Gemini accepts this in place of a real thought signature; so does the emulator.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_SIGNATURE_KEY = b"pixelgate-emulator-thought-signature"
 
 
 @dataclass(frozen=True)
@@ -109,15 +121,126 @@ class EmulatorProvider:
             raise UpstreamError(
                 f"the emulated upstream answered HTTP {fault} (injected fault)", code=f"upstream_http_{fault}"
             )
+        check_signatures(generation)
         image = await asyncio.to_thread(render, generation)
         request, spec = generation.request, generation.spec
+        thoughts = await asyncio.to_thread(think, generation, image)
+        text = _answer_text(generation, image) if request.want_text else None
+        history_images = [i for past in generation.history for i in past.turn.images]
         usage = Usage(
-            input_text_tokens=estimate_text_tokens(request.prompt),
-            input_image_tokens=sum(image_input_tokens(r.width, r.height) for r in request.references),
+            input_text_tokens=estimate_text_tokens(
+                " ".join([request.prompt, *(p.turn.text for p in generation.history)])
+            ),
+            input_image_tokens=sum(
+                image_input_tokens(r.width, r.height) for r in [*request.references, *history_images]
+            ),
             output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size),
+            output_text_tokens=estimate_text_tokens(text) if text else 0,
+            thought_tokens=sum(estimate_text_tokens(t.text) * 8 for t in thoughts),
             images=1,
         )
-        return ProviderResult(images=(image,), usage=usage)
+        return ProviderResult(
+            images=(image,),
+            usage=usage,
+            text=text,
+            thoughts=thoughts,
+            searches=_searches(generation),
+            signature=sign(image.data) if _thinks(spec) else None,
+        )
+
+
+def _thinks(spec: ModelSpec) -> bool:
+    return bool(spec.thinking_levels) or spec.always_thinks
+
+
+def sign(image: bytes) -> str:
+    """The emulator's thought signature for a turn whose image is ``image``."""
+    digest = hmac.new(_SIGNATURE_KEY, hashlib.sha256(image).digest(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def check_signatures(generation: Generation) -> None:
+    """Refuse history whose model turns lack the signature this emulator issued for their image, as
+    Gemini 3 does: a gateway that drops signatures fails here, not only against the real upstream."""
+    if not _thinks(generation.spec):
+        return
+    for position, past in enumerate(generation.history):
+        if past.turn.role != "model" or not past.images:
+            continue
+        signature = past.turn.signature
+        if signature == SKIP_SIGNATURE:
+            continue
+        if signature is None or not hmac.compare_digest(signature, sign(past.images[0])):
+            problem = "carries no thought signature" if signature is None else "carries a thought signature "
+            if signature is not None:
+                problem += "that was not issued for its image"
+            raise InvalidRequest(
+                f"the model turn at position {position} of the conversation {problem}: "
+                f"{generation.spec.id} needs every model turn sent back with the thought_signature it came "
+                "with (continue with previous_interaction_id, or send the model's parts back unchanged)",
+                param="contents",
+                code="missing_thought_signature",
+            )
+
+
+def think(generation: Generation, final: ProviderImage) -> tuple[ProviderThought, ...]:
+    """Thinking models think: a summary, and when they think hard (Pro always, Flash at ``high``) two
+    interim images, a draft and the final render, as seed 004 describes."""
+    request, spec = generation.request, generation.spec
+    if not _thinks(spec):
+        return ()
+    level = request.thinking_level or spec.default_thinking_level or "high"
+    summary = (
+        f"Emulated thinking ({level}): planning a {request.aspect_ratio} composition at "
+        f"{request.width}x{request.height} for: {_clip(request.prompt, 120)}"
+    )
+    if not spec.always_thinks and level != "high":
+        return (ProviderThought(text=summary),)
+    draft_size = spec.image_sizes[0]
+    width, height = spec.output_pixels(request.aspect_ratio or spec.default_aspect_ratio, draft_size)
+    draft_request = request.model_copy(
+        update={
+            "prompt": "DRAFT - " + request.prompt,
+            "image_size": draft_size,
+            "width": width,
+            "height": height,
+        }
+    )
+    draft = render(Generation(request=draft_request, spec=spec, index=generation.index))
+    return (
+        ProviderThought(text=summary + ". A quick draft to test the layout.", images=(draft,)),
+        ProviderThought(text="Refining the draft into the final image.", images=(final,)),
+    )
+
+
+def _answer_text(generation: Generation, image: ProviderImage) -> str:
+    return (
+        f"Here is an emulated {image.width}x{image.height} image for: "
+        f"{_clip(generation.request.prompt, 160)} (made by the pixelgate emulator, not by "
+        f"{generation.spec.id})"
+    )
+
+
+def _searches(generation: Generation) -> tuple[SearchStep, ...]:
+    search_types = generation.request.search_types
+    if search_types is None:
+        return ()
+    query = _clip(generation.request.prompt, 100)
+    return tuple(
+        SearchStep(
+            search_type=search_type,
+            queries=(query,),
+            suggestions=(
+                '<div class="pixelgate-emulated-search">Emulated search: the pixelgate emulator made no '
+                f"{search_type.replace('_', ' ')} and found nothing.</div>"
+            ),
+        )
+        for search_type in (search_types or ["web_search"])
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fingerprint(generation: Generation) -> bytes:
@@ -132,10 +255,18 @@ def fingerprint(generation: Generation) -> bytes:
         request.output_format,
         request.thinking_level,
         generation.index,
+        request.search_types,
+        [(v.uri, v.mime_type) for v in request.videos],
     ):
         digest.update(repr(part).encode() + b"\0")
     for reference in generation.references:
         digest.update(hashlib.sha256(reference).digest())
+    for past in generation.history:
+        digest.update(repr((past.turn.role, past.turn.text)).encode() + b"\0")
+        for image in past.images:
+            digest.update(hashlib.sha256(image).digest())
+    for video in generation.videos:
+        digest.update(hashlib.sha256(video or b"").digest())
     return digest.digest()
 
 
@@ -185,6 +316,11 @@ def render(generation: Generation) -> ProviderImage:
         (f"size: {request.image_size} {request.aspect_ratio} -> {width}x{height}", text_font),
         (f"seed: {request.seed if request.seed is not None else 'none'}", text_font),
     ]
+    if generation.history:
+        turn = sum(1 for past in generation.history if past.turn.role == "user") + 1
+        lines.append((f"turn {turn}: edits the image of the turn before", text_font))
+    if request.videos:
+        lines.append((f"video context: {len(request.videos)} (not decoded by the emulator)", text_font))
     chars_per_line = max(10, int((width - 2 * margin) / (small * 0.55)))
     max_prompt_lines = max(1, int((height - 2 * margin) / (small * 1.3)) - 8)
     prompt_lines = textwrap.wrap("prompt: " + request.prompt, chars_per_line)
@@ -198,8 +334,10 @@ def render(generation: Generation) -> ProviderImage:
         draw.text((margin, y), text, font=font, fill=(255, 255, 255))
         y += int((font_size if font is title_font else small) * 1.3)
 
-    if generation.references:
-        _paste_thumbnails(image, generation.references, margin, unit)
+    # The references, then the conversation's earlier images (latest last): an edit shows what it edits.
+    thumbnails = [*generation.references, *(i for past in generation.history for i in past.images)]
+    if thumbnails:
+        _paste_thumbnails(image, tuple(thumbnails[-12:]), margin, unit)
 
     buffer = io.BytesIO()
     fmt = request.output_format

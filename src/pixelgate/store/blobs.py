@@ -27,6 +27,10 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".webp": "image/webp",
     ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".mpeg": "video/mpeg",
+    ".mov": "video/mov",
+    ".webm": "video/webm",
     ".bin": "application/octet-stream",
 }
 
@@ -63,6 +67,23 @@ class BlobStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found") from None
+
+    async def copy(self, source: str, target: str) -> None:
+        """Store ``source``'s bytes under ``target`` too: a hard link where the file system allows, so
+        a long conversation costs no extra disk for the images it carries from turn to turn."""
+        await asyncio.to_thread(self._copy, self.path(source), self.path(target))
+
+    @staticmethod
+    def _copy(source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            raise NotFound(f"the stored image {source.parent.name}/{source.name} no longer exists") from None
+        except OSError:
+            shutil.copyfile(source, target)
 
     async def delete_prefix(self, prefix: str) -> None:
         """Remove every blob of one task (``prefix`` is the task id)."""

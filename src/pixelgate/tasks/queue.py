@@ -221,6 +221,16 @@ class TaskQueue:
             )
         return task
 
+    async def delete(self, task_id: str, *, owner: str | None = None) -> None:
+        _require_task_id_shape(task_id)
+        condition = tasks.c.id == task_id
+        if owner is not None:
+            condition = sa.and_(condition, tasks.c.owner == owner)
+        async with self.db.engine.begin() as conn:
+            outcome = await conn.execute(tasks.delete().where(condition))
+        if not outcome.rowcount:
+            raise _no_such_task(task_id)
+
     async def count_by_status(self) -> dict[str, int]:
         async with self.db.engine.connect() as conn:
             rows = await conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))

@@ -4,12 +4,30 @@ answer goes out, wakes the worker, waits, cancels."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable
+from itertools import count
 
 from pixelgate.catalog import Catalog
-from pixelgate.core.errors import TaskCancelled
-from pixelgate.core.references import ImageFetcher, ReferenceInput, load_references
-from pixelgate.core.request import ImageRequest, Limits, ReferenceImage, check_references, validate
-from pixelgate.core.task import Status, Task, new_task_id
+from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskCancelled
+from pixelgate.core.references import (
+    ImageFetcher,
+    LoadedReference,
+    ReferenceInput,
+    TurnInput,
+    VideoSource,
+    load_references,
+)
+from pixelgate.core.request import (
+    ImageRequest,
+    Limits,
+    ReferenceImage,
+    Turn,
+    VideoInput,
+    check_references,
+    validate,
+)
+from pixelgate.core.task import GeneratedImage, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
@@ -45,44 +63,69 @@ class TaskService:
         *,
         references: list[ReferenceInput] | None = None,
         mask: ReferenceInput | None = None,
+        history: list[TurnInput] | None = None,
+        videos: list[VideoSource] | None = None,
+        continue_from: str | None = None,
         dialect: str,
         response_format: str = "url",
         owner: str | None = None,
     ) -> Task:
-        """Validate ``request``, store its input images and persist it as a queued task."""
+        """Validate ``request``, store its input images and persist it as a queued task.
+
+        ``continue_from`` names an earlier task of the same owner whose conversation this one continues
+        (Interactions' ``previous_interaction_id``); ``history`` holds turns the caller sent itself.
+        Every image of the conversation is copied into the new task's own folder.
+        """
         task_id = new_task_id()
         references = references or []
         spec = self.catalog.get(request.model, param=request.name("model"))
         check_references(request, spec, [ref.kind for ref in references])
         self.router.provider_for(spec)  # a model nobody serves fails now, not after queueing
-        loaded = await load_references(references, self.fetcher, self.limits)
-        loaded_mask = (await load_references([mask], self.fetcher, self.limits))[0] if mask else None
-        stored = [
-            ReferenceImage(
-                blob_key=f"{task_id}/ref-{i}{extension_for(ref.info.mime_type)}",
-                mime_type=ref.info.mime_type,
-                width=ref.info.width,
-                height=ref.info.height,
-                kind=ref.kind,
-            )
-            for i, ref in enumerate(loaded)
-        ]
-        stored_mask = (
-            ReferenceImage(
-                blob_key=f"{task_id}/mask{extension_for(loaded_mask.info.mime_type)}",
-                mime_type=loaded_mask.info.mime_type,
-                width=loaded_mask.info.width,
-                height=loaded_mask.info.height,
-            )
-            if loaded_mask
-            else None
+        earlier = await self._conversation(continue_from, request, owner) if continue_from else []
+        loaded, loaded_mask, sent_turns = await asyncio.gather(
+            load_references(references, self.fetcher, self.limits),
+            load_references([mask] if mask else [], self.fetcher, self.limits),
+            asyncio.gather(*(self._load_turn(turn) for turn in history or [])),
         )
-        request = request.model_copy(update={"references": stored, "mask": stored_mask})
-        request, spec = validate(request, self.catalog, self.limits)
+        writes: list[Awaitable[None]] = []
+        names = count()
 
-        writes = [self.blobs.put(ref.blob_key, data.data) for ref, data in zip(stored, loaded, strict=True)]
-        if stored_mask and loaded_mask:
-            writes.append(self.blobs.put(stored_mask.blob_key, loaded_mask.data))
+        def keep(
+            source: LoadedReference | ReferenceImage, stem: str, kind: str | None = None
+        ) -> ReferenceImage:
+            if isinstance(source, ReferenceImage):
+                key = f"{task_id}/{stem}{extension_for(source.mime_type)}"
+                writes.append(self.blobs.copy(source.blob_key, key))
+                return source.model_copy(update={"blob_key": key})
+            key = f"{task_id}/{stem}{extension_for(source.info.mime_type)}"
+            writes.append(self.blobs.put(key, source.data))
+            return ReferenceImage(
+                blob_key=key,
+                mime_type=source.info.mime_type,
+                width=source.info.width,
+                height=source.info.height,
+                kind=kind,
+            )
+
+        turns = [
+            Turn(
+                role=role,
+                text=text,
+                images=[keep(image, f"hist-{next(names)}") for image in images],
+                signature=signature,
+            )
+            for role, text, images, signature in [*earlier, *sent_turns]
+        ]
+        request = request.model_copy(
+            update={
+                "references": [keep(ref, f"ref-{i}", ref.kind) for i, ref in enumerate(loaded)],
+                "mask": keep(loaded_mask[0], "mask") if loaded_mask else None,
+                "history": turns,
+                "continues": continue_from,
+                "videos": [self._keep_video(task_id, i, v, writes) for i, v in enumerate(videos or [])],
+            }
+        )
+        request, spec = validate(request, self.catalog, self.limits)
         await asyncio.gather(*writes)
 
         task = Task(
@@ -92,6 +135,68 @@ class TaskService:
         if self.worker is not None:
             self.worker.wake()
         return task
+
+    _Turn = tuple[str, str, list[LoadedReference | ReferenceImage], str | None]
+
+    async def _load_turn(self, turn: TurnInput) -> _Turn:
+        images: list[LoadedReference | ReferenceImage] = list(
+            await load_references(list(turn.images), self.fetcher, self.limits)
+        )
+        return (turn.role, turn.text, images, turn.signature)
+
+    async def _conversation(self, task_id: str, request: ImageRequest, owner: str | None) -> list[_Turn]:
+        """The turns of the conversation that task ``task_id`` ended: its own history, its input and its
+        output (with the upstream's thought signature)."""
+        field = request.name("previous_interaction_id")
+        try:
+            earlier = await self.queue.get(task_id, owner=owner)
+        except NotFound:
+            raise NotFound(
+                f"{field} {task_id!r} names no interaction (unknown, deleted, or stored with store=false)",
+                param=field,
+                code="interaction_not_found",
+            ) from None
+        if earlier.status is not Status.SUCCEEDED or earlier.result is None:
+            state = {Status.QUEUED: "still queued", Status.RUNNING: "still in progress"}.get(
+                earlier.status, earlier.status.value
+            )
+            raise InvalidRequest(
+                f"{field} {task_id!r} is {state}: a conversation continues only from a completed "
+                "interaction" + (" (poll it until it completes)" if not earlier.status.is_terminal else ""),
+                param=field,
+                code="previous_interaction_not_completed",
+            )
+        if earlier.result_expired():
+            raise NotFound(
+                f"{field} {task_id!r} expired and its images are gone: start a new conversation",
+                param=field,
+                code="interaction_expired",
+            )
+        previous = earlier.request
+        outputs = [_as_reference(image) for image in earlier.result.images]
+        return [
+            *(
+                (t.role, t.text, list[LoadedReference | ReferenceImage](t.images), t.signature)
+                for t in previous.history
+            ),
+            ("user", previous.prompt, list(previous.references), None),
+            ("model", earlier.result.text or "", list(outputs), earlier.result.signature),
+        ]
+
+    def _keep_video(
+        self, task_id: str, index: int, video: VideoSource, writes: list[Awaitable[None]]
+    ) -> VideoInput:
+        if video.data is None:
+            return VideoInput(mime_type=video.mime_type, uri=video.uri)
+        if len(video.data) > self.limits.max_reference_bytes:
+            raise PayloadTooLarge(
+                f"{video.field} is {len(video.data):,} bytes: at most {self.limits.max_reference_bytes:,} "
+                "can be sent inline; give a larger video by uri",
+                param=video.field,
+            )
+        key = f"{task_id}/video-{index}{extension_for(video.mime_type)}"
+        writes.append(self.blobs.put(key, video.data))
+        return VideoInput(mime_type=video.mime_type, blob_key=key)
 
     async def wait(self, task_id: str) -> Task:
         return await self.events.wait(task_id)
@@ -115,3 +220,16 @@ class TaskService:
             self.worker.cancel_local(task_id)
         self.events.finished(task)
         return task
+
+    async def delete(self, task_id: str, *, owner: str | None = None) -> None:
+        """Forget a task and its images; one still running is cancelled first."""
+        with contextlib.suppress(Conflict):
+            await self.cancel(task_id, owner=owner)
+        await self.queue.delete(task_id, owner=owner)
+        await self.blobs.delete_prefix(task_id)
+
+
+def _as_reference(image: GeneratedImage) -> ReferenceImage:
+    return ReferenceImage(
+        blob_key=image.blob_key, mime_type=image.mime_type, width=image.width, height=image.height
+    )

@@ -16,8 +16,8 @@ from collections.abc import Awaitable
 
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import PixelgateError, UpstreamError
-from pixelgate.core.task import GeneratedImage, Task, TaskResult, Usage
-from pixelgate.providers.base import Generation, ProviderResult
+from pixelgate.core.task import GeneratedImage, Task, TaskResult, Thought, Usage
+from pixelgate.providers.base import Generation, PastTurn, ProviderImage, ProviderResult
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
@@ -159,19 +159,41 @@ class Worker:
                 with contextlib.suppress(Exception):
                     self.events.finished(await self.queue.get(task.id))
 
+    async def _load(self, keys: list[str]) -> tuple[bytes, ...]:
+        return tuple(await asyncio.gather(*(self.blobs.get(key) for key in keys)))
+
     async def _execute(self, task: Task) -> None:
         request = task.request
         spec = self.catalog.get(request.model)
         provider = self.router.provider_for(spec)
-        references = tuple(await asyncio.gather(*(self.blobs.get(r.blob_key) for r in request.references)))
+        references = await self._load([r.blob_key for r in request.references])
         mask = await self.blobs.get(request.mask.blob_key) if request.mask else None
+        history = tuple(
+            PastTurn(turn=turn, images=images)
+            for turn, images in zip(
+                request.history,
+                await asyncio.gather(*(self._load([i.blob_key for i in t.images]) for t in request.history)),
+                strict=True,
+            )
+        )
+        videos = await self._load([v.blob_key for v in request.videos if v.blob_key])
+        video_bytes = iter(videos)
+        video_inputs = tuple(next(video_bytes) if v.blob_key else None for v in request.videos)
 
         done = 0
 
         async def one(index: int) -> ProviderResult:
             nonlocal done
             result = await provider.generate(
-                Generation(request=request, spec=spec, references=references, mask=mask, index=index)
+                Generation(
+                    request=request,
+                    spec=spec,
+                    references=references,
+                    mask=mask,
+                    index=index,
+                    history=history,
+                    videos=video_inputs,
+                )
             )
             done += 1
             if request.n > 1 and done < request.n:
@@ -184,25 +206,64 @@ class Worker:
             await self.queue.fail(task.id, self.id, error)
             return
 
+        outputs = _Outputs(self.blobs, task.id)
         images: list[GeneratedImage] = []
         usage = Usage()
-        stores: list[Awaitable[None]] = []
         for result in results:
             usage = usage + result.usage
-            for produced in result.images:
-                key = f"{task.id}/out-{len(images)}{extension_for(produced.mime_type)}"
-                stores.append(self.blobs.put(key, produced.data))
-                images.append(
-                    GeneratedImage(
-                        blob_key=key,
-                        mime_type=produced.mime_type,
-                        width=produced.width,
-                        height=produced.height,
-                        revised_prompt=request.prompt,
-                        text=produced.text,
-                    )
-                )
-        await asyncio.gather(*stores)
+            images += [
+                outputs.add(produced, "out", revised_prompt=request.prompt) for produced in result.images
+            ]
+        # Thoughts of the first generation: the Gemini dialects show one turn per task. An interim image
+        # that is the final one (seed 004: the last thought image is the final render) is stored once.
+        first = results[0]
+        thoughts = tuple(
+            Thought(text=thought.text, images=tuple(outputs.add(i, "thought") for i in thought.images))
+            for thought in first.thoughts
+        )
+        await outputs.flush()
         if spec.price_per_image is not None:
             usage = usage + Usage(cost_usd=round(spec.price_per_image * len(images), 6))
-        await self.queue.complete(task.id, self.id, TaskResult(images=tuple(images), usage=usage))
+        outcome = TaskResult(
+            images=tuple(images),
+            usage=usage,
+            text=first.text,
+            thoughts=thoughts,
+            searches=first.searches,
+            signature=first.signature,
+        )
+        await self.queue.complete(task.id, self.id, outcome)
+
+
+class _Outputs:
+    """Names and writes a task's output blobs (``out-0.png``, ``thought-0.png``), each image once."""
+
+    def __init__(self, blobs: BlobStore, task_id: str) -> None:
+        self.blobs = blobs
+        self.task_id = task_id
+        self._stored: dict[int, GeneratedImage] = {}
+        self._counts: dict[str, int] = {}
+        self._writes: list[Awaitable[None]] = []
+
+    def add(self, produced: ProviderImage, kind: str, revised_prompt: str | None = None) -> GeneratedImage:
+        known = self._stored.get(id(produced))
+        if known is not None:
+            return known
+        number = self._counts.get(kind, 0)
+        self._counts[kind] = number + 1
+        key = f"{self.task_id}/{kind}-{number}{extension_for(produced.mime_type)}"
+        self._writes.append(self.blobs.put(key, produced.data))
+        image = GeneratedImage(
+            blob_key=key,
+            mime_type=produced.mime_type,
+            width=produced.width,
+            height=produced.height,
+            revised_prompt=revised_prompt,
+            text=produced.text,
+        )
+        self._stored[id(produced)] = image
+        return image
+
+    async def flush(self) -> None:
+        await asyncio.gather(*self._writes)
+        self._writes.clear()

@@ -1,0 +1,452 @@
+"""The Gemini API's ``generateContent`` surface, translation only.
+
+- ``POST /{v1beta|v1}/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``: ``contents``
+  (the last one is this turn; earlier ones are the conversation, model turns with their thought
+  signatures), ``generationConfig`` (``responseModalities``, ``imageConfig``, ``thinkingConfig``,
+  ``candidateCount``, ``seed``, ``temperature``, ``topP``), ``systemInstruction`` and the
+  ``googleSearch`` tool. The answer is a ``GenerateContentResponse`` with one candidate per image.
+- ``GET /{v}/models`` and ``GET /{v}/models/{model}``: the catalog as Gemini ``Model`` resources (the
+  ``/v1`` paths are shared with OpenAI's model list: see ``api/models.py``).
+
+A stream cannot send anything before the image exists, so while the model works it sends blank lines,
+which every SSE reader skips, to keep proxies from closing an idle connection on a two-minute 4K image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from pixelgate.api.errors import gemini_error
+from pixelgate.api.gateway import Gateway, GatewayDep
+from pixelgate.api.gemini_common import (
+    gemini_dialect,
+    input_modalities,
+    media_input,
+    output_format_of,
+    output_modalities,
+    snake_keys,
+    standard_base64,
+)
+from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.catalog import ModelSpec
+from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
+from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
+from pixelgate.core.request import ImageRequest
+from pixelgate.core.task import Task
+
+router = APIRouter(dependencies=[Depends(gemini_dialect)])
+
+API_VERSIONS = ("v1beta", "v1")
+KEEPALIVE_SECONDS = 10.0
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Blob(_Body):
+    data: str | None = None
+    mime_type: str | None = None
+
+
+class FileData(_Body):
+    file_uri: str | None = None
+    mime_type: str | None = None
+
+
+class Part(_Body):
+    text: str | None = None
+    inline_data: Blob | None = None
+    file_data: FileData | None = None
+    thought: bool | None = None
+    thought_signature: str | None = None
+
+
+class Content(_Body):
+    role: str | None = None
+    parts: list[Part] = []
+
+
+class ImageConfig(_Body):
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    output_mime_type: str | None = None
+    output_compression_quality: int | None = None
+
+
+class ThinkingConfig(_Body):
+    include_thoughts: bool | None = None
+    thinking_level: str | None = None
+    thinking_budget: int | None = None  # accepted for old clients; image models set no budget
+
+
+class GenerationConfig(_Body):
+    response_modalities: list[str] | None = None
+    image_config: ImageConfig | None = None
+    thinking_config: ThinkingConfig | None = None
+    candidate_count: int | None = None
+    seed: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+
+
+class GoogleSearch(_Body):
+    # A list, or the REST form: {"web_search": {}, "image_search": {}}.
+    search_types: list[str] | dict[str, Any] | None = None
+
+
+class Tool(_Body):
+    model_config = ConfigDict(extra="allow")
+    google_search: GoogleSearch | None = None
+
+
+class GenerateContentBody(_Body):
+    contents: list[Content] | Content
+    generation_config: GenerationConfig | None = None
+    system_instruction: Content | str | None = None
+    tools: list[Tool] | None = None
+
+
+def read_body(data: dict[str, Any]) -> GenerateContentBody:
+    return parse_model(GenerateContentBody, snake_keys(data))
+
+
+def split_model_action(model_action: str) -> tuple[str, str]:
+    model, sep, action = model_action.partition(":")
+    if not sep or not model:
+        raise NotFound(
+            f"there is no endpoint POST models/{model_action}: use models/{{model}}:generateContent or "
+            "models/{model}:streamGenerateContent",
+            code="unknown_endpoint",
+        )
+    return model.removeprefix("models/"), action
+
+
+def _turn_parts(
+    content: Content, index: int
+) -> tuple[str, list[ReferenceInput], list[VideoSource], str | None]:
+    """The text, images, videos and thought signature of one content (thought parts are skipped)."""
+    texts: list[str] = []
+    images: list[ReferenceInput] = []
+    videos: list[VideoSource] = []
+    signature: str | None = None
+    for j, part in enumerate(content.parts):
+        where = f"contents[{index}].parts[{j}]"
+        if part.thought_signature and (signature is None or part.inline_data is not None):
+            signature = standard_base64(part.thought_signature)  # the image part's own wins
+        if part.thought:
+            continue
+        if part.text is not None:
+            texts.append(part.text)
+        blob, file = part.inline_data, part.file_data
+        if blob is not None or file is not None:
+            media = media_input(
+                data=blob.data if blob else None,
+                uri=file.file_uri if file else None,
+                mime_type=(blob.mime_type if blob else None) or (file.mime_type if file else None),
+                field=f"{where}.{'inline_data' if blob else 'file_data'}",
+            )
+            (videos if isinstance(media, VideoSource) else images).append(media)  # type: ignore[arg-type]
+    return "\n".join(texts), images, videos, signature
+
+
+def to_image_request(
+    model: str, body: GenerateContentBody
+) -> tuple[ImageRequest, list[ReferenceInput], list[VideoSource], list[TurnInput]]:
+    contents = body.contents if isinstance(body.contents, list) else [body.contents]
+    if not contents:
+        raise InvalidRequest(
+            "contents is empty: send at least one user turn", param="contents", code="missing_field"
+        )
+    history: list[TurnInput] = []
+    for i, content in enumerate(contents[:-1]):
+        role = "model" if content.role == "model" else "user"
+        text, images, videos, signature = _turn_parts(content, i)
+        if videos:
+            raise InvalidRequest(
+                f"contents[{i}] holds a video: give video context in the last user turn only",
+                param=f"contents[{i}]",
+                code="invalid_media",
+            )
+        history.append(TurnInput(role=role, text=text, images=tuple(images), signature=signature))
+    last = len(contents) - 1
+    if contents[last].role == "model":
+        raise InvalidRequest(
+            f"contents[{last}] is a model turn: the last content must be the user's turn to answer",
+            param=f"contents[{last}].role",
+            code="invalid_contents",
+        )
+    prompt, references, videos, _ = _turn_parts(contents[last], last)
+
+    config = body.generation_config or GenerationConfig()
+    image_config = config.image_config or ImageConfig()
+    thinking = config.thinking_config or ThinkingConfig()
+    modalities = [m.upper() for m in config.response_modalities or ["IMAGE"]]
+    if "IMAGE" not in modalities:
+        raise InvalidRequest(
+            f"generationConfig.responseModalities {config.response_modalities} leaves out IMAGE: pixelgate "
+            'serves image models; use ["IMAGE"] or ["TEXT", "IMAGE"]',
+            param="generationConfig.responseModalities",
+            code="invalid_response_modalities",
+        )
+    level = thinking.thinking_level
+    request = ImageRequest(
+        model=model,
+        prompt=prompt,
+        n=config.candidate_count or 1,
+        aspect_ratio=image_config.aspect_ratio,
+        image_size=image_config.image_size,
+        output_format=output_format_of(
+            image_config.output_mime_type, "generationConfig.imageConfig.outputMimeType"
+        )
+        or "png",
+        output_compression=image_config.output_compression_quality,
+        seed=config.seed,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        thinking_level=level.lower() if level and level.upper() != "THINKING_LEVEL_UNSPECIFIED" else None,
+        system_instruction=_system_text(body.system_instruction),
+        search_types=_search_types(body.tools),
+        want_text="TEXT" in modalities,
+        include_thoughts=bool(thinking.include_thoughts),
+        wire_names={
+            "model": "model",
+            "prompt": f"contents[{last}].parts",
+            "n": "generationConfig.candidateCount",
+            "aspect_ratio": "generationConfig.imageConfig.aspectRatio",
+            "image_size": "generationConfig.imageConfig.imageSize",
+            "output_compression": "generationConfig.imageConfig.outputCompressionQuality",
+            "seed": "generationConfig.seed",
+            "temperature": "generationConfig.temperature",
+            "top_p": "generationConfig.topP",
+            "thinking_level": "generationConfig.thinkingConfig.thinkingLevel",
+            "references": f"contents[{last}].parts",
+            "history": "contents",
+            "videos": f"contents[{last}].parts",
+            "search_types": "tools[].googleSearch.searchTypes",
+        },
+    )
+    return request, references, videos, history
+
+
+def _system_text(instruction: Content | str | None) -> str | None:
+    if instruction is None or isinstance(instruction, str):
+        return instruction
+    return "\n".join(part.text for part in instruction.parts if part.text) or None
+
+
+def _search_types(tools: list[Tool] | None) -> list[str] | None:
+    search: list[str] | None = None
+    for i, tool in enumerate(tools or []):
+        if tool.google_search is not None:
+            kinds = tool.google_search.search_types
+            search = list(kinds) if kinds else []
+            continue
+        names = sorted(tool.model_extra or {}) or ["an empty tool"]
+        raise InvalidRequest(
+            f"tools[{i}] is {', '.join(names)}: image models take only the googleSearch tool",
+            param=f"tools[{i}]",
+            code="unsupported_tool",
+        )
+    return search
+
+
+async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Task, bool]:
+    model, action = split_model_action(model_action)
+    if action not in ("generateContent", "streamGenerateContent"):
+        raise NotFound(
+            f"models/{model}:{action} is not served: pixelgate serves :generateContent and "
+            ":streamGenerateContent (batch jobs: :batchGenerateContent is not available yet)",
+            code="unknown_endpoint",
+        )
+    body = read_body(await read_json_object(request))
+    image_request, references, videos, history = to_image_request(model, body)
+    task = await gw.service.submit(
+        image_request, references=references, videos=videos, history=history, dialect="gemini"
+    )
+    return task, action == "streamGenerateContent"
+
+
+async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
+    """A ``GenerateContentResponse``: one candidate per image, thoughts first where asked for."""
+    result = task.result
+    assert result is not None
+    request = task.request
+    candidates = []
+    for index, image in enumerate(result.images):
+        parts: list[dict[str, Any]] = []
+        if index == 0 and request.include_thoughts:
+            for thought in result.thoughts:
+                parts.append({"text": thought.text, "thought": True})
+                for interim in thought.images:
+                    data = await gw.image_b64(interim)
+                    parts.append(
+                        {"inlineData": {"mimeType": interim.mime_type, "data": data}, "thought": True}
+                    )
+        signature = result.signature if index == 0 else None
+        text = image.text or (result.text if index == 0 else None)
+        if text:
+            parts.append({"text": text, **({"thoughtSignature": signature} if signature else {})})
+        image_part: dict[str, Any] = {
+            "inlineData": {"mimeType": image.mime_type, "data": await gw.image_b64(image)}
+        }
+        if signature:
+            image_part["thoughtSignature"] = signature
+        parts.append(image_part)
+        candidate: dict[str, Any] = {
+            "content": {"role": "model", "parts": parts},
+            "finishReason": "STOP",
+            "index": index,
+        }
+        if index == 0 and result.searches:
+            candidate["groundingMetadata"] = {
+                "webSearchQueries": [q for s in result.searches for q in s.queries],
+                "searchEntryPoint": {"renderedContent": "".join(s.suggestions for s in result.searches)},
+            }
+        candidates.append(candidate)
+    return {
+        "candidates": candidates,
+        "usageMetadata": usage_metadata(task),
+        "modelVersion": request.model,
+        "responseId": task.id,
+    }
+
+
+def usage_metadata(task: Task) -> dict[str, Any]:
+    assert task.result is not None
+    usage = task.result.usage
+    metadata: dict[str, Any] = {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": usage.output_tokens,
+        "totalTokenCount": usage.total_tokens,
+        "promptTokensDetails": [
+            {"modality": m, "tokenCount": n} for m, n in input_modalities(usage, upper=True)
+        ],
+        "candidatesTokensDetails": [
+            {"modality": m, "tokenCount": n} for m, n in output_modalities(usage, upper=True)
+        ],
+    }
+    if usage.thought_tokens:
+        metadata["thoughtsTokenCount"] = usage.thought_tokens
+    return metadata
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
+    """The answer as server-sent events: thoughts, then text, then the image with the usage."""
+    waiter = asyncio.ensure_future(gw.service.wait_for_result(task.id))
+    try:
+        while not waiter.done():
+            done, _ = await asyncio.wait({waiter}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield b"\n"
+        try:
+            finished = waiter.result()
+        except PixelgateError as error:
+            yield _sse(gemini_error(error))
+            return
+        response = await render_response(gw, finished)
+        first = response["candidates"][0]
+        parts = first["content"]["parts"]
+        head = {k: v for k, v in response.items() if k in ("modelVersion", "responseId")}
+        for part in parts[:-1]:
+            yield _sse({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}], **head})
+        first["content"]["parts"] = parts[-1:]
+        yield _sse(response)
+    finally:
+        waiter.cancel()
+
+
+async def generate_content(
+    model_action: str, request: Request, gw: GatewayDep
+) -> JSONResponse | StreamingResponse:
+    task, streaming = await _submit(model_action, request, gw)
+    if streaming:
+        return StreamingResponse(_stream(gw, task), media_type="text/event-stream")
+    done = await gw.service.wait_for_result(task.id)
+    return JSONResponse(await render_response(gw, done))
+
+
+for _version in API_VERSIONS:
+    router.add_api_route(
+        f"/{_version}/models/{{model_action:path}}", generate_content, methods=["POST"], response_model=None
+    )
+
+
+def model_resource(spec: ModelSpec) -> dict[str, Any]:
+    """A catalog entry as a Gemini ``Model`` (with pixelgate's full capabilities beside it)."""
+    thinks = bool(spec.thinking_levels) or spec.always_thinks
+    return {
+        "name": f"models/{spec.id}",
+        "baseModelId": spec.upstream_id,
+        "version": spec.upstream_id,
+        "displayName": spec.name,
+        "description": (
+            f"{spec.name}: {one_of(list(spec.image_sizes))} images in {len(spec.aspect_ratios)} aspect "
+            f"ratios, up to {spec.max_reference_images} reference images"
+        ),
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+        "thinking": thinks,
+        "temperature": 1.0,
+        "maxTemperature": 2.0,
+        "topP": 0.95,
+        "imageCapabilities": spec.describe(),
+    }
+
+
+def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> dict[str, Any]:
+    ids = gw.catalog.ids
+    try:
+        size = int(page_size) if page_size else 50
+        start = int(page_token) if page_token else 0
+    except ValueError:
+        raise InvalidRequest(
+            f"pageSize {page_size!r} / pageToken {page_token!r} are not valid: pageSize is a number from 1 "
+            "to 1000, pageToken the nextPageToken of the page before",
+            param="pageToken",
+            code="invalid_page",
+        ) from None
+    if not 1 <= size <= 1000 or not 0 <= start <= len(ids):
+        raise InvalidRequest(
+            f"pageSize {size} / pageToken {start} are out of range: pageSize is 1 to 1000 and pageToken the "
+            "nextPageToken of the page before",
+            param="pageSize",
+            code="invalid_page",
+        )
+    page = ids[start : start + size]
+    body: dict[str, Any] = {"models": [model_resource(gw.catalog.get(m)) for m in page]}
+    if start + size < len(ids):
+        body["nextPageToken"] = str(start + size)
+    return body
+
+
+def model_by_name(gw: Gateway, name: str) -> dict[str, Any]:
+    model_id = name.removeprefix("models/")
+    try:
+        return model_resource(gw.catalog.get(model_id))
+    except InvalidRequest as exc:
+        raise NotFound(exc.message, param="model", code=exc.code) from None
+
+
+@router.get("/v1beta/models")
+async def list_models(
+    gw: GatewayDep,
+    pageSize: str | None = None,
+    pageToken: str | None = None,
+) -> dict[str, Any]:
+    return model_page(gw, pageSize, pageToken)
+
+
+@router.get("/v1beta/models/{name:path}")
+async def get_model(name: str, gw: GatewayDep) -> dict[str, Any]:
+    return model_by_name(gw, name)

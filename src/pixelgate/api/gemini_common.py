@@ -1,0 +1,151 @@
+"""What the two Gemini surfaces (``generateContent`` and Interactions) share: the proto-JSON key
+convention, media blocks, usage by modality and the rule that tells a Gemini caller from an OpenAI one.
+
+The proto JSON convention lets a field be spelled ``inlineData`` or ``inline_data``, and Google's own SDK
+mixes the two in one body (``{"inlineData": {"mime_type": ...}}``). Bodies are read with every key turned
+to snake_case first, so each model below has one spelling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+
+from pixelgate.api.errors import set_dialect
+from pixelgate.core.errors import InvalidRequest, one_of
+from pixelgate.core.references import ReferenceInput, VideoSource
+from pixelgate.core.request import OUTPUT_FORMATS
+from pixelgate.core.task import Usage
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+# Free-form objects whose keys are the caller's own (not field names): left as sent.
+_FREE_FORM = frozenset({"labels", "metadata", "user_metadata", "response_schema", "schema", "parameters"})
+
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "image/gif")
+VIDEO_MIME_TYPES = (
+    "video/mp4",
+    "video/mpeg",
+    "video/mpg",
+    "video/mov",
+    "video/quicktime",
+    "video/avi",
+    "video/x-flv",
+    "video/webm",
+    "video/wmv",
+    "video/3gpp",
+)
+
+
+def gemini_dialect(request: Request) -> None:
+    set_dialect(request, "gemini")
+
+
+def is_gemini_caller(request: Request) -> bool:
+    """Whether a request to a path both APIs share (``GET /v1/models``) comes from a Gemini client:
+    Google's SDKs send ``x-goog-api-key`` (or ``?key=``) and ``x-goog-api-client``; OpenAI's send a
+    bearer token."""
+    headers = request.headers
+    return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query_params
+
+
+def snake_keys(value: Any, *, parent: str = "") -> Any:
+    """``{"inlineData": {"mimeType": ..}}`` -> ``{"inline_data": {"mime_type": ..}}``, recursively."""
+    if isinstance(value, dict):
+        if parent in _FREE_FORM:
+            return value
+        converted = {}
+        for key, item in value.items():
+            name = _CAMEL.sub(r"_\1", key).lower() if isinstance(key, str) else key
+            converted[name] = snake_keys(item, parent=name)
+        return converted
+    if isinstance(value, list):
+        return [snake_keys(item, parent=parent) for item in value]
+    return value
+
+
+def media_input(
+    *, data: str | None, uri: str | None, mime_type: str | None, field: str
+) -> ReferenceInput | VideoSource:
+    """An image or video given inline (base64) or by URI, checked for a MIME type we can take."""
+    mime = (mime_type or "").lower().strip()
+    if not data and not uri:
+        raise InvalidRequest(
+            f"{field} has neither data nor uri: give the base64 bytes in data, or a URI",
+            param=field,
+            code="invalid_media",
+        )
+    if mime.startswith("video/"):
+        if mime not in VIDEO_MIME_TYPES:
+            raise InvalidRequest(
+                f"{field} has mime_type {mime_type!r}: video must be {one_of(VIDEO_MIME_TYPES)}",
+                param=field,
+                code="invalid_mime_type",
+            )
+        if uri:
+            return VideoSource(mime_type=mime, field=field, uri=uri)
+        return VideoSource(mime_type=mime, field=field, data=decode_base64(data or "", field))
+    if mime and not mime.startswith("image/"):
+        raise InvalidRequest(
+            f"{field} has mime_type {mime_type!r}: image models take images ({one_of(IMAGE_MIME_TYPES)}) "
+            f"and, on some models, video ({one_of(VIDEO_MIME_TYPES)})",
+            param=field,
+            code="invalid_mime_type",
+        )
+    return ReferenceInput(source=data or uri or "", field=field)
+
+
+def standard_base64(data: str) -> str:
+    """Proto JSON writes bytes in either base64 alphabet, padded or not (Google's SDK re-encodes what it
+    received in the URL-safe one): one canonical spelling, so an opaque signature compares equal."""
+    data = data.strip().translate(_URLSAFE_TO_STANDARD).rstrip("=")
+    return data + "=" * (-len(data) % 4)
+
+
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def decode_base64(data: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(standard_base64(data), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(
+            f"{field} is not valid base64: send the bytes base64-encoded", param=field, code="invalid_base64"
+        ) from None
+
+
+def output_format_of(mime_type: str | None, field: str) -> str | None:
+    """``image/jpeg`` -> ``jpeg``, for the output MIME type a caller asks for."""
+    if mime_type is None:
+        return None
+    fmt = mime_type.lower().removeprefix("image/").replace("jpg", "jpeg")
+    if fmt not in OUTPUT_FORMATS:
+        allowed = [f"image/{f}" for f in OUTPUT_FORMATS]
+        raise InvalidRequest(
+            f"{field} {mime_type!r} is not an output format pixelgate makes: use {one_of(allowed)}",
+            param=field,
+            code="invalid_mime_type",
+        )
+    return fmt
+
+
+def tokens_by_modality(text: int, image: int, *, upper: bool) -> list[tuple[str, int]]:
+    """The non-zero token counts by modality (Gemini omits empty ones)."""
+    names = ("TEXT", "IMAGE") if upper else ("text", "image")
+    return [(name, count) for name, count in zip(names, (text, image), strict=True) if count]
+
+
+def input_modalities(usage: Usage, *, upper: bool) -> list[tuple[str, int]]:
+    return tokens_by_modality(usage.input_text_tokens, usage.input_image_tokens, upper=upper)
+
+
+def output_modalities(usage: Usage, *, upper: bool) -> list[tuple[str, int]]:
+    return tokens_by_modality(usage.output_text_tokens, usage.output_image_tokens, upper=upper)
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,40 @@
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: one path, two APIs.
+
+OpenAI's SDKs and Google's (whose default API version is ``v1``) both read the model list here. A
+Gemini client gives itself away by its key header (``x-goog-api-key`` or ``?key=``) or its
+``x-goog-api-client`` header, and gets Gemini ``Model`` resources; everyone else gets OpenAI's list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from pixelgate.api import gemini, openai
+from pixelgate.api.errors import set_dialect
+from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.gemini_common import is_gemini_caller
+
+router = APIRouter()
+
+
+def _dialect(request: Request) -> bool:
+    gemini_caller = is_gemini_caller(request)
+    set_dialect(request, "gemini" if gemini_caller else "openai")
+    return gemini_caller
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
+    if _dialect(request):
+        params = request.query_params
+        return gemini.model_page(gw, params.get("pageSize"), params.get("pageToken"))
+    return openai.model_list(gw.catalog)
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
+    if _dialect(request):
+        return gemini.model_by_name(gw, model_id)
+    return openai.model_entry(gw.catalog, model_id)
