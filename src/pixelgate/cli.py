@@ -46,6 +46,9 @@ def serve(
         float | None, typer.Option(help="How long a claimed task stays with a worker that stopped answering")
     ] = None,
     no_workers: Annotated[bool, typer.Option("--no-workers", help="Accept tasks but run none here")] = False,
+    stream_keepalive: Annotated[
+        float | None, typer.Option(help="Seconds between keep-alive lines while a stream waits for its image")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
@@ -67,6 +70,7 @@ def serve(
         "max_body_bytes": max_body_bytes,
         "worker_concurrency": worker_concurrency,
         "lease_seconds": lease_seconds,
+        "stream_keepalive_seconds": stream_keepalive,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     poll_interval: float = 1.0
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
+    stream_keepalive_seconds: float = Field(10.0, gt=0)
 
     @field_validator("emulate_faults")
     @classmethod

@@ -29,10 +29,10 @@ from pixelgate.api.gemini_common import (
     gemini_dialect,
     input_modalities,
     media_input,
+    normalize_signature,
     output_format_of,
     output_modalities,
     snake_keys,
-    standard_base64,
 )
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.catalog import ModelSpec
@@ -44,7 +44,6 @@ from pixelgate.core.task import Task
 router = APIRouter(dependencies=[Depends(gemini_dialect)])
 
 API_VERSIONS = ("v1beta", "v1")
-KEEPALIVE_SECONDS = 10.0
 
 
 class _Body(BaseModel):
@@ -140,7 +139,7 @@ def _turn_parts(
     for j, part in enumerate(content.parts):
         where = f"contents[{index}].parts[{j}]"
         if part.thought_signature and (signature is None or part.inline_data is not None):
-            signature = standard_base64(part.thought_signature)  # the image part's own wins
+            signature = normalize_signature(part.thought_signature)  # the image part's own wins
         if part.thought:
             continue
         if part.text is not None:
@@ -347,7 +346,7 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
     waiter = asyncio.ensure_future(gw.service.wait_for_result(task.id))
     try:
         while not waiter.done():
-            done, _ = await asyncio.wait({waiter}, timeout=KEEPALIVE_SECONDS)
+            done, _ = await asyncio.wait({waiter}, timeout=gw.settings.stream_keepalive_seconds)
             if not done:
                 yield b"\n"
         try:

@@ -19,7 +19,7 @@ from fastapi import Request
 from pixelgate.api.errors import set_dialect
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput, VideoSource
-from pixelgate.core.request import OUTPUT_FORMATS
+from pixelgate.core.request import OUTPUT_FORMATS, SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import Usage
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -107,6 +107,12 @@ def standard_base64(data: str) -> str:
 
 
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def normalize_signature(signature: str) -> str:
+    """A thought signature in one canonical spelling; Gemini's "skip the check" value is left as it is
+    (it happens to be valid URL-safe base64, which would otherwise be rewritten)."""
+    return signature if signature == SKIP_THOUGHT_SIGNATURE else standard_base64(signature)
 
 
 def decode_base64(data: str, field: str) -> bytes:

@@ -28,10 +28,10 @@ from pixelgate.api.gemini_common import (
     input_modalities,
     iso_time,
     media_input,
+    normalize_signature,
     output_format_of,
     output_modalities,
     snake_keys,
-    standard_base64,
 )
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.core.errors import InvalidRequest, NotFound, one_of
@@ -48,7 +48,8 @@ STATUS = {
     Status.FAILED: "failed",
     Status.CANCELLED: "cancelled",
 }
-STEP_TYPES = ("user_input", "model_output", "thought")
+MODEL_STEP_TYPES = ("model_output", "thought", "google_search_call", "google_search_result")
+STEP_TYPES = ("user_input", *MODEL_STEP_TYPES)
 DELIVERIES = ("inline", "uri")
 
 
@@ -175,26 +176,36 @@ def parse_input(value: str | dict[str, Any] | list[Any] | None) -> _Input:
             param=f"input[{len(items) - 1}]",
             code="invalid_input",
         )
+    # A user_input step is a user turn; the steps between two user_inputs are one model turn: its
+    # model_output content, and the signature of its thought step wherever that step sits.
+    model_turn: str | None = None  # where the open model turn began
     signature: str | None = None
     for i, step in enumerate(items):
         where = f"input[{i}]"
         kind = step.get("type") if isinstance(step, dict) else None
-        if kind == "thought":
-            given = _str(step.get("signature"), f"{where}.signature")
-            signature = standard_base64(given) if given else signature
+        if kind == "user_input":
+            if model_turn is not None:
+                parsed.take_turn("model", signature, model_turn)
+                model_turn, signature = None, None
+            content = step.get("content") or []
+            parsed.add_blocks(content if isinstance(content, list) else [content], f"{where}.content")
+            if i < last_user:
+                parsed.take_turn("user", None, where)
             continue
-        if kind not in ("user_input", "model_output"):
+        if kind not in MODEL_STEP_TYPES:
             raise InvalidRequest(
-                f"{where} has type {kind!r}: a step of input is {one_of(list(STEP_TYPES))}",
+                f"{where} has type {kind!r}: a step of input is {one_of(['user_input', *MODEL_STEP_TYPES])}",
                 param=f"{where}.type",
                 code="invalid_input",
             )
-        content = step.get("content") or []
-        parsed.add_blocks(content if isinstance(content, list) else [content], f"{where}.content")
-        if i < last_user:
-            role = "model" if kind == "model_output" else "user"
-            parsed.take_turn(role, signature if role == "model" else None, where)
-            signature = None
+        model_turn = model_turn or where
+        if kind == "thought":
+            given = _str(step.get("signature"), f"{where}.signature")
+            signature = normalize_signature(given) if given else signature
+        elif kind == "model_output":
+            content = step.get("content") or []
+            parsed.add_blocks(content if isinstance(content, list) else [content], f"{where}.content")
+        # Search steps are the model's own record of what it looked up: nothing to send back.
     return parsed
 
 

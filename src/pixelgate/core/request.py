@@ -34,6 +34,10 @@ class ReferenceImage(BaseModel):
     kind: str | None = None  # object, character or style; None counts only against the total
 
 
+# Gemini accepts this in place of a real thought signature (for history made elsewhere); so does pixelgate.
+SKIP_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
+
+
 class Turn(BaseModel):
     """One earlier turn of a multi-turn edit session, as the provider must see it again.
 

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
+from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
 from pixelgate.providers.base import (
     Generation,
@@ -39,8 +40,6 @@ from pixelgate.providers.base import (
 )
 
 FAULT_KINDS = ("429", "500", "502", "503", "timeout")
-# Gemini accepts this in place of a real thought signature; so does the emulator.
-SKIP_SIGNATURE = "skip_thought_signature_validator"
 _SIGNATURE_KEY = b"pixelgate-emulator-thought-signature"
 
 
@@ -168,7 +167,7 @@ def check_signatures(generation: Generation) -> None:
         if past.turn.role != "model" or not past.images:
             continue
         signature = past.turn.signature
-        if signature == SKIP_SIGNATURE:
+        if signature == SKIP_THOUGHT_SIGNATURE:
             continue
         if signature is None or not hmac.compare_digest(signature, sign(past.images[0])):
             problem = "carries no thought signature" if signature is None else "carries a thought signature "

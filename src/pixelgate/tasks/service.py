@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from itertools import count
 
 from pixelgate.catalog import Catalog
@@ -87,7 +88,8 @@ class TaskService:
             load_references([mask] if mask else [], self.fetcher, self.limits),
             asyncio.gather(*(self._load_turn(turn) for turn in history or [])),
         )
-        writes: list[Awaitable[None]] = []
+        # Blob writes wait until the request has passed validation: a refused request stores nothing.
+        writes: list[Callable[[], Awaitable[None]]] = []
         names = count()
 
         def keep(
@@ -95,10 +97,10 @@ class TaskService:
         ) -> ReferenceImage:
             if isinstance(source, ReferenceImage):
                 key = f"{task_id}/{stem}{extension_for(source.mime_type)}"
-                writes.append(self.blobs.copy(source.blob_key, key))
+                writes.append(partial(self.blobs.copy, source.blob_key, key))
                 return source.model_copy(update={"blob_key": key})
             key = f"{task_id}/{stem}{extension_for(source.info.mime_type)}"
-            writes.append(self.blobs.put(key, source.data))
+            writes.append(partial(self.blobs.put, key, source.data))
             return ReferenceImage(
                 blob_key=key,
                 mime_type=source.info.mime_type,
@@ -126,7 +128,7 @@ class TaskService:
             }
         )
         request, spec = validate(request, self.catalog, self.limits)
-        await asyncio.gather(*writes)
+        await asyncio.gather(*(write() for write in writes))
 
         task = Task(
             id=task_id, request=request, dialect=dialect, response_format=response_format, owner=owner
@@ -184,7 +186,7 @@ class TaskService:
         ]
 
     def _keep_video(
-        self, task_id: str, index: int, video: VideoSource, writes: list[Awaitable[None]]
+        self, task_id: str, index: int, video: VideoSource, writes: list[Callable[[], Awaitable[None]]]
     ) -> VideoInput:
         if video.data is None:
             return VideoInput(mime_type=video.mime_type, uri=video.uri)
@@ -195,7 +197,7 @@ class TaskService:
                 param=video.field,
             )
         key = f"{task_id}/video-{index}{extension_for(video.mime_type)}"
-        writes.append(self.blobs.put(key, video.data))
+        writes.append(partial(self.blobs.put, key, video.data))
         return VideoInput(mime_type=video.mime_type, blob_key=key)
 
     async def wait(self, task_id: str) -> Task:
