@@ -117,6 +117,13 @@ def decode_png(data: str) -> Image.Image:
     return image
 
 
+@pytest.fixture(scope="module")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    """One client per server for the whole module (conftest's makes one per test, ~50 ms each)."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
 # --- generateContent bodies ---------------------------------------------------------------------------------
 
 PNG = b64(png_bytes(32, 24))
@@ -788,14 +795,16 @@ def test_generate_content_refuses_bad_json(
     reason="BUG: JSON nested ~500 deep (which json.loads accepts) overflows the recursion of "
     "gemini_common.snake_keys (two frames per list level): 500 RecursionError",
 )
-def test_deeply_nested_but_parseable_json_is_a_400(http: httpx.Client, endpoint: str) -> None:
+def test_deeply_nested_but_parseable_json_is_a_400(server: ServerProcess, endpoint: str) -> None:
     depth = 600
     if endpoint == "generateContent":
         path, content = GENERATE, b'{"contents": ' + b"[" * depth + b"]" * depth + b"}"
     else:
         path, content = INTERACTIONS, b'{"input": ' + b"[" * depth + b"]" * depth + b"}"
     assert json.loads(content)  # Python itself reads it
-    response = post_raw(http, path, content)
+    # A client of its own: a 500 makes the server drop the connection, which would break the next test.
+    with httpx.Client(base_url=server.url, timeout=30, headers={"connection": "close"}) as client:
+        response = post_raw(client, path, content)
     assert response.status_code == 400, response.text[:300]
     assert_google_error(response, 400)
 
@@ -1108,7 +1117,7 @@ INTERACTION_CASES = [
         interact(input=[{"type": "banana"}, step("user_input", *blocks())]),
         "INVALID_INPUT",
         "input[0].type",
-        "input[0] has type 'banana': a step of input is user_input, model_output or thought",
+        "input[0] has type 'banana': a step of input is user_input, model_output, thought",
     ),
     case(
         "step-content-not-a-block",

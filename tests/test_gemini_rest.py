@@ -3,7 +3,7 @@ send them, so the exact field names and shapes are what is asserted, not what an
 
 - Every ``curl -s -X POST .../v1beta/interactions`` body of the image-generation guide (seed 004), sent as
   written (base64 images where it has placeholders), answers a completed Interaction whose image decodes
-  to the catalog's pixels.
+  to the catalog's pixels (the one the guide mistyped is refused as invalid JSON, as Google refuses it).
 - ``generateContent`` bodies in camelCase, snake_case and the SDK's mix give the same pixels; the answer
   uses Google's field names; URL-safe base64 works.
 - ``:streamGenerateContent?alt=sse``: events, keep-alive lines, a refused request (plain JSON 400) and a
@@ -35,8 +35,8 @@ API_KEY = {"x-goog-api-key": "test-key"}
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _UNCHECKED = object()
 
-# Colours no emulator background reaches (it keeps every channel within 40..145), so finding one in an
-# answer shows the reference image was decoded and used.
+# Colours the emulator never paints by itself (its backgrounds and discs keep every channel within 40..145,
+# its text is white or black), so finding one in an answer shows the reference image was decoded and used.
 GREEN = (0, 210, 0)
 ORANGE = (250, 140, 0)
 CYAN = (0, 220, 230)

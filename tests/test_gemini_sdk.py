@@ -709,24 +709,37 @@ def test_hand_built_history_with_the_issued_signature_succeeds(client: genai.Cli
     assert the_image(second).size == (512, 512)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the skip_thought_signature_validator value is normalised as base64 before it is compared, "
-    "so it is never recognised",
-)
-@pytest.mark.parametrize(
-    "signature",
-    [
-        pytest.param(SKIP_SIGNATURE, id="sdk-bytes"),
-        # What the JSON literal "skip_thought_signature_validator" means as a proto bytes field.
-        pytest.param(base64.urlsafe_b64decode("skip_thought_signature_validator"), id="json-literal"),
-    ],
-)
-def test_skip_signature_value_is_accepted(client: genai.Client, signature: bytes) -> None:
-    response = client.models.generate_content(
-        model=FLASH, contents=conversation(signature), config=config(image_size="512")
-    )
+def skip_part_with_str() -> types.Part:
+    """The literal sentinel on the wire: a ``str`` set after construction is passed through as is (pydantic
+    does not validate assignments), as langchain-google does for Gemini 3."""
+    part = image_part(png_bytes())
+    part.thought_signature = SKIP_SIGNATURE.decode()  # type: ignore[assignment]
+    return part
+
+
+def skip_part_with_bytes() -> types.Part:
+    # The SDK writes bytes in URL-safe base64: these 24 bytes go out as "skip_thought_signature_validator".
+    return image_part(png_bytes(), base64.urlsafe_b64decode(SKIP_SIGNATURE))
+
+
+@pytest.mark.parametrize("make_part", [skip_part_with_str, skip_part_with_bytes], ids=["str", "bytes"])
+def test_skip_signature_literal_is_accepted(
+    client: genai.Client, make_part: Callable[[], types.Part]
+) -> None:
+    contents = conversation(None)
+    contents[1] = types.Content(role="model", parts=[make_part()])
+    response = client.models.generate_content(model=FLASH, contents=contents, config=config(image_size="512"))
     assert the_image(response).size == (512, 512)
+
+
+def test_skip_signature_as_raw_bytes_is_refused_like_gemini(client: genai.Client) -> None:
+    """``thought_signature=b"skip_thought_signature_validator"`` goes out base64-encoded
+    ("c2tpcF90aG91...="), which Gemini 3 refuses too (langchain-ai/langchain-google#1972): only the
+    literal string on the wire skips the check."""
+    error = client_error(
+        lambda: client.models.generate_content(model=FLASH, contents=conversation(SKIP_SIGNATURE))
+    )
+    assert error.code == 400 and error_info(error)["reason"] == "MISSING_THOUGHT_SIGNATURE"
 
 
 def test_gemini_2_5_needs_no_signature(client: genai.Client) -> None:

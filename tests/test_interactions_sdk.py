@@ -728,7 +728,7 @@ def test_thinking_summaries_none_hides_them(beta: genai.Client, model: str, conf
             "VIDEO_NOT_SUPPORTED",
             "input",
         ),
-        ({"model": FLASH, "stream": True}, "UNSUPPORTED_STREAM", "stream"),
+        ({"model": FLASH, "stream": True, "background": True}, "INVALID_STREAM", "stream"),
     ],
     ids=[
         "size-1k",
@@ -741,7 +741,7 @@ def test_thinking_summaries_none_hides_them(beta: genai.Client, model: str, conf
         "image-search-pro",
         "video-pro",
         "video-lite",
-        "stream",
+        "stream-and-background",
     ],
 )
 def test_capability_violations_are_400s(

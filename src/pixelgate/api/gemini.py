@@ -28,6 +28,7 @@ from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
     gemini_dialect,
     input_modalities,
+    keepalive_until_done,
     media_input,
     normalize_signature,
     output_format_of,
@@ -345,10 +346,9 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
     """The answer as server-sent events: thoughts, then text, then the image with the usage."""
     waiter = asyncio.ensure_future(gw.service.wait_for_result(task.id))
     try:
-        while not waiter.done():
-            done, _ = await asyncio.wait({waiter}, timeout=gw.settings.stream_keepalive_seconds)
-            if not done:
-                yield b"\n"
+        # Blank lines: Google's SDK reads a comment line as a (broken) JSON chunk, but skips blank ones.
+        async for beat in keepalive_until_done(waiter, gw.settings.stream_keepalive_seconds, b"\n"):
+            yield beat
         try:
             finished = waiter.result()
         except PixelgateError as error:

@@ -8,9 +8,11 @@ to snake_case first, so each model below has one spelling.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -155,3 +157,14 @@ def output_modalities(usage: Usage, *, upper: bool) -> list[tuple[str, int]]:
 
 def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def keepalive_until_done(
+    waiter: asyncio.Future[Any], interval: float, beat: bytes
+) -> AsyncIterator[bytes]:
+    """Yield ``beat`` every ``interval`` seconds until ``waiter`` is done: a stream that waits for a
+    two-minute image must not look idle to the proxies between the caller and pixelgate."""
+    while not waiter.done():
+        done, _ = await asyncio.wait({waiter}, timeout=interval)
+        if not done:
+            yield beat

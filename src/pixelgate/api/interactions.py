@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.gateway import Gateway, GatewayDep
@@ -33,6 +33,7 @@ from pixelgate.api.gemini_common import (
     output_modalities,
     snake_keys,
 )
+from pixelgate.api.interaction_stream import stream_interaction
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.core.errors import InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
@@ -330,12 +331,11 @@ def _check_flags(body: InteractionBody, fmt: _Format) -> None:
             param="agent",
             code="unsupported_agent",
         )
-    if body.stream:
+    if body.stream and body.background:
         raise InvalidRequest(
-            "stream: true is not supported for interactions: use background: true and poll "
-            "GET /v1beta/interactions/{id}, or models/{model}:streamGenerateContent",
+            "stream: true and background: true exclude each other: stream the answer, or poll for it",
             param="stream",
-            code="unsupported_stream",
+            code="invalid_stream",
         )
     if body.store is False and body.background:
         raise InvalidRequest(
@@ -444,7 +444,7 @@ def _usage(task: Task) -> dict[str, Any]:
     }
 
 
-async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse:
+async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse | StreamingResponse:
     body = parse_model(InteractionBody, snake_keys(await read_json_object(request)))
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
@@ -461,6 +461,9 @@ async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse:
     )
     if body.background:
         return JSONResponse(await render_interaction(gw, request, task))
+    if body.stream:
+        events = stream_interaction(gw, request, task, render_interaction, forget=body.store is False)
+        return StreamingResponse(events, media_type="text/event-stream")
     done = await gw.service.wait_for_result(task.id)
     answer = await render_interaction(gw, request, done)
     if body.store is False:
@@ -501,7 +504,9 @@ async def delete_interaction(interaction_id: str, gw: GatewayDep) -> dict[str, A
 
 
 for _version in ("v1beta", "v1"):
-    router.add_api_route(f"/{_version}/interactions", create_interaction, methods=["POST"])
+    router.add_api_route(
+        f"/{_version}/interactions", create_interaction, methods=["POST"], response_model=None
+    )
     router.add_api_route(f"/{_version}/interactions/{{interaction_id}}", get_interaction, methods=["GET"])
     router.add_api_route(
         f"/{_version}/interactions/{{interaction_id}}/cancel", cancel_interaction, methods=["POST"]
