@@ -9,7 +9,8 @@ send them, so the exact field names and shapes are what is asserted, not what an
 - ``:streamGenerateContent?alt=sse``: events, keep-alive lines, a refused request (plain JSON 400) and a
   generation that fails mid-stream (an error event).
 - Errors in Google's shape, the shared ``/v1/models`` path, model paging, the chat-endpoint mistake and the
-  raw Interactions verbs (DELETE, cancel, refused flags, any interaction is a task).
+  raw Interactions verbs (DELETE, cancel, refused fields, ``stream: true`` as events, any interaction is a
+  task).
 """
 
 from __future__ import annotations
@@ -955,11 +956,6 @@ def test_unknown_model_is_a_404_not_found(gemini: httpx.Client, http: httpx.Clie
     assert openai_shape.json()["error"]["code"] == "model_not_found"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /v1beta/models/nope:generateContent answers 400 INVALID_ARGUMENT (reason MODEL_NOT_FOUND), "
-    "Gemini and GET /v1beta/models/nope answer 404 NOT_FOUND",
-)
 def test_generate_content_with_an_unknown_model_is_a_404(gemini: httpx.Client) -> None:
     body = {"contents": [{"parts": [{"text": "x"}]}]}
     assert_google_error(
@@ -1108,18 +1104,15 @@ def test_models_page_through_with_page_tokens(http: httpx.Client, path: str) -> 
     assert "nextPageToken" not in whole and len(whole["models"]) == len(CATALOG.ids)
 
 
-_PARAM_BUG = "BUG: GET /v1beta/models paging errors blame the wrong field in ErrorInfo metadata.param"
-
-
 @pytest.mark.parametrize(
     ("query", "param"),
     [
         ("pageToken=zz", "pageToken"),
-        pytest.param("pageToken=99", "pageToken", marks=pytest.mark.xfail(strict=True, reason=_PARAM_BUG)),
-        pytest.param("pageToken=-3", "pageToken", marks=pytest.mark.xfail(strict=True, reason=_PARAM_BUG)),
+        ("pageToken=99", "pageToken"),
+        ("pageToken=-3", "pageToken"),
         ("pageSize=0", "pageSize"),
         ("pageSize=1001", "pageSize"),
-        pytest.param("pageSize=abc", "pageSize", marks=pytest.mark.xfail(strict=True, reason=_PARAM_BUG)),
+        ("pageSize=abc", "pageSize"),
     ],
 )
 def test_bad_page_size_or_token_is_a_400(http: httpx.Client, query: str, param: str) -> None:
@@ -1250,7 +1243,7 @@ def test_cancel_or_get_of_an_unknown_interaction_is_a_404(gemini: httpx.Client) 
 @pytest.mark.parametrize(
     ("extra", "reason", "param", "fragment"),
     [
-        ({"stream": True}, "UNSUPPORTED_STREAM", "stream", "stream"),
+        ({"stream": True, "background": True}, "INVALID_STREAM", "stream", "background"),
         ({"agent": "deep-research-pro-preview"}, "UNSUPPORTED_AGENT", "agent", "deep-research-pro-preview"),
         (
             {"input": [{"type": "audio", "data": "UklGRg==", "mime_type": "audio/wav"}]},
@@ -1301,3 +1294,95 @@ def test_any_interaction_is_a_task(gemini: httpx.Client) -> None:
     steps = with_input.json()["steps"]
     assert steps[0] == {"type": "user_input", "content": [{"type": "text", "text": "a tiny red kite"}]}
     assert steps[1:] == interaction["steps"]
+
+
+def read_interaction_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    """An Interactions stream's events as (event name, data): each is ``event:``, ``id:`` and ``data:``
+    lines ended by a blank line; comment lines (``:``) keep the connection alive."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if not line:
+            if fields:
+                assert set(fields) == {"event", "id", "data"}, fields
+                data = json.loads(fields["data"])
+                assert data["event_type"] == fields["event"] and data["event_id"] == fields["id"], fields
+                events.append((fields["event"], data))
+                fields = {}
+            continue
+        name, _, value = line.partition(": ")
+        assert name in ("event", "id", "data") and name not in fields, line[:80]
+        fields[name] = value
+    assert not fields, "the stream ended in the middle of an event"
+    assert [int(data["event_id"]) for _, data in events] == list(range(1, len(events) + 1))
+    return events
+
+
+def test_interaction_stream_sends_the_steps_as_events(gemini: httpx.Client) -> None:
+    body = {
+        "model": FLASH,
+        "input": "a red kite over a beach",
+        "stream": True,
+        "response_format": [{"type": "text"}, {"type": "image", "aspect_ratio": "16:9", "image_size": "512"}],
+    }
+    with gemini.stream("POST", "/v1beta/interactions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_interaction_events(response)
+
+    names = [name for name, _ in events]
+    assert names[0] == "interaction.created" and names[-1] == "interaction.completed", names
+    created, completed = events[0][1]["interaction"], events[-1][1]["interaction"]
+    assert created["status"] in ("queued", "in_progress") and created["model"] == FLASH
+    assert completed["id"] == created["id"] and completed["status"] == "completed"
+    assert completed["usage"]["total_output_tokens"] > 0
+    # Every step: a start, its deltas, a stop, in order.
+    starts = [data for name, data in events if name == "step.start"]
+    assert [s["index"] for s in starts] == list(range(len(starts)))
+    assert [s["step"]["type"] for s in starts] == ["thought", "model_output"]
+    deltas = [data["delta"] for name, data in events if name == "step.delta" and data["index"] == 1]
+    assert [d["type"] for d in deltas] == ["text", "image"]
+    image = decode_image(deltas[1]["data"])
+    assert image.size == GUIDE_PIXELS[("16:9", "512")]
+
+    # The streamed interaction is stored like any other, with the same image.
+    stored = gemini.get(f"/v1beta/interactions/{created['id']}")
+    assert stored.status_code == 200, stored.text
+    (block,) = image_blocks(stored.json())
+    assert decode_image(block["data"]).tobytes() == image.tobytes()
+
+
+def test_interaction_stream_refused_or_failed(gemini: httpx.Client) -> None:
+    # Refused before it starts: a plain JSON 400, not a stream.
+    refused = interact(
+        gemini,
+        {
+            "model": FLASH,
+            "input": "x",
+            "stream": True,
+            "response_format": {"type": "image", "image_size": "1k"},
+        },
+    )
+    assert not refused.headers["content-type"].startswith("text/event-stream")
+    assert_google_error(refused, 400, "INVALID_ARGUMENT", "INVALID_IMAGE_SIZE", "uppercase K")
+
+    # Failed while generating (a hand-made conversation without thought signatures): an error event last.
+    model_image = {"type": "image", "mime_type": "image/png", "data": b64(png_bytes(64, 64, CYAN))}
+    body = {
+        "model": FLASH,
+        "stream": True,
+        "input": [
+            {"type": "user_input", "content": [{"type": "text", "text": "a cyan square"}]},
+            {"type": "model_output", "content": [model_image]},
+            {"type": "user_input", "content": [{"type": "text", "text": "now make it round"}]},
+        ],
+        "response_format": {"type": "image", "image_size": "512"},
+    }
+    with gemini.stream("POST", "/v1beta/interactions", json=body) as response:
+        assert response.status_code == 200
+        events = read_interaction_events(response)
+    assert [name for name, _ in events] == ["interaction.created", "error"]
+    error = events[-1][1]["error"]
+    assert "signature" in error["message"]

@@ -438,10 +438,6 @@ def test_google_search_grounding_on_flash(client: genai.Client) -> None:
     the_image(response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: image_search queries are listed in webSearchQueries (twice) instead of imageSearchQueries",
-)
 def test_image_search_queries_are_reported_apart(client: genai.Client) -> None:
     search = types.GoogleSearch(
         search_types=types.SearchTypes(web_search=types.WebSearch(), image_search=types.ImageSearch())

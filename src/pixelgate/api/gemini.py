@@ -266,6 +266,10 @@ async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Tas
             ":streamGenerateContent (batch jobs: :batchGenerateContent is not available yet)",
             code="unknown_endpoint",
         )
+    try:  # the model is the resource this URL names: unknown, it is a 404 (with the catalog's list)
+        gw.catalog.get(model)
+    except InvalidRequest as exc:
+        raise NotFound(exc.message, param="model", code=exc.code) from None
     body = read_body(await read_json_object(request))
     image_request, references, videos, history = to_image_request(model, body)
     task = await gw.service.submit(
@@ -306,10 +310,17 @@ async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
             "index": index,
         }
         if index == 0 and result.searches:
-            candidate["groundingMetadata"] = {
-                "webSearchQueries": [q for s in result.searches for q in s.queries],
-                "searchEntryPoint": {"renderedContent": "".join(s.suggestions for s in result.searches)},
+            grounding: dict[str, Any] = {
+                "searchEntryPoint": {"renderedContent": "".join(s.suggestions for s in result.searches)}
             }
+            for search_type, field in (
+                ("web_search", "webSearchQueries"),
+                ("image_search", "imageSearchQueries"),
+            ):
+                queries = [q for s in result.searches if s.search_type == search_type for q in s.queries]
+                if queries:
+                    grounding[field] = queries
+            candidate["groundingMetadata"] = grounding
         candidates.append(candidate)
     return {
         "candidates": candidates,
@@ -403,25 +414,21 @@ def model_resource(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
+def _page_number(value: str | None, field: str, default: int, low: int, high: int) -> int:
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        what = "a page size from 1 to 1000" if field == "pageSize" else "the nextPageToken of the page before"
+        raise InvalidRequest(f"{field} {value!r} is not valid: use {what}", param=field, code="invalid_page")
+    return number
+
+
 def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> dict[str, Any]:
     ids = gw.catalog.ids
-    try:
-        size = int(page_size) if page_size else 50
-        start = int(page_token) if page_token else 0
-    except ValueError:
-        raise InvalidRequest(
-            f"pageSize {page_size!r} / pageToken {page_token!r} are not valid: pageSize is a number from 1 "
-            "to 1000, pageToken the nextPageToken of the page before",
-            param="pageToken",
-            code="invalid_page",
-        ) from None
-    if not 1 <= size <= 1000 or not 0 <= start <= len(ids):
-        raise InvalidRequest(
-            f"pageSize {size} / pageToken {start} are out of range: pageSize is 1 to 1000 and pageToken the "
-            "nextPageToken of the page before",
-            param="pageSize",
-            code="invalid_page",
-        )
+    size = _page_number(page_size, "pageSize", 50, 1, 1000)
+    start = _page_number(page_token, "pageToken", 0, 0, len(ids))
     page = ids[start : start + size]
     body: dict[str, Any] = {"models": [model_resource(gw.catalog.get(m)) for m in page]}
     if start + size < len(ids):
