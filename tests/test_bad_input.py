@@ -121,6 +121,14 @@ def test_deeply_nested_json_is_a_400(http: httpx.Client) -> None:
     assert_error(response, 400, "invalid_json", "the request body is not valid JSON")
 
 
+def test_json_nested_past_the_cap_is_a_400_even_where_python_reads_it(http: httpx.Client) -> None:
+    # 450 levels parse fine, but used to overflow the serializer when the task was stored: a 500.
+    depth = 450
+    content = b'{"prompt": "x", "metadata": {"a": ' + b"[" * depth + b"]" * depth + b"}}"
+    response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_json", "the request body nests more than 64 levels deep")
+
+
 def test_integer_with_too_many_digits_is_a_400(http: httpx.Client) -> None:
     content = b'{"prompt": "x", "seed": ' + b"1" * 5000 + b"}"
     response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})

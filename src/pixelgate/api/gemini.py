@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from pixelgate.api.errors import gemini_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    Spelling,
     gemini_dialect,
     input_modalities,
     keepalive_until_done,
@@ -114,8 +115,12 @@ class GenerateContentBody(_Body):
     tools: list[Tool] | None = None
 
 
-def read_body(data: dict[str, Any]) -> GenerateContentBody:
-    return parse_model(GenerateContentBody, snake_keys(data))
+def read_body(data: dict[str, Any]) -> tuple[GenerateContentBody, Spelling]:
+    spell = Spelling(data, camel=True)
+    try:
+        return parse_model(GenerateContentBody, snake_keys(data)), spell
+    except InvalidRequest as exc:
+        raise spell.error(exc) from None
 
 
 def split_model_action(model_action: str) -> tuple[str, str]:
@@ -130,7 +135,7 @@ def split_model_action(model_action: str) -> tuple[str, str]:
 
 
 def _turn_parts(
-    content: Content, index: int
+    content: Content, index: int, spell: Spelling
 ) -> tuple[str, list[ReferenceInput], list[VideoSource], str | None]:
     """The text, images, videos and thought signature of one content (thought parts are skipped)."""
     texts: list[str] = []
@@ -151,14 +156,14 @@ def _turn_parts(
                 data=blob.data if blob else None,
                 uri=file.file_uri if file else None,
                 mime_type=(blob.mime_type if blob else None) or (file.mime_type if file else None),
-                field=f"{where}.{'inline_data' if blob else 'file_data'}",
+                field=spell(f"{where}.{'inline_data' if blob else 'file_data'}"),
             )
             (videos if isinstance(media, VideoSource) else images).append(media)  # type: ignore[arg-type]
     return "\n".join(texts), images, videos, signature
 
 
 def to_image_request(
-    model: str, body: GenerateContentBody
+    model: str, body: GenerateContentBody, spell: Spelling
 ) -> tuple[ImageRequest, list[ReferenceInput], list[VideoSource], list[TurnInput]]:
     contents = body.contents if isinstance(body.contents, list) else [body.contents]
     if not contents:
@@ -167,8 +172,8 @@ def to_image_request(
         )
     history: list[TurnInput] = []
     for i, content in enumerate(contents[:-1]):
-        role = "model" if content.role == "model" else "user"
-        text, images, videos, signature = _turn_parts(content, i)
+        role = _role(content, i, spell)
+        text, images, videos, signature = _turn_parts(content, i, spell)
         if videos:
             raise InvalidRequest(
                 f"contents[{i}] holds a video: give video context in the last user turn only",
@@ -177,25 +182,27 @@ def to_image_request(
             )
         history.append(TurnInput(role=role, text=text, images=tuple(images), signature=signature))
     last = len(contents) - 1
-    if contents[last].role == "model":
+    if _role(contents[last], last, spell) == "model":
         raise InvalidRequest(
             f"contents[{last}] is a model turn: the last content must be the user's turn to answer",
             param=f"contents[{last}].role",
             code="invalid_contents",
         )
-    prompt, references, videos, _ = _turn_parts(contents[last], last)
+    prompt, references, videos, _ = _turn_parts(contents[last], last, spell)
 
     config = body.generation_config or GenerationConfig()
     image_config = config.image_config or ImageConfig()
     thinking = config.thinking_config or ThinkingConfig()
     modalities = [m.upper() for m in config.response_modalities or ["IMAGE"]]
     if "IMAGE" not in modalities:
+        field = spell("generation_config.response_modalities")
         raise InvalidRequest(
-            f"generationConfig.responseModalities {config.response_modalities} leaves out IMAGE: pixelgate "
-            'serves image models; use ["IMAGE"] or ["TEXT", "IMAGE"]',
-            param="generationConfig.responseModalities",
+            f"{field} {config.response_modalities} leaves out IMAGE: pixelgate serves image models; use "
+            '["IMAGE"] or ["TEXT", "IMAGE"]',
+            param=field,
             code="invalid_response_modalities",
         )
+    search_types, search_field = _search_types(body.tools, spell)
     level = thinking.thinking_level
     request = ImageRequest(
         model=model,
@@ -213,24 +220,24 @@ def to_image_request(
         top_p=config.top_p,
         thinking_level=level.lower() if level and level.upper() != "THINKING_LEVEL_UNSPECIFIED" else None,
         system_instruction=_system_text(body.system_instruction),
-        search_types=_search_types(body.tools),
+        search_types=search_types,
         want_text="TEXT" in modalities,
         include_thoughts=bool(thinking.include_thoughts),
         wire_names={
             "model": "model",
-            "prompt": f"contents[{last}].parts",
-            "n": "generationConfig.candidateCount",
-            "aspect_ratio": "generationConfig.imageConfig.aspectRatio",
-            "image_size": "generationConfig.imageConfig.imageSize",
-            "output_compression": "generationConfig.imageConfig.outputCompressionQuality",
-            "seed": "generationConfig.seed",
-            "temperature": "generationConfig.temperature",
-            "top_p": "generationConfig.topP",
-            "thinking_level": "generationConfig.thinkingConfig.thinkingLevel",
-            "references": f"contents[{last}].parts",
+            "prompt": spell(f"contents[{last}].parts"),
+            "n": spell("generation_config.candidate_count"),
+            "aspect_ratio": spell("generation_config.image_config.aspect_ratio"),
+            "image_size": spell("generation_config.image_config.image_size"),
+            "output_compression": spell("generation_config.image_config.output_compression_quality"),
+            "seed": spell("generation_config.seed"),
+            "temperature": spell("generation_config.temperature"),
+            "top_p": spell("generation_config.top_p"),
+            "thinking_level": spell("generation_config.thinking_config.thinking_level"),
+            "references": spell(f"contents[{last}].parts"),
             "history": "contents",
-            "videos": f"contents[{last}].parts",
-            "search_types": "tools[].googleSearch.searchTypes",
+            "videos": spell(f"contents[{last}].parts"),
+            "search_types": search_field,
         },
     )
     return request, references, videos, history
@@ -242,20 +249,36 @@ def _system_text(instruction: Content | str | None) -> str | None:
     return "\n".join(part.text for part in instruction.parts if part.text) or None
 
 
-def _search_types(tools: list[Tool] | None) -> list[str] | None:
+def _role(content: Content, index: int, spell: Spelling) -> str:
+    if content.role in (None, "user", "model"):
+        return content.role or "user"
+    field = spell(f"contents[{index}].role")
+    raise InvalidRequest(
+        f"{field} {content.role!r} is not valid: use user or model (a system prompt goes in "
+        f"{spell('system_instruction')})",
+        param=field,
+        code="invalid_role",
+    )
+
+
+def _search_types(tools: list[Tool] | None, spell: Spelling) -> tuple[list[str] | None, str]:
+    """The search types the googleSearch tool allows (None without the tool), and its field name."""
     search: list[str] | None = None
+    field = spell("tools[0].google_search.search_types")
     for i, tool in enumerate(tools or []):
         if tool.google_search is not None:
             kinds = tool.google_search.search_types
             search = list(kinds) if kinds else []
+            field = spell(f"tools[{i}].google_search.search_types")
             continue
-        names = sorted(tool.model_extra or {}) or ["an empty tool"]
+        names = [spell(f"tools[{i}].{name}").rsplit(".", 1)[-1] for name in sorted(tool.model_extra or {})]
         raise InvalidRequest(
-            f"tools[{i}] is {', '.join(names)}: image models take only the googleSearch tool",
+            f"tools[{i}] is {', '.join(names) or 'an empty tool'}: image models take only the "
+            f"{spell(f'tools[{i}].google_search').rsplit('.', 1)[-1]} tool",
             param=f"tools[{i}]",
             code="unsupported_tool",
         )
-    return search
+    return search, field
 
 
 async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Task, bool]:
@@ -270,8 +293,8 @@ async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Tas
         gw.catalog.get(model)
     except InvalidRequest as exc:
         raise NotFound(exc.message, param="model", code=exc.code) from None
-    body = read_body(await read_json_object(request))
-    image_request, references, videos, history = to_image_request(model, body)
+    body, spell = read_body(await read_json_object(request))
+    image_request, references, videos, history = to_image_request(model, body, spell)
     task = await gw.service.submit(
         image_request, references=references, videos=videos, history=history, dialect="gemini"
     )

@@ -55,6 +55,53 @@ def is_gemini_caller(request: Request) -> bool:
     return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query_params
 
 
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _snake(name: str) -> str:
+    return _CAMEL.sub(r"_\1", name).lower()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+class Spelling:
+    """Names a field the way the caller spelled it. Inside pixelgate a path is snake_case
+    (``contents[0].parts[1].inline_data``); a key the caller sent comes back as sent (``inlineData``), one
+    they did not send in the API's own spelling (camelCase for ``generateContent``, snake_case for
+    Interactions)."""
+
+    def __init__(self, body: Any, *, camel: bool) -> None:
+        self.body = body
+        self.camel = camel
+
+    def __call__(self, path: str) -> str:
+        node, spelled = self.body, ""
+        for match in _SEGMENT.finditer(path):
+            name, index = match.groups()
+            if index is not None:
+                spelled += f"[{index}]"
+                position = int(index)
+                node = node[position] if isinstance(node, list) and position < len(node) else None
+                continue
+            sent = None
+            if isinstance(node, dict):
+                sent = next((key for key in node if isinstance(key, str) and _snake(key) == name), None)
+            part = sent if sent is not None else (_camel(name) if self.camel else name)
+            spelled = f"{spelled}.{part}" if spelled else part
+            node = node.get(sent) if isinstance(node, dict) and sent is not None else None
+        return spelled
+
+    def error(self, exc: InvalidRequest) -> InvalidRequest:
+        """``exc`` (raised while reading the snake_case copy) with the field in the caller's spelling."""
+        if exc.param is None or self(exc.param) == exc.param:
+            return exc
+        spelled = self(exc.param)
+        return type(exc)(exc.message.replace(exc.param, spelled, 1), param=spelled, code=exc.code)
+
+
 def snake_keys(value: Any, *, parent: str = "") -> Any:
     """``{"inlineData": {"mimeType": ..}}`` -> ``{"inline_data": {"mime_type": ..}}``, recursively."""
     if isinstance(value, dict):
@@ -62,7 +109,7 @@ def snake_keys(value: Any, *, parent: str = "") -> Any:
             return value
         converted = {}
         for key, item in value.items():
-            name = _CAMEL.sub(r"_\1", key).lower() if isinstance(key, str) else key
+            name = _snake(key) if isinstance(key, str) else key
             converted[name] = snake_keys(item, parent=name)
         return converted
     if isinstance(value, list):
@@ -80,6 +127,19 @@ def media_input(
             f"{field} has neither data nor uri: give the base64 bytes in data, or a URI",
             param=field,
             code="invalid_media",
+        )
+    if data and data.startswith(("http://", "https://")):
+        raise InvalidRequest(
+            f"{field} holds a URL in its inline data: give a URL as the uri, and base64 bytes as data",
+            param=field,
+            code="invalid_media",
+        )
+    if uri and not uri.startswith(("http://", "https://")):
+        raise InvalidRequest(
+            f"{field} {uri!r} is not an http(s) URI: give the media by an http(s) URL (a YouTube or Files "
+            "API link for video), or inline as base64 data",
+            param=field,
+            code="invalid_uri",
         )
     if mime.startswith("video/"):
         if mime not in VIDEO_MIME_TYPES:

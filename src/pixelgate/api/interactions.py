@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    Spelling,
     gemini_dialect,
     input_modalities,
     iso_time,
@@ -35,7 +36,7 @@ from pixelgate.api.gemini_common import (
 )
 from pixelgate.api.interaction_stream import stream_interaction
 from pixelgate.api.parsing import parse_model, read_json_object
-from pixelgate.core.errors import InvalidRequest, NotFound, one_of
+from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import GeneratedImage, Status, Task
@@ -111,7 +112,9 @@ class _Input:
                 text = block.get("text")
                 if not isinstance(text, str):
                     raise InvalidRequest(
-                        f"{field}.text must be a string", param=f"{field}.text", code="invalid_input"
+                        f"{field}.text {text!r:.60} is not valid: it must be a string",
+                        param=f"{field}.text",
+                        code="invalid_input",
                     )
                 self.texts.append(text)
             elif kind in ("image", "video"):
@@ -239,7 +242,8 @@ def parse_response_format(value: dict[str, Any] | list[dict[str, Any]] | None) -
             parsed.output_format = output_format_of(
                 _str(entry.get("mime_type"), f"{field}.mime_type"), f"{field}.mime_type"
             )
-            delivery = entry.get("delivery") or "inline"
+            delivery = entry.get("delivery")
+            delivery = "inline" if delivery is None else delivery
             if delivery not in DELIVERIES:
                 raise InvalidRequest(
                     f"{field}.delivery {delivery!r} is not valid: use {one_of(DELIVERIES)}",
@@ -262,8 +266,10 @@ def parse_response_format(value: dict[str, Any] | list[dict[str, Any]] | None) -
     return parsed
 
 
-def _search_types(tools: list[dict[str, Any]] | None) -> list[str] | None:
+def _search_types(tools: list[dict[str, Any]] | None) -> tuple[list[str] | None, str]:
+    """The search types the google_search tool allows (None without the tool), and its field name."""
     search: list[str] | None = None
+    field = "tools[0].search_types"
     for i, tool in enumerate(tools or []):
         kind = tool.get("type")
         if kind != "google_search":
@@ -280,7 +286,8 @@ def _search_types(tools: list[dict[str, Any]] | None) -> list[str] | None:
                 code="invalid_tool",
             )
         search = list(types or [])
-    return search
+        field = f"tools[{i}].search_types"
+    return search, field
 
 
 def to_image_request(body: InteractionBody, default_model: str, parsed: _Input, fmt: _Format) -> ImageRequest:
@@ -288,6 +295,7 @@ def to_image_request(body: InteractionBody, default_model: str, parsed: _Input, 
     image_config = config.image_config or ImageConfig()
     summaries = (config.thinking_summaries or "auto").lower()
     modalities = [m.lower() for m in body.response_modalities or []]
+    search_types, search_field = _search_types(body.tools)
     return ImageRequest(
         model=body.model or default_model,
         prompt="\n".join(parsed.texts),
@@ -299,7 +307,7 @@ def to_image_request(body: InteractionBody, default_model: str, parsed: _Input, 
         top_p=config.top_p,
         thinking_level=config.thinking_level,
         system_instruction=body.system_instruction,
-        search_types=_search_types(body.tools),
+        search_types=search_types,
         want_text=fmt.want_text or "text" in modalities,
         include_thoughts=summaries != "none",
         wire_names={
@@ -319,7 +327,7 @@ def to_image_request(body: InteractionBody, default_model: str, parsed: _Input, 
             "history": "previous_interaction_id" if body.previous_interaction_id else "input",
             "previous_interaction_id": "previous_interaction_id",
             "videos": "input",
-            "search_types": "tools[].search_types",
+            "search_types": search_field,
         },
     )
 
@@ -445,7 +453,11 @@ def _usage(task: Task) -> dict[str, Any]:
 
 
 async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse | StreamingResponse:
-    body = parse_model(InteractionBody, snake_keys(await read_json_object(request)))
+    data = await read_json_object(request)
+    try:
+        body = parse_model(InteractionBody, snake_keys(data))
+    except InvalidRequest as exc:
+        raise Spelling(data, camel=False).error(exc) from None
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
     parsed = parse_input(body.input)
@@ -482,6 +494,8 @@ def _interaction_named(interaction_id: str) -> Iterator[None]:
         raise NotFound(
             f"no interaction has the id {interaction_id!r}", param="id", code="interaction_not_found"
         ) from None
+    except Conflict as exc:
+        raise Conflict(exc.message.replace("task", "interaction", 1), param="id", code=exc.code) from None
 
 
 async def get_interaction(interaction_id: str, request: Request, gw: GatewayDep) -> JSONResponse:

@@ -45,7 +45,30 @@ async def read_json_object(request: Request) -> dict[str, Any]:
             f"the request body must be a JSON object, got {_JSON_NAMES.get(type(data), 'something else')}",
             code="invalid_json",
         )
+    if _nesting(data) > MAX_JSON_DEPTH:
+        raise InvalidRequest(
+            f"the request body nests more than {MAX_JSON_DEPTH} levels deep: at most {MAX_JSON_DEPTH} are "
+            "accepted (flatten it)",
+            code="invalid_json",
+        )
     return data
+
+
+# No API of pixelgate's nests past a dozen levels; a cap keeps every recursive walk of a body safe.
+MAX_JSON_DEPTH = 64
+
+
+def _nesting(data: Any) -> int:
+    """How deep ``data`` nests (counted up to one past the cap), without recursion: the body is untrusted."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 _JSON_NAMES = {
