@@ -21,12 +21,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from pixelgate.api.errors import gemini_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    ImageConfig,
     Spelling,
+    WireBody,
     gemini_dialect,
     input_modalities,
     keepalive_until_done,
@@ -48,21 +50,17 @@ router = APIRouter(dependencies=[Depends(gemini_dialect)])
 API_VERSIONS = ("v1beta", "v1")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Blob(_Body):
+class Blob(WireBody):
     data: str | None = None
     mime_type: str | None = None
 
 
-class FileData(_Body):
+class FileData(WireBody):
     file_uri: str | None = None
     mime_type: str | None = None
 
 
-class Part(_Body):
+class Part(WireBody):
     text: str | None = None
     inline_data: Blob | None = None
     file_data: FileData | None = None
@@ -70,25 +68,18 @@ class Part(_Body):
     thought_signature: str | None = None
 
 
-class Content(_Body):
+class Content(WireBody):
     role: str | None = None
     parts: list[Part] = []
 
 
-class ImageConfig(_Body):
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    output_mime_type: str | None = None
-    output_compression_quality: int | None = None
-
-
-class ThinkingConfig(_Body):
+class ThinkingConfig(WireBody):
     include_thoughts: bool | None = None
     thinking_level: str | None = None
     thinking_budget: int | None = None  # accepted for old clients; image models set no budget
 
 
-class GenerationConfig(_Body):
+class GenerationConfig(WireBody):
     response_modalities: list[str] | None = None
     image_config: ImageConfig | None = None
     thinking_config: ThinkingConfig | None = None
@@ -98,17 +89,17 @@ class GenerationConfig(_Body):
     top_p: float | None = None
 
 
-class GoogleSearch(_Body):
+class GoogleSearch(WireBody):
     # A list, or the REST form: {"web_search": {}, "image_search": {}}.
     search_types: list[str] | dict[str, Any] | None = None
 
 
-class Tool(_Body):
+class Tool(WireBody):
     model_config = ConfigDict(extra="allow")
     google_search: GoogleSearch | None = None
 
 
-class GenerateContentBody(_Body):
+class GenerateContentBody(WireBody):
     contents: list[Content] | Content
     generation_config: GenerationConfig | None = None
     system_instruction: Content | str | None = None

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
+from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.errors import set_dialect
 from pixelgate.core.errors import InvalidRequest, one_of
@@ -41,6 +42,19 @@ VIDEO_MIME_TYPES = (
     "video/wmv",
     "video/3gpp",
 )
+
+
+class WireBody(BaseModel):
+    """A part of a Gemini request body: fields pixelgate has no use for are ignored, as Google's are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ImageConfig(WireBody):
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    output_mime_type: str | None = None
+    output_compression_quality: int | None = None
 
 
 def gemini_dialect(request: Request) -> None:

@@ -20,11 +20,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    ImageConfig,
     Spelling,
+    WireBody,
     gemini_dialect,
     input_modalities,
     iso_time,
@@ -55,16 +56,7 @@ STEP_TYPES = ("user_input", *MODEL_STEP_TYPES)
 DELIVERIES = ("inline", "uri")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ImageConfig(_Body):
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-
-
-class GenerationConfig(_Body):
+class GenerationConfig(WireBody):
     thinking_level: str | None = None
     thinking_summaries: str | None = None
     image_config: ImageConfig | None = None
@@ -73,7 +65,7 @@ class GenerationConfig(_Body):
     top_p: float | None = None
 
 
-class InteractionBody(_Body):
+class InteractionBody(WireBody):
     model: str | None = None
     agent: str | None = None
     input: str | dict[str, Any] | list[Any] | None = None
