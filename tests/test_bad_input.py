@@ -129,6 +129,11 @@ def test_json_nested_past_the_cap_is_a_400_even_where_python_reads_it(http: http
     assert_error(response, 400, "invalid_json", "the request body nests more than 64 levels deep")
 
 
+def test_empty_resolution_is_refused_by_name_not_ignored(http: httpx.Client) -> None:
+    response = http.post(GENERATIONS, json={"prompt": "x", "resolution": ""})
+    assert_error(response, 400, "invalid_image_size", "resolution '' is not valid")
+
+
 def test_integer_with_too_many_digits_is_a_400(http: httpx.Client) -> None:
     content = b'{"prompt": "x", "seed": ' + b"1" * 5000 + b"}"
     response = http.post(GENERATIONS, content=content, headers={"content-type": "application/json"})

@@ -112,8 +112,9 @@ def wants_task(body: ImageBody, request: Request) -> bool:
 def to_image_request(body: ImageBody, catalog: Catalog, default_model: str) -> ImageRequest:
     model = body.model or default_model
     wire = {"model": "model", "prompt": "prompt", "references": "reference_images", "top_p": "top_p"}
-    image_size = body.resolution or body.image_size
-    wire["image_size"] = "resolution" if body.resolution else "image_size"
+    # An empty string is a value to refuse by name, not a missing one.
+    image_size = body.resolution if body.resolution is not None else body.image_size
+    wire["image_size"] = "resolution" if body.resolution is not None else "image_size"
     if image_size is None and body.metadata and body.metadata.get("resolution") is not None:
         image_size = str(body.metadata["resolution"])
         wire["image_size"] = "metadata.resolution"
