@@ -26,6 +26,7 @@ from pydantic import ConfigDict
 from pixelgate.api.errors import gemini_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    API_VERSIONS,
     ImageConfig,
     Spelling,
     WireBody,
@@ -36,9 +37,9 @@ from pixelgate.api.gemini_common import (
     normalize_signature,
     output_format_of,
     output_modalities,
-    snake_keys,
+    parse_wire,
 )
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import read_json_object
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
@@ -46,8 +47,6 @@ from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Task
 
 router = APIRouter(dependencies=[Depends(gemini_dialect)])
-
-API_VERSIONS = ("v1beta", "v1")
 
 
 class Blob(WireBody):
@@ -104,14 +103,6 @@ class GenerateContentBody(WireBody):
     generation_config: GenerationConfig | None = None
     system_instruction: Content | str | None = None
     tools: list[Tool] | None = None
-
-
-def read_body(data: dict[str, Any]) -> tuple[GenerateContentBody, Spelling]:
-    spell = Spelling(data, camel=True)
-    try:
-        return parse_model(GenerateContentBody, snake_keys(data)), spell
-    except InvalidRequest as exc:
-        raise spell.error(exc) from None
 
 
 def split_model_action(model_action: str) -> tuple[str, str]:
@@ -284,7 +275,7 @@ async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Tas
         gw.catalog.get(model)
     except InvalidRequest as exc:
         raise NotFound(exc.message, param="model", code=exc.code) from None
-    body, spell = read_body(await read_json_object(request))
+    body, spell = parse_wire(GenerateContentBody, await read_json_object(request), camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
     task = await gw.service.submit(
         image_request, references=references, videos=videos, history=history, dialect="gemini"

@@ -14,16 +14,19 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.errors import set_dialect
+from pixelgate.api.parsing import parse_model
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput, VideoSource
 from pixelgate.core.request import OUTPUT_FORMATS, SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import Usage
+
+API_VERSIONS = ("v1beta", "v1")  # Google's SDKs default to v1 now; the guides still say v1beta
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 # Free-form objects whose keys are the caller's own (not field names): left as sent.
@@ -114,6 +117,18 @@ class Spelling:
             return exc
         spelled = self(exc.param)
         return type(exc)(exc.message.replace(exc.param, spelled, 1), param=spelled, code=exc.code)
+
+
+W = TypeVar("W", bound=BaseModel)
+
+
+def parse_wire(model: type[W], data: dict[str, Any], *, camel: bool) -> tuple[W, Spelling]:
+    """``data`` read into ``model`` from its snake_case copy; errors name fields as the caller wrote them."""
+    spell = Spelling(data, camel=camel)
+    try:
+        return parse_model(model, snake_keys(data)), spell
+    except InvalidRequest as exc:
+        raise spell.error(exc) from None
 
 
 def snake_keys(value: Any, *, parent: str = "") -> Any:

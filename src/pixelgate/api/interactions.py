@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
+    API_VERSIONS,
     ImageConfig,
-    Spelling,
     WireBody,
     gemini_dialect,
     input_modalities,
@@ -33,10 +33,10 @@ from pixelgate.api.gemini_common import (
     normalize_signature,
     output_format_of,
     output_modalities,
-    snake_keys,
+    parse_wire,
 )
 from pixelgate.api.interaction_stream import stream_interaction
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import read_json_object
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
@@ -445,11 +445,7 @@ def _usage(task: Task) -> dict[str, Any]:
 
 
 async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse | StreamingResponse:
-    data = await read_json_object(request)
-    try:
-        body = parse_model(InteractionBody, snake_keys(data))
-    except InvalidRequest as exc:
-        raise Spelling(data, camel=False).error(exc) from None
+    body, _ = parse_wire(InteractionBody, await read_json_object(request), camel=False)
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
     parsed = parse_input(body.input)
@@ -509,7 +505,7 @@ async def delete_interaction(interaction_id: str, gw: GatewayDep) -> dict[str, A
     return {}
 
 
-for _version in ("v1beta", "v1"):
+for _version in API_VERSIONS:
     router.add_api_route(
         f"/{_version}/interactions", create_interaction, methods=["POST"], response_model=None
     )
