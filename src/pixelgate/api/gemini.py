@@ -271,10 +271,7 @@ async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Tas
             ":streamGenerateContent (batch jobs: :batchGenerateContent is not available yet)",
             code="unknown_endpoint",
         )
-    try:  # the model is the resource this URL names: unknown, it is a 404 (with the catalog's list)
-        gw.catalog.get(model)
-    except InvalidRequest as exc:
-        raise NotFound(exc.message, param="model", code=exc.code) from None
+    gw.catalog.named_by_url(model)
     body, spell = parse_wire(GenerateContentBody, await read_json_object(request), camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
     task = await gw.service.submit(
@@ -442,11 +439,7 @@ def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> di
 
 
 def model_by_name(gw: Gateway, name: str) -> dict[str, Any]:
-    model_id = name.removeprefix("models/")
-    try:
-        return model_resource(gw.catalog.get(model_id))
-    except InvalidRequest as exc:
-        raise NotFound(exc.message, param="model", code=exc.code) from None
+    return model_resource(gw.catalog.named_by_url(name.removeprefix("models/")))
 
 
 @router.get("/v1beta/models")

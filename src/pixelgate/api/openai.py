@@ -28,7 +28,7 @@ from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
 from pixelgate.catalog import Catalog
-from pixelgate.core.errors import InvalidRequest, NotFound, one_of
+from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import ImageRequest
 
@@ -276,10 +276,7 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
 
 def model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:
     """A catalog entry as an OpenAI model object, with every capability under ``capabilities``."""
-    try:
-        spec = catalog.get(model_id)
-    except InvalidRequest as exc:  # a missing resource at its own URL is a 404, with the catalog's message
-        raise NotFound(exc.message, param=exc.param, code=exc.code) from None
+    spec = catalog.named_by_url(model_id)
     return {
         "id": spec.id,
         "object": "model",

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pixelgate.core.errors import InvalidRequest, one_of
+from pixelgate.core.errors import InvalidRequest, NotFound, one_of
 
 REFERENCE_KINDS = ("object", "character", "style")
 
@@ -127,6 +127,14 @@ class Catalog:
                 param=param,
                 code="model_not_found",
             ) from None
+
+    def named_by_url(self, model_id: str) -> ModelSpec:
+        """``get`` for a URL that names the model as its resource: an unknown one is a 404 there, with
+        the same message (in a request body it is a 400)."""
+        try:
+            return self.get(model_id)
+        except InvalidRequest as exc:
+            raise NotFound(exc.message, param=exc.param, code=exc.code) from None
 
 
 def _parse_pixels(text: str) -> tuple[int, int]:
