@@ -10,16 +10,11 @@ import json
 
 from fastapi import APIRouter, Depends, Request
 
-from pixelgate.api.errors import set_dialect
+from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.core.errors import InvalidRequest, NotFound
 
-
-def _openai(request: Request) -> None:
-    set_dialect(request, "openai")
-
-
-router = APIRouter(dependencies=[Depends(_openai)])
+router = APIRouter(dependencies=[Depends(openai_dialect)])
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/responses")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,14 +86,28 @@ def set_dialect(request: Request, dialect: str) -> None:
     request.state.dialect = dialect
 
 
+def openai_dialect(request: Request) -> None:
+    """A router dependency: errors on these routes are rendered in OpenAI's shape."""
+    set_dialect(request, "openai")
+
+
+def gemini_dialect(request: Request) -> None:
+    """A router dependency: errors on these routes are rendered in Google's shape."""
+    set_dialect(request, "gemini")
+
+
+def sent_by_google_client(headers: Any, query: str) -> bool:
+    """Google's SDKs send their key as ``x-goog-api-key`` (or ``?key=``) and name themselves in
+    ``x-goog-api-client``; OpenAI's send a bearer token."""
+    return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in parse_qs(query, True)
+
+
 def guess_dialect(path: str, headers: Any, query: str = "") -> str:
     """The dialect of a request no router has claimed: Google's clients use ``/v1beta``, ``:method``
-    paths, Interactions, and send their key as ``x-goog-api-key`` or ``?key=``."""
+    paths and Interactions, and are known by their headers."""
     if path.startswith(("/v1beta/", "/upload/")) or path == "/v1beta" or "/interactions" in path:
         return "gemini"
-    if ":" in path.rsplit("/", 1)[-1] or "x-goog-api-key" in headers or "x-goog-api-client" in headers:
-        return "gemini"
-    if any(part.startswith("key=") for part in query.split("&")):
+    if ":" in path.rsplit("/", 1)[-1] or sent_by_google_client(headers, query):
         return "gemini"
     return "openai"
 

@@ -23,14 +23,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ConfigDict
 
-from pixelgate.api.errors import gemini_error
+from pixelgate.api.errors import gemini_dialect, gemini_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
     API_VERSIONS,
     ImageConfig,
     Spelling,
     WireBody,
-    gemini_dialect,
     input_modalities,
     keepalive_until_done,
     media_input,
@@ -140,7 +139,10 @@ def _turn_parts(
                 mime_type=(blob.mime_type if blob else None) or (file.mime_type if file else None),
                 field=spell(f"{where}.{'inline_data' if blob else 'file_data'}"),
             )
-            (videos if isinstance(media, VideoSource) else images).append(media)  # type: ignore[arg-type]
+            if isinstance(media, VideoSource):
+                videos.append(media)
+            else:
+                images.append(media)
     return "\n".join(texts), images, videos, signature
 
 

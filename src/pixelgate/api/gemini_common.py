@@ -16,10 +16,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from fastapi import Request
 from pydantic import BaseModel, ConfigDict
 
-from pixelgate.api.errors import set_dialect
 from pixelgate.api.parsing import parse_model
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput, VideoSource
@@ -58,18 +56,6 @@ class ImageConfig(WireBody):
     image_size: str | None = None
     output_mime_type: str | None = None
     output_compression_quality: int | None = None
-
-
-def gemini_dialect(request: Request) -> None:
-    set_dialect(request, "gemini")
-
-
-def is_gemini_caller(request: Request) -> bool:
-    """Whether a request to a path both APIs share (``GET /v1/models``) comes from a Gemini client:
-    Google's SDKs send ``x-goog-api-key`` (or ``?key=``) and ``x-goog-api-client``; OpenAI's send a
-    bearer token."""
-    headers = request.headers
-    return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query_params
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -113,9 +99,11 @@ class Spelling:
 
     def error(self, exc: InvalidRequest) -> InvalidRequest:
         """``exc`` (raised while reading the snake_case copy) with the field in the caller's spelling."""
-        if exc.param is None or self(exc.param) == exc.param:
+        if exc.param is None:
             return exc
         spelled = self(exc.param)
+        if spelled == exc.param:
+            return exc
         return type(exc)(exc.message.replace(exc.param, spelled, 1), param=spelled, code=exc.code)
 
 

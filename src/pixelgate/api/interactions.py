@@ -21,12 +21,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from pixelgate.api.errors import gemini_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
     API_VERSIONS,
     ImageConfig,
     WireBody,
-    gemini_dialect,
     input_modalities,
     iso_time,
     media_input,
@@ -120,7 +120,7 @@ class _Input:
                 if isinstance(media, VideoSource):
                     self.videos.append(media)
                 else:
-                    self.images.append(ReferenceInput(source=media.source, field=field))
+                    self.images.append(media)
             else:
                 raise InvalidRequest(
                     f"{field} has type {kind!r}: image models take {one_of(['text', 'image', 'video'])} blocks",

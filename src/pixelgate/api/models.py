@@ -12,15 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from pixelgate.api import gemini, openai
-from pixelgate.api.errors import set_dialect
+from pixelgate.api.errors import sent_by_google_client, set_dialect
 from pixelgate.api.gateway import GatewayDep
-from pixelgate.api.gemini_common import is_gemini_caller
 
 router = APIRouter()
 
 
 def _dialect(request: Request) -> bool:
-    gemini_caller = is_gemini_caller(request)
+    gemini_caller = sent_by_google_client(request.headers, request.url.query)
     set_dialect(request, "gemini" if gemini_caller else "openai")
     return gemini_caller
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
-from pixelgate.api.errors import set_dialect
+from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
@@ -37,11 +37,7 @@ _WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 
 
-def _openai(request: Request) -> None:
-    set_dialect(request, "openai")
-
-
-router = APIRouter(dependencies=[Depends(_openai)])
+router = APIRouter(dependencies=[Depends(openai_dialect)])
 
 
 class ReferenceObject(BaseModel):

@@ -16,16 +16,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from pixelgate.api.errors import set_dialect
+from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.render import render_async_task, render_task_style
 
-
-def _openai(request: Request) -> None:
-    set_dialect(request, "openai")
-
-
-router = APIRouter(dependencies=[Depends(_openai)])
+router = APIRouter(dependencies=[Depends(openai_dialect)])
 
 
 @router.get("/v1/images/generations/{task_id}")

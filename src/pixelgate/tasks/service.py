@@ -176,11 +176,11 @@ class TaskService:
             )
         previous = earlier.request
         outputs = [_as_reference(image) for image in earlier.result.images]
+        turns: list[TaskService._Turn] = [
+            (t.role, t.text, list(t.images), t.signature) for t in previous.history
+        ]
         return [
-            *(
-                (t.role, t.text, list[LoadedReference | ReferenceImage](t.images), t.signature)
-                for t in previous.history
-            ),
+            *turns,
             ("user", previous.prompt, list(previous.references), None),
             ("model", earlier.result.text or "", list(outputs), earlier.result.signature),
         ]

@@ -176,9 +176,11 @@ class Worker:
                 strict=True,
             )
         )
-        videos = await self._load([v.blob_key for v in request.videos if v.blob_key])
-        video_bytes = iter(videos)
-        video_inputs = tuple(next(video_bytes) if v.blob_key else None for v in request.videos)
+        videos = tuple(
+            await asyncio.gather(
+                *(self.blobs.get(v.blob_key) if v.blob_key else _none() for v in request.videos)
+            )
+        )
 
         done = 0
 
@@ -192,7 +194,7 @@ class Worker:
                     mask=mask,
                     index=index,
                     history=history,
-                    videos=video_inputs,
+                    videos=videos,
                 )
             )
             done += 1
@@ -233,6 +235,11 @@ class Worker:
             signature=first.signature,
         )
         await self.queue.complete(task.id, self.id, outcome)
+
+
+async def _none() -> None:
+    """A video given by URI has no stored bytes."""
+    return None
 
 
 class _Outputs:
