@@ -13,11 +13,9 @@ from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
 from pixelgate.catalog import default_catalog
-from pixelgate.config import Settings
+from pixelgate.config import Settings, resolve_config
 from pixelgate.core.references import ImageFetcher
-from pixelgate.providers.base import Provider
-from pixelgate.providers.emulator import EmulatorProvider, FaultPlan
-from pixelgate.routing import Router
+from pixelgate.routing import build_router
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.tasks.events import TaskEvents
@@ -28,22 +26,11 @@ from pixelgate.tasks.worker import Worker
 log = logging.getLogger("pixelgate")
 
 
-def build_providers(settings: Settings) -> list[Provider]:
-    providers: list[Provider] = []
-    if settings.emulate:
-        providers.append(
-            EmulatorProvider(
-                latency=settings.emulate_latency,
-                faults=FaultPlan.parse(settings.emulate_faults),
-                fault_seed=settings.emulate_fault_seed,
-                timeout_after=settings.emulate_timeout_after,
-            )
-        )
-    return providers
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The server. A wrong channel file (or a key it names that is not set) raises ``ConfigError`` here,
+    before anything starts."""
     settings = settings or Settings()
+    channels = resolve_config(settings, default_catalog())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,10 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
         )
         catalog = default_catalog()
+        router = build_router(channels)
         queue = TaskQueue(db, result_ttl=settings.result_ttl_seconds)
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")
-        router = Router(build_providers(settings))
         fetcher = ImageFetcher(settings.limits)
         worker = None
         if settings.run_workers:
@@ -80,15 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router=router,
             fetcher=fetcher,
             worker=worker,
+            sync_wait_seconds=settings.sync_wait_seconds,
         )
         signer = UrlSigner(await db.secret("url_signing_secret"))
         app.state.gateway = Gateway(
             settings=settings, catalog=catalog, service=service, blobs=blobs, signer=signer
         )
         log.info(
-            "pixelgate ready: %s, emulator %s",
+            "pixelgate ready: %s; channels from %s: %s",
             "PostgreSQL" if db.is_postgres else "SQLite",
-            "on" if settings.emulate else "off",
+            channels.source,
+            ", ".join(f"{c.name} ({c.provider})" for c in channels.channels) or "none",
         )
         try:
             yield

@@ -12,6 +12,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -49,13 +50,23 @@ def serve(
     stream_keepalive: Annotated[
         float | None, typer.Option(help="Seconds between keep-alive lines while a stream waits for its image")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="PIXELGATE_CONFIG", help="The channel file (default: ./pixelgate.toml if present)"
+        ),
+    ] = None,
+    sync_wait: Annotated[
+        float | None,
+        typer.Option(help="Seconds a synchronous call waits for its image before it is told to poll"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     import uvicorn
 
     from pixelgate.app import create_app
-    from pixelgate.config import Settings
+    from pixelgate.config import ConfigError, Settings, resolve_config
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -71,6 +82,8 @@ def serve(
         "worker_concurrency": worker_concurrency,
         "lease_seconds": lease_seconds,
         "stream_keepalive_seconds": stream_keepalive,
+        "config": config,
+        "sync_wait_seconds": sync_wait,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -80,13 +93,20 @@ def serve(
             str(first["msg"]).removeprefix("Value error, "),
             param_hint="--" + str(first["loc"][0]).replace("_", "-"),
         ) from None
-    if not settings.emulate:
+    try:
+        server = create_app(settings)
+        channels = resolve_config(settings, default_catalog())
+    except ConfigError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    if not channels.channels:
         console.print(
             "[yellow]No upstream is configured and --emulate is off: requests for a model will "
-            "be refused until one is. Add --emulate to serve every model offline.[/]"
+            "be refused until one is. Add --emulate to serve every model offline, set GEMINI_API_KEY, "
+            "or declare channels in pixelgate.toml.[/]"
         )
     uvicorn.run(
-        create_app(settings),
+        server,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
@@ -115,6 +135,95 @@ def models() -> None:
             f"${spec.price_per_image:.3f}" if spec.price_per_image is not None else "-",
         )
     console.print(table)
+
+
+@app.command()
+def channels(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="PIXELGATE_CONFIG", help="The channel file (default: ./pixelgate.toml if present)"
+        ),
+    ] = None,
+    emulate: Annotated[bool, typer.Option(help="Include the emulator, as `serve --emulate` would")] = False,
+    check: Annotated[bool, typer.Option(help="Ask each channel's upstream whether it answers")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each channel's answer")] = 10.0,
+) -> None:
+    """Show the configured channels and whether each one's upstream answers (with its key)."""
+    import asyncio
+
+    from pixelgate.config import ConfigError, Settings, resolve_config
+    from pixelgate.routing import build_router
+
+    try:
+        gateway = resolve_config(Settings(config=config, emulate=emulate), default_catalog())
+        router = build_router(gateway)
+    except ConfigError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    if not router.channels:
+        console.print(
+            f"No channels ({gateway.source}): set GEMINI_API_KEY or OPENAI_API_KEY, declare channels in "
+            "pixelgate.toml, or use --emulate."
+        )
+        raise typer.Exit(1)
+    answers = asyncio.run(_check_channels(router, timeout)) if check else {}
+    table = Table(title=f"pixelgate channels ({gateway.source})")
+    for column in ("name", "provider", "base URL", "models", "priority", "weight", "concurrency", "timeout"):
+        table.add_column(column, overflow="fold")
+    if check:
+        table.add_column("answers", overflow="fold")
+    catalog = default_catalog()
+    for channel in router.channels:
+        cfg = channel.config
+        served = [
+            spec.id if upstream == spec.id else f"{spec.id} → {upstream}"
+            for spec in catalog
+            if (upstream := cfg.upstream_model(spec)) is not None
+        ]
+        row = [
+            cfg.name,
+            cfg.provider,
+            channel.base_url or "-",
+            "\n".join(served) if len(served) < len(catalog) else f"all {len(catalog)}",
+            str(cfg.priority),
+            f"{cfg.weight:g}",
+            str(cfg.concurrency),
+            f"{cfg.timeout:g} s",
+        ]
+        if check:
+            row.append(answers[cfg.name])
+        table.add_row(*row)
+    console.print(table)
+    if any(answer.startswith("[red]") for answer in answers.values()):
+        raise typer.Exit(1)
+
+
+async def _check_channels(router: Any, seconds: float) -> dict[str, str]:
+    import asyncio
+
+    from pixelgate.core.errors import PixelgateError
+
+    async def one(channel: Any) -> str:
+        started = time.monotonic()
+        try:
+            note = await asyncio.wait_for(channel.provider.check(), seconds)
+        except TimeoutError:
+            return f"[red]no answer within {seconds:g} s[/]"
+        except PixelgateError as exc:
+            return f"[red]{escape(channel.redact(exc).message)}[/]"
+        return f"[green]yes[/] ({time.monotonic() - started:.2f} s, {escape(note)})"
+
+    try:
+        return dict(
+            zip(
+                [c.name for c in router.channels],
+                await asyncio.gather(*map(one, router.channels)),
+                strict=True,
+            )
+        )
+    finally:
+        await router.close()
 
 
 def _data_uri(path: Path) -> str:

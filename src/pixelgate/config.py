@@ -1,14 +1,51 @@
-"""Settings: command-line flags, ``PIXELGATE_*`` environment variables and their defaults."""
+"""Settings: command-line flags, ``PIXELGATE_*`` environment variables and their defaults; and the channel
+file, ``pixelgate.toml``, that says which upstreams serve which models.
+
+A channel file looks like this (every field but ``name`` and ``provider`` has a default)::
+
+    [routing]
+    max_attempts = 4          # tries per image, across channels
+    cooldown_seconds = 30     # how long a channel that keeps failing is skipped
+
+    [[channels]]
+    name = "gemini"
+    provider = "google"       # google, openai, tasks or emulator
+    api_key_env = "GEMINI_API_KEY"
+    models = ["gemini-3.1-flash-image", "gemini-3-pro-image"]
+    priority = 10             # higher is tried first; equal priorities share by weight
+    concurrency = 8           # images in flight at this upstream; more wait their turn
+    timeout = 600             # seconds one image may take here
+
+    [[channels]]
+    name = "backup"
+    provider = "openai"
+    base_url = "https://gateway.example.com/v1"
+    api_key_env = "BACKUP_KEY"
+    models = { "gemini-3.1-flash-image" = "nano-banana-2" }   # public name = the upstream's name
+    options = { async = true }
+
+With no channel file, ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) makes a ``google`` channel and
+``OPENAI_API_KEY`` an ``openai`` one (at ``OPENAI_BASE_URL`` if set), so a key in the environment is enough.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.core.errors import one_of
 from pixelgate.core.request import Limits
 from pixelgate.providers.emulator import FaultPlan
+
+PROVIDERS = ("google", "openai", "tasks", "emulator")
+DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
 
 
 class Settings(BaseSettings):
@@ -20,6 +57,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_url: str | None = Field(None, description="Base of the image URLs the server hands out")
     default_model: str = "gemini-3.1-flash-image"
+    config: Path | None = Field(None, description="The channel file (default: ./pixelgate.toml if present)")
 
     emulate: bool = False
     emulate_latency: float = 0.0
@@ -40,6 +78,9 @@ class Settings(BaseSettings):
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
     stream_keepalive_seconds: float = Field(10.0, gt=0)
+    # Longer than the OpenAI SDK's own 10-minute timeout: a 4K Pro image in a queue behind others still
+    # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
+    sync_wait_seconds: float = Field(900.0, gt=0)
 
     @field_validator("emulate_faults")
     @classmethod
@@ -54,3 +95,174 @@ class Settings(BaseSettings):
             max_image_pixels=self.max_image_pixels,
             max_reference_bytes=self.max_reference_bytes,
         )
+
+
+class ConfigError(ValueError):
+    """The channel file (or the environment it names) is wrong; the message says where and how."""
+
+
+class ChannelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    provider: Literal["google", "openai", "tasks", "emulator"]
+    base_url: str | None = None
+    api_key_env: str | None = None
+    models: list[str] | dict[str, str] | None = None  # None: every catalog model
+    priority: int = 0
+    weight: float = Field(1.0, gt=0)
+    concurrency: int = Field(16, ge=1, le=10_000)
+    timeout: float = Field(600.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        if self.api_key_env is None:
+            return None
+        key = environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise ConfigError(
+                f"channel {self.name!r}: the environment variable {self.api_key_env} (its api_key_env) is "
+                "not set: export the upstream's key in it"
+            )
+        return key
+
+    def upstream_model(self, spec: ModelSpec) -> str | None:
+        """The model's name at this channel's upstream, or None if the channel does not serve it.
+
+        Google's API knows the vendor's own ids, so a gateway alias goes there by its upstream id; other
+        gateways know the aliases themselves (they are their names), so those keep the public name."""
+        if isinstance(self.models, dict):
+            return self.models.get(spec.id)
+        if self.models is not None and spec.id not in self.models:
+            return None
+        return spec.upstream_id if self.provider == "google" else spec.id
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(4, ge=1, le=20)  # 1 try + the seeds' 1 s / 2 s / 4 s backoff
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_backoff_seconds: float = Field(30.0, ge=0)
+    max_wait_seconds: float = Field(120.0, ge=0)  # longest wait for a rate-limited or cooling channel
+    failure_threshold: int = Field(3, ge=1)  # failures in a row before a channel cools down
+    cooldown_seconds: float = Field(30.0, ge=0)  # doubles each time it trips again, up to the max
+    max_cooldown_seconds: float = Field(600.0, ge=0)
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    source: str = Field("defaults", exclude=True)
+
+    def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
+        """What pydantic cannot see: unique names, known model names, keys present in the environment."""
+        seen: set[str] = set()
+        for channel in self.channels:
+            if channel.name in seen:
+                raise ConfigError(
+                    f"{self.source}: two channels are named {channel.name!r}: names must differ"
+                )
+            seen.add(channel.name)
+            named = channel.models if channel.models is not None else []
+            for model in named:
+                if model not in catalog:
+                    raise ConfigError(
+                        f"{self.source}: channel {channel.name!r} lists model {model!r}, which is not in the "
+                        f"catalog: use {one_of(catalog.ids)}"
+                    )
+            channel.api_key(environ)
+        return self
+
+
+def load_config(path: Path) -> GatewayConfig:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the channel file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return GatewayConfig.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _location(data, first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def _location(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """``channels[1] ("gemini").priority`` rather than pydantic's bare tuple."""
+    parts: list[str] = []
+    node: Any = data
+    for step in loc:
+        if isinstance(step, int):
+            parts[-1] += f"[{step}]"
+            if isinstance(node, list) and step < len(node):
+                node = node[step]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    parts[-1] += f" ({node['name']!r})"
+        else:
+            parts.append(str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return ".".join(parts) or "the file"
+
+
+def environment_channels(environ: Mapping[str, str] = os.environ) -> list[ChannelConfig]:
+    """The channels a bare ``pixelgate serve`` makes from the upstream keys it finds in the environment."""
+    channels = []
+    google_key = next((k for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if environ.get(k, "").strip()), None)
+    if google_key:
+        channels.append(
+            ChannelConfig(
+                name="google",
+                provider="google",
+                api_key_env=google_key,
+                base_url=environ.get("GOOGLE_GEMINI_BASE_URL") or None,
+                priority=1,
+            )
+        )
+    if environ.get("OPENAI_API_KEY", "").strip():
+        channels.append(
+            ChannelConfig(
+                name="openai",
+                provider="openai",
+                api_key_env="OPENAI_API_KEY",
+                base_url=environ.get("OPENAI_BASE_URL") or None,
+            )
+        )
+    return channels
+
+
+def resolve_config(
+    settings: Settings, catalog: Catalog, environ: Mapping[str, str] = os.environ
+) -> GatewayConfig:
+    """The channels this server runs with: the channel file if there is one, else the environment's keys;
+    ``--emulate`` adds the emulator, below every other channel."""
+    path = settings.config or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+    if path is not None:
+        config = load_config(path)
+    elif settings.emulate:
+        # The emulator alone: its injected faults are there to reach the client (to test its retries),
+        # so the router passes them on instead of absorbing them.
+        config = GatewayConfig(routing=RoutingConfig(max_attempts=1), source="--emulate")
+    else:
+        config = GatewayConfig(channels=environment_channels(environ), source="the environment")
+    if settings.emulate:
+        lowest = min((c.priority for c in config.channels), default=1)
+        emulator = ChannelConfig(
+            name="emulator",
+            provider="emulator",
+            priority=lowest - 1,
+            concurrency=10_000,
+            timeout=max(600.0, settings.emulate_timeout_after + settings.emulate_latency + 60),
+            options={
+                "latency": settings.emulate_latency,
+                "faults": settings.emulate_faults,
+                "fault_seed": settings.emulate_fault_seed,
+                "timeout_after": settings.emulate_timeout_after,
+            },
+        )
+        config = config.model_copy(update={"channels": [*config.channels, emulator]})
+    return config.check(catalog, environ)

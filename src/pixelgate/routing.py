@@ -1,27 +1,293 @@
-"""Which provider makes the images for a model. (Channels, retries and failover arrive with real upstreams;
-the interface stays: ``provider_for(spec)``.)"""
+"""Channels, and the router that takes each image through them: priority, weight, retries with backoff,
+failover and cooldown.
+
+A *channel* is one upstream (a provider, its base URL and key) with the models it serves. For each image:
+
+1. The candidates are the channels that serve the model. The router takes the highest priority among those
+   ready now, and among equals draws by weight (preferring one with a free concurrency slot).
+2. A 429 makes that channel wait ``Retry-After`` (else 1 s, 2 s, 4 s… with jitter) for every request, and
+   the image is tried again: on another ready channel at once, or here once the wait is over.
+3. A 5xx, a timeout, a cut connection or a malformed answer moves the image to a channel it has not tried
+   yet; once all are tried, the same ones are tried again after a backoff. A channel that fails
+   ``failure_threshold`` times in a row cools down (is skipped) for ``cooldown_seconds``, doubling each
+   time it trips again; one success resets it.
+4. An upstream's 4xx (``UpstreamRejected``) is the request's fault, not the channel's: never retried.
+
+Each channel's ``concurrency`` is a semaphore: work beyond it waits here instead of flooding the upstream.
+(The limit is per process; several processes sharing a database each hold their own.)
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
 from pixelgate.catalog import ModelSpec
-from pixelgate.core.errors import NoUpstreamConfigured
-from pixelgate.providers.base import Provider
+from pixelgate.config import ChannelConfig, ConfigError, GatewayConfig, RoutingConfig
+from pixelgate.core.errors import (
+    NoUpstreamConfigured,
+    PixelgateError,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from pixelgate.providers.base import Generation, Provider, ProviderResult
+
+log = logging.getLogger("pixelgate.routing")
+
+
+@dataclass
+class ChannelHealth:
+    """What the router remembers about a channel between requests."""
+
+    ready_at: float = 0.0  # skipped until then: rate limited (Retry-After) or cooling down
+    reason: str | None = None  # why it is waiting: "rate limited" or "cooling down"
+    failures_in_a_row: int = 0
+    rate_limits_in_a_row: int = 0
+    trips: int = 0  # cooldowns in a row, for the doubling
+    retry_at: float = 0.0  # when an image that already failed here may try here again
+    succeeded: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+
+class Channel:
+    def __init__(
+        self,
+        config: ChannelConfig,
+        provider: Provider,
+        secret: str | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.secret = secret
+        self.base_url = config.base_url or base_url
+        self.health = ChannelHealth()
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self.in_flight = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.in_flight < self.config.concurrency
+
+    async def generate(self, generation: Generation) -> ProviderResult:
+        async with self.slots:
+            self.in_flight += 1
+            try:
+                async with asyncio.timeout(self.config.timeout) as deadline:
+                    return await self.provider.generate(generation)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise UpstreamTimeout(
+                    f"channel {self.name!r}: no image within its timeout of {self.config.timeout:g} s",
+                    code="upstream_timeout",
+                ) from None
+            finally:
+                self.in_flight -= 1
+
+    def redact(self, error: PixelgateError) -> PixelgateError:
+        """A last guard: whatever a provider quoted, the channel's key never leaves this process."""
+        if self.secret and self.secret in error.message:
+            error.message = error.message.replace(self.secret, "[redacted]")
+            error.args = (error.message,)
+        return error
 
 
 class Router:
-    def __init__(self, providers: list[Provider]) -> None:
-        self.providers = providers
+    def __init__(
+        self,
+        channels: list[Channel],
+        policy: RoutingConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.channels = channels
+        self.policy = policy or RoutingConfig()
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
 
-    def provider_for(self, spec: ModelSpec) -> Provider:
-        for provider in self.providers:
-            if provider.serves(spec):
-                return provider
-        raise NoUpstreamConfigured(
-            f"no upstream is configured for {spec.id}: start the server with --emulate to serve every "
-            "catalog model from the offline emulator, or configure an upstream for it",
-            param="model",
-        )
+    def channels_for(self, spec: ModelSpec) -> list[Channel]:
+        serving = [c for c in self.channels if c.config.upstream_model(spec) is not None]
+        if serving:
+            return serving
+        if not self.channels:
+            hint = (
+                "start the server with --emulate to serve every catalog model from the offline emulator, "
+                "set GEMINI_API_KEY (or OPENAI_API_KEY), or declare channels in pixelgate.toml"
+            )
+        else:
+            names = ", ".join(c.name for c in self.channels)
+            hint = f"the configured channels ({names}) don't list it: add it to a channel's models"
+        raise NoUpstreamConfigured(f"no upstream is configured for {spec.id}: {hint}", param="model")
+
+    async def generate(self, generation: Generation) -> ProviderResult:
+        candidates = self.channels_for(generation.spec)
+        tried: set[str] = set()
+        last: PixelgateError | None = None
+        attempts: list[str] = []
+        for _ in range(self.policy.max_attempts):
+            channel, wait = self._choose(candidates, tried)
+            if wait > self.policy.max_wait_seconds:
+                if last is not None:
+                    break
+                raise UpstreamError(
+                    f"every channel serving {generation.spec.id} is {channel.health.reason or 'waiting'} "
+                    f"({', '.join(c.name for c in candidates)}): the first is ready again in {wait:.0f} s; "
+                    f"last error: {channel.health.last_error}",
+                    code="channels_unavailable",
+                    retry_after=wait,
+                )
+            if wait > 0:
+                await self.sleep(wait)
+            attempts.append(channel.name)
+            model = channel.config.upstream_model(generation.spec) or generation.spec.upstream_id
+            try:
+                result = await channel.generate(replace(generation, upstream_model=model))
+            except RateLimited as exc:
+                last = channel.redact(exc)
+                self._rate_limited(channel, exc)
+            except UpstreamError as exc:
+                last = channel.redact(exc)
+                tried.add(channel.name)
+                self._failed(channel, exc)
+            except PixelgateError as exc:
+                raise channel.redact(exc) from None
+            else:
+                self._succeeded(channel)
+                return replace(result, channel=channel.name)
+        assert last is not None
+        if len(attempts) > 1:
+            last.message += f" (gave up after {len(attempts)} attempts: {', '.join(attempts)})"
+            last.args = (last.message,)
+        raise last
+
+    def _choose(self, candidates: list[Channel], tried: set[str]) -> tuple[Channel, float]:
+        """The channel for the next attempt, and how long to wait before it is ready."""
+        now = self.clock()
+        untried = [c for c in candidates if c.name not in tried]
+        pool = untried or candidates
+
+        def ready_at(channel: Channel) -> float:
+            at = channel.health.ready_at
+            return at if untried else max(at, channel.health.retry_at)
+
+        ready = [c for c in pool if ready_at(c) <= now]
+        if not ready:
+            soonest = min(pool, key=ready_at)
+            return soonest, ready_at(soonest) - now
+        best = max(c.config.priority for c in ready)
+        tier = [c for c in ready if c.config.priority == best]
+        tier = [c for c in tier if c.has_free_slot] or tier
+        return self.rng.choices(tier, weights=[c.config.weight for c in tier])[0], 0.0
+
+    def _backoff(self, streak: int) -> float:
+        base = self.policy.backoff_seconds * 2.0 ** max(0, streak - 1)
+        return float(min(self.policy.max_backoff_seconds, base * self.rng.uniform(0.75, 1.25)))
+
+    def _rate_limited(self, channel: Channel, exc: RateLimited) -> None:
+        health = channel.health
+        health.rate_limits_in_a_row += 1
+        wait = exc.retry_after if exc.retry_after is not None else self._backoff(health.rate_limits_in_a_row)
+        health.ready_at = max(health.ready_at, self.clock() + wait)
+        health.reason = "rate limited"
+        health.last_error = exc.message
+        log.warning("channel %s rate limited: waiting %.1f s (%s)", channel.name, wait, exc.message)
+
+    def _failed(self, channel: Channel, exc: UpstreamError) -> None:
+        health = channel.health
+        now = self.clock()
+        health.failed += 1
+        health.failures_in_a_row += 1
+        health.last_error = exc.message
+        health.retry_at = now + self._backoff(health.failures_in_a_row)
+        if health.failures_in_a_row >= self.policy.failure_threshold:
+            cooldown = min(self.policy.max_cooldown_seconds, self.policy.cooldown_seconds * 2**health.trips)
+            health.trips += 1
+            health.ready_at = now + cooldown
+            health.reason = "cooling down"
+            log.warning(
+                "channel %s failed %d times in a row: cooling down for %.0f s (%s)",
+                channel.name,
+                health.failures_in_a_row,
+                cooldown,
+                exc.message,
+            )
+        else:
+            log.warning("channel %s failed: %s", channel.name, exc.message)
+
+    def _succeeded(self, channel: Channel) -> None:
+        health = channel.health
+        health.succeeded += 1
+        health.failures_in_a_row = health.rate_limits_in_a_row = health.trips = 0
+        health.reason = None
+
+    def describe(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [
+            {
+                "name": c.name,
+                "provider": c.config.provider,
+                "priority": c.config.priority,
+                "in_flight": c.in_flight,
+                "concurrency": c.config.concurrency,
+                "succeeded": c.health.succeeded,
+                "failed": c.health.failed,
+                "waiting_seconds": max(0.0, c.health.ready_at - now),
+                "state": c.health.reason if c.health.ready_at > now else "ready",
+                "last_error": c.health.last_error,
+            }
+            for c in self.channels
+        ]
 
     async def close(self) -> None:
-        for provider in self.providers:
-            await provider.close()
+        await asyncio.gather(*(c.provider.close() for c in self.channels), return_exceptions=True)
+
+
+def _provider_module(kind: str) -> Any:
+    from pixelgate.providers import emulator, google, openai, tasks
+
+    return {"google": google, "openai": openai, "tasks": tasks, "emulator": emulator}[kind]
+
+
+def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
+    """The provider of one channel, its options checked against that provider's own ``Options``."""
+    module = _provider_module(config.provider)
+    options_type: type[BaseModel] = module.Options
+    try:
+        options = options_type.model_validate(config.options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        allowed = ", ".join(options_type.model_fields) or "none"
+        raise ConfigError(
+            f"channel {config.name!r}: options.{where}: {first['msg']} (got {first.get('input')!r}; "
+            f"the {config.provider} provider takes {allowed})"
+        ) from None
+    provider: Provider = module.build(config, api_key, options)
+    return provider
+
+
+def build_router(config: GatewayConfig, environ: Mapping[str, str] | None = None) -> Router:
+    channels = []
+    for channel_config in config.channels:
+        key = channel_config.api_key(environ) if environ is not None else channel_config.api_key()
+        provider = build_provider(channel_config, key)
+        default_url = getattr(_provider_module(channel_config.provider), "DEFAULT_BASE_URL", None)
+        channels.append(Channel(channel_config, provider, secret=key, base_url=default_url))
+    return Router(channels, config.routing)

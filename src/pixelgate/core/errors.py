@@ -2,7 +2,8 @@
 
     PixelgateError                      status  kind
     ├── InvalidRequest                   400    invalid_request_error
-    │   └── UnsupportedParameter         400    invalid_request_error (a value the model does not offer)
+    │   ├── UnsupportedParameter         400    invalid_request_error (a value the model does not offer)
+    │   └── UpstreamRejected             400    invalid_request_error (the upstream refused the request)
     ├── AuthenticationError              401    authentication_error
     ├── Forbidden                        403    permission_error (e.g. a forged or expired image URL)
     ├── NotFound                         404    not_found_error
@@ -10,8 +11,9 @@
     ├── Conflict                         409    conflict_error (e.g. cancelling a finished task)
     ├── PayloadTooLarge                  413    request_too_large
     ├── RateLimited                      429    rate_limit_exceeded (carries retry_after seconds)
-    ├── UpstreamError                    502    upstream_error
+    ├── UpstreamError                    502    upstream_error (another channel may succeed)
     │   └── UpstreamTimeout              504    upstream_timeout
+    ├── StillRunning                     504    still_running (a synchronous wait ran out; the task goes on)
     ├── NoUpstreamConfigured             503    model_not_configured
     └── TaskCancelled                    499    cancelled (a waiter whose task was cancelled)
 
@@ -66,6 +68,13 @@ class InvalidRequest(PixelgateError):
 
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_value"
+
+
+class UpstreamRejected(InvalidRequest):
+    """The upstream refused the request itself (its 4xx, a safety block): sending it again, to this
+    channel or another, would be refused again, so it is never retried."""
+
+    default_code = "upstream_rejected"
 
 
 class AuthenticationError(PixelgateError):
@@ -129,6 +138,14 @@ class UpstreamTimeout(UpstreamError):
     default_code = "upstream_timeout"
 
 
+class StillRunning(PixelgateError):
+    # A 504 as any gateway that stops waiting answers; unlike a timeout the work is not lost: the message
+    # names the task, which can still be read (or cancelled) by its id.
+    status = 504
+    kind = "still_running"
+    default_code = "still_running"
+
+
 class NoUpstreamConfigured(PixelgateError):
     status = 503
     kind = "model_not_configured"
@@ -148,6 +165,7 @@ _BY_KIND: dict[str, type[PixelgateError]] = {
         TaskCancelled,
         UpstreamError,
         UpstreamTimeout,
+        StillRunning,
         NoUpstreamConfigured,
     )
 }

@@ -117,3 +117,24 @@ def decode_inline_image(value: str, *, field: str, max_bytes: int) -> bytes:
 
 def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def encode_image(image: Image.Image, output_format: str, compression: int | None = None) -> bytes:
+    """``image`` as PNG, JPEG or WebP bytes (``compression``: the JPEG/WebP quality, 90 by default)."""
+    buffer = io.BytesIO()
+    if output_format == "png":
+        # Level 1: a 4K image encodes several times faster, and generated pictures compress well anyway.
+        image.save(buffer, "PNG", compress_level=1)
+    else:
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(buffer, output_format.upper(), quality=compression if compression is not None else 90)
+    return buffer.getvalue()
+
+
+def convert_image(data: bytes, output_format: str, compression: int | None = None) -> bytes:
+    """Re-encode an upstream's image in the format the caller asked for (Gemini answers PNG whatever
+    was asked; an OpenAI-style upstream may ignore output_format)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return encode_image(image, output_format, compression)

@@ -1,9 +1,16 @@
 """The one interface every provider implements: turn a validated request into images.
 
 A provider never sees the client's HTTP, keys or billing: it gets a :class:`Generation` (the request, the
-model's catalog entry and the reference images' bytes) and returns a :class:`ProviderResult`, or raises
-one of the errors of :mod:`pixelgate.core.errors` (``RateLimited``, ``UpstreamError``, ``UpstreamTimeout``).
-Upstream image models make one image per call; the worker calls ``generate`` once per image asked for.
+model's catalog entry, the model's name upstream and the reference images' bytes) and returns a
+:class:`ProviderResult`, or raises one of the errors of :mod:`pixelgate.core.errors`. What it raises
+decides what the router does next:
+
+- ``RateLimited``: wait (``retry_after``, else backoff) and try again, here or on another channel;
+- ``UpstreamError`` / ``UpstreamTimeout``: this channel failed; try the next one;
+- ``UpstreamRejected`` (or any other ``InvalidRequest``): the request itself was refused; never retried.
+
+One provider instance serves one channel (its base URL, key and timeout). Upstream image models make one
+image per call; the worker calls ``generate`` once per image asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ class Generation:
     index: int = 0  # which of the request's n images this call makes
     history: tuple[PastTurn, ...] = ()
     videos: tuple[bytes | None, ...] = ()  # per request.videos: the uploaded bytes, None for a URI
+    upstream_model: str = ""  # the model's name at the channel's upstream (set by the router)
+
+    @property
+    def model(self) -> str:
+        return self.upstream_model or self.spec.upstream_id
 
 
 @dataclass(frozen=True)
@@ -58,16 +70,16 @@ class ProviderResult:
     thoughts: tuple[ProviderThought, ...] = ()
     searches: tuple[SearchStep, ...] = ()
     signature: str | None = None  # opaque: stored with the turn and handed back on the next one
+    channel: str | None = None  # the channel that made it (set by the router)
 
 
 class Provider(Protocol):
-    name: str
-
-    def serves(self, spec: ModelSpec) -> bool:
-        """Whether this provider can make images for ``spec``."""
-        ...
-
     async def generate(self, generation: Generation) -> ProviderResult: ...
+
+    async def check(self) -> str:
+        """Ask the upstream whether it answers (and accepts the key), cheaply and without generating.
+        Returns a short note (e.g. "12 models"); raises a ``PixelgateError`` saying what is wrong."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -83,3 +95,21 @@ def image_input_tokens(width: int, height: int) -> int:
     if width <= 384 and height <= 384:
         return 258
     return 258 * (-(-width // 768)) * (-(-height // 768))
+
+
+def estimated_usage(generation: Generation, *, images: int = 1, text: str | None = None) -> Usage:
+    """The catalog's count, for an upstream that reports no usage (and for the emulator): the prompt and
+    the conversation's text, every input image by its tiles, the model's tokens per output image."""
+    request, spec = generation.request, generation.spec
+    history_images = [image for past in generation.history for image in past.turn.images]
+    return Usage(
+        input_text_tokens=estimate_text_tokens(
+            " ".join([request.prompt, *(p.turn.text for p in generation.history)])
+        ),
+        input_image_tokens=sum(
+            image_input_tokens(r.width, r.height) for r in [*request.references, *history_images]
+        ),
+        output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size) * images,
+        output_text_tokens=estimate_text_tokens(text) if text else 0,
+        images=images,
+    )

@@ -25,9 +25,11 @@ import textwrap
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
+from pixelgate.core.images import encode_image
 from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
 from pixelgate.providers.base import (
@@ -36,7 +38,7 @@ from pixelgate.providers.base import (
     ProviderResult,
     ProviderThought,
     estimate_text_tokens,
-    image_input_tokens,
+    estimated_usage,
 )
 
 FAULT_KINDS = ("429", "500", "502", "503", "timeout")
@@ -78,9 +80,35 @@ class FaultPlan:
         return None
 
 
-class EmulatorProvider:
-    name = "emulator"
+class Options(BaseModel):
+    """A channel's ``options`` for the emulator (``--emulate`` fills them from its flags)."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    latency: float = Field(0.0, ge=0)
+    faults: str = ""
+    fault_seed: int | None = None
+    retry_after: float = Field(2.0, ge=0)
+    timeout_after: float = Field(30.0, ge=0)
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, value: str) -> str:
+        FaultPlan.parse(value)
+        return value
+
+
+def build(config: object, api_key: str | None, options: Options) -> EmulatorProvider:
+    return EmulatorProvider(
+        latency=options.latency,
+        faults=FaultPlan.parse(options.faults),
+        fault_seed=options.fault_seed,
+        retry_after=options.retry_after,
+        timeout_after=options.timeout_after,
+    )
+
+
+class EmulatorProvider:
     def __init__(
         self,
         *,
@@ -96,8 +124,8 @@ class EmulatorProvider:
         self.retry_after = retry_after
         self.timeout_after = timeout_after
 
-    def serves(self, spec: ModelSpec) -> bool:
-        return True
+    async def check(self) -> str:
+        return "offline emulator: always answers"
 
     async def close(self) -> None:
         return None
@@ -125,18 +153,8 @@ class EmulatorProvider:
         request, spec = generation.request, generation.spec
         thoughts = await asyncio.to_thread(think, generation, image)
         text = _answer_text(generation, image) if request.want_text else None
-        history_images = [i for past in generation.history for i in past.turn.images]
-        usage = Usage(
-            input_text_tokens=estimate_text_tokens(
-                " ".join([request.prompt, *(p.turn.text for p in generation.history)])
-            ),
-            input_image_tokens=sum(
-                image_input_tokens(r.width, r.height) for r in [*request.references, *history_images]
-            ),
-            output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size),
-            output_text_tokens=estimate_text_tokens(text) if text else 0,
-            thought_tokens=sum(estimate_text_tokens(t.text) * 8 for t in thoughts),
-            images=1,
+        usage = estimated_usage(generation, text=text) + Usage(
+            thought_tokens=sum(estimate_text_tokens(t.text) * 8 for t in thoughts)
         )
         return ProviderResult(
             images=(image,),
@@ -338,15 +356,8 @@ def render(generation: Generation) -> ProviderImage:
     if thumbnails:
         _paste_thumbnails(image, tuple(thumbnails[-12:]), margin, unit)
 
-    buffer = io.BytesIO()
-    fmt = request.output_format
-    if fmt == "png":
-        # Level 1: a 4K image encodes several times faster, and the emulator's pictures compress well anyway.
-        image.save(buffer, "PNG", compress_level=1)
-    else:
-        quality = request.output_compression if request.output_compression is not None else 90
-        image.save(buffer, fmt.upper(), quality=quality)
-    return ProviderImage(data=buffer.getvalue(), mime_type=request.mime_type, width=width, height=height)
+    data = encode_image(image, request.output_format, request.output_compression)
+    return ProviderImage(data=data, mime_type=request.mime_type, width=width, height=height)
 
 
 def _paste_thumbnails(image: Image.Image, references: tuple[bytes, ...], margin: int, unit: int) -> None:

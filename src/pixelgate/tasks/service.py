@@ -10,7 +10,14 @@ from functools import partial
 from itertools import count
 
 from pixelgate.catalog import Catalog
-from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskCancelled
+from pixelgate.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    StillRunning,
+    TaskCancelled,
+)
 from pixelgate.core.references import (
     ImageFetcher,
     LoadedReference,
@@ -48,6 +55,7 @@ class TaskService:
         router: Router,
         fetcher: ImageFetcher,
         worker: Worker | None,
+        sync_wait_seconds: float = 900.0,
     ) -> None:
         self.catalog = catalog
         self.limits = limits
@@ -57,6 +65,7 @@ class TaskService:
         self.router = router
         self.fetcher = fetcher
         self.worker = worker
+        self.sync_wait_seconds = sync_wait_seconds
 
     async def submit(
         self,
@@ -81,7 +90,7 @@ class TaskService:
         references = references or []
         spec = self.catalog.get(request.model, param=request.name("model"))
         check_references(request, spec, [ref.kind for ref in references])
-        self.router.provider_for(spec)  # a model nobody serves fails now, not after queueing
+        self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
         earlier = await self._conversation(continue_from, request, owner) if continue_from else []
         loaded, loaded_mask, sent_turns = await asyncio.gather(
             load_references(references, self.fetcher, self.limits),
@@ -204,8 +213,18 @@ class TaskService:
         return await self.events.wait(task_id)
 
     async def wait_for_result(self, task_id: str) -> Task:
-        """Wait for a task and raise its error if it did not succeed: the synchronous path."""
-        done = await self.wait(task_id)
+        """Wait for a task and raise its error if it did not succeed: the synchronous path. Past
+        ``sync_wait_seconds`` the caller is told to poll; the task itself goes on."""
+        try:
+            async with asyncio.timeout(self.sync_wait_seconds):
+                done = await self.wait(task_id)
+        except TimeoutError:
+            raise StillRunning(
+                f"task {task_id} is still running after {self.sync_wait_seconds:g} s, the longest a "
+                f"synchronous call waits (--sync-wait): it goes on, and GET /v1/tasks/{task_id} (or "
+                f"/v1beta/interactions/{task_id}) gives its "
+                "images once it is done; ask asynchronously for work that takes this long"
+            ) from None
         if done.status is Status.CANCELLED:
             raise TaskCancelled(f"task {done.id} was cancelled before it finished", code="task_cancelled")
         error = done.error

@@ -13,9 +13,12 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable
+from dataclasses import replace
 
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import PixelgateError, UpstreamError
+from pixelgate.core.images import convert_image
+from pixelgate.core.request import MIME_TYPES
 from pixelgate.core.task import GeneratedImage, Task, TaskResult, Thought, Usage
 from pixelgate.providers.base import Generation, PastTurn, ProviderImage, ProviderResult
 from pixelgate.routing import Router
@@ -165,7 +168,6 @@ class Worker:
     async def _execute(self, task: Task) -> None:
         request = task.request
         spec = self.catalog.get(request.model)
-        provider = self.router.provider_for(spec)
         references = await self._load([r.blob_key for r in request.references])
         mask = await self.blobs.get(request.mask.blob_key) if request.mask else None
         history = tuple(
@@ -186,7 +188,7 @@ class Worker:
 
         async def one(index: int) -> ProviderResult:
             nonlocal done
-            result = await provider.generate(
+            result = await self.router.generate(
                 Generation(
                     request=request,
                     spec=spec,
@@ -213,9 +215,9 @@ class Worker:
         usage = Usage()
         for result in results:
             usage = usage + result.usage
-            images += [
-                outputs.add(produced, "out", revised_prompt=request.prompt) for produced in result.images
-            ]
+            for produced in result.images:
+                final = await _in_format(produced, request.output_format, request.output_compression)
+                images.append(outputs.add(final, "out", revised_prompt=request.prompt))
         # Thoughts of the first generation: the Gemini dialects show one turn per task. An interim image
         # that is the final one (seed 004: the last thought image is the final render) is stored once.
         first = results[0]
@@ -235,6 +237,15 @@ class Worker:
             signature=first.signature,
         )
         await self.queue.complete(task.id, self.id, outcome)
+
+
+async def _in_format(image: ProviderImage, output_format: str, compression: int | None) -> ProviderImage:
+    """The image in the format the caller asked for; re-encoded only if the upstream chose another."""
+    wanted = MIME_TYPES[output_format]
+    if image.mime_type == wanted:
+        return image
+    data = await asyncio.to_thread(convert_image, image.data, output_format, compression)
+    return replace(image, data=data, mime_type=wanted)
 
 
 async def _none() -> None:

@@ -1,0 +1,318 @@
+"""What every HTTP upstream has in common: one connection pool per channel, any vendor's error answer turned
+into pixelgate's errors, images checked before they are trusted, and result URLs downloaded with a cap.
+
+How an upstream's answer is classified (the router acts on the class, see ``providers/base.py``):
+
+    429                          RateLimited        (Retry-After honoured)
+    401, 403, a refused key      UpstreamError      upstream_auth_failed: the channel's key, not the caller's
+    404                          UpstreamError      upstream_not_found: the channel doesn't serve the model
+    408, timeouts                UpstreamTimeout
+    other 4xx                    UpstreamRejected   the request itself; the upstream's message is passed on
+    5xx, cut connections         UpstreamError
+    2xx that is not what it says UpstreamError      upstream_malformed (no image, broken base64, HTML)
+
+The channel's key never appears in a message: upstream text is redacted before it is quoted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import email.utils
+import json
+import re
+import time
+from typing import Any
+
+import httpx
+
+from pixelgate.core.errors import (
+    InvalidRequest,
+    PixelgateError,
+    RateLimited,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from pixelgate.core.images import inspect_image
+from pixelgate.providers.base import ProviderImage
+
+MAX_QUOTED_CHARS = 300
+MAX_POLL_MISSES = 5
+# Codes with which an upstream task says the request itself was refused.
+REFUSAL_CODES = frozenset(
+    {
+        "invalid_request_error",
+        "invalid_request",
+        "content_policy_violation",
+        "content_blocked",
+        "moderation_blocked",
+    }
+)
+MAX_UPSTREAM_IMAGE_PIXELS = 16384 * 16384
+_CODE = re.compile(r"^[A-Za-z][\w.-]{0,63}$")
+_TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class UpstreamHttp:
+    """One channel's HTTP client. ``channel`` names it in messages; ``secret`` is redacted from them."""
+
+    def __init__(
+        self,
+        *,
+        channel: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        max_connections: int,
+        secret: str | None,
+        max_download_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.channel = channel
+        self.secret = secret
+        self.timeout = timeout
+        self.max_download_bytes = max_download_bytes
+        self._background: set[asyncio.Task[None]] = set()
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def redact(self, text: str) -> str:
+        if self.secret:
+            text = text.replace(self.secret, "[redacted]")
+        return text
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; return the response if it is 2xx, else raise the error it stands for."""
+        try:
+            response = await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        if not response.is_success:
+            raise self.status_error(response)
+        return response
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.parse_json(await self.send(method, path, **kwargs))
+
+    def parse_json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise self.malformed(f"an answer that is not JSON: {self.describe_body(response)}") from None
+
+    async def download(self, url: str) -> bytes:
+        """Fetch a result image by URL (no auth header: result URLs are signed by their host)."""
+        target = self.client.base_url.join(url)
+        try:
+            async with (
+                httpx.AsyncClient(timeout=self.client.timeout, follow_redirects=True) as plain,
+                plain.stream("GET", target) as response,
+            ):
+                if not response.is_success:
+                    await response.aread()
+                    raise self.malformed(
+                        f"HTTP {response.status_code} for its result image: {self.describe_body(response)}"
+                    )
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_download_bytes:
+                        raise self.malformed(f"a result image of more than {self.max_download_bytes:,} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+
+    async def poll(
+        self, path: str, *, interval: float, max_interval: float, running: frozenset[str]
+    ) -> dict[str, Any]:
+        """GET an upstream task until its status leaves ``running``; return its last state.
+
+        A few failed polls in a row are waited out (the task runs on upstream whatever our GET met);
+        the channel's timeout bounds the whole wait."""
+        misses = 0
+        while True:
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, max_interval)
+            try:
+                answer = await self.json("GET", path)
+            except (RateLimited, UpstreamError) as exc:
+                if getattr(exc, "code", "") == "upstream_not_found" or misses >= MAX_POLL_MISSES:
+                    raise
+                misses += 1
+                continue
+            misses = 0
+            if not isinstance(answer, dict):
+                raise self.malformed(f"a task status that is not a JSON object: {str(answer)[:80]}")
+            if str(answer.get("status", "")).lower() not in running:
+                return answer
+
+    def cancel_quietly(self, path: str) -> None:
+        """Ask the upstream to stop a task we no longer want, without waiting for (or minding) its answer."""
+
+        async def cancel() -> None:
+            with contextlib.suppress(Exception):
+                await self.send("POST", path)
+
+        task = asyncio.get_running_loop().create_task(cancel())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def task_failed(self, answer: dict[str, Any]) -> PixelgateError:
+        """The error an upstream task ended with: a refusal of the request is not retried, the rest is."""
+        error = answer.get("error")
+        if isinstance(error, dict):
+            message, code = (
+                str(error.get("message") or error),
+                str(error.get("code") or error.get("type") or ""),
+            )
+        else:
+            message, code = str(error or answer.get("fail_reason") or "no reason given"), ""
+        status = str(answer.get("status", "failed"))
+        if code in REFUSAL_CODES:
+            return UpstreamRejected(f"the upstream refused the request: {self._quote(message)}", code=code)
+        return UpstreamError(
+            f"channel {self.channel!r}: the upstream's task ended {status}: {self._quote(message)}",
+            code="upstream_task_failed",
+        )
+
+    # -- turning what came back into pixelgate's errors ---------------------------------------------------
+
+    def transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+        # The exception's own text can carry the URL; only its kind is quoted.
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(
+                f"channel {self.channel!r}: the upstream did not answer within {self.timeout:g} s "
+                f"({type(exc).__name__})",
+                code="upstream_timeout",
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamError(
+                f"channel {self.channel!r}: cannot connect to the upstream ({type(exc).__name__})",
+                code="upstream_unreachable",
+            )
+        return UpstreamError(
+            f"channel {self.channel!r}: the upstream closed the connection before its answer was complete "
+            f"({type(exc).__name__})",
+            code="upstream_connection_lost",
+        )
+
+    def status_error(self, response: httpx.Response) -> PixelgateError:
+        status = response.status_code
+        message, code, reason = self._error_fields(response)
+        said = f"channel {self.channel!r}: the upstream answered HTTP {status}: {message}"
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return RateLimited(said, retry_after=retry_after, code="upstream_rate_limited")
+        if status in (401, 403) or reason in ("API_KEY_INVALID", "API_KEY_EXPIRED"):
+            return UpstreamError(
+                f"channel {self.channel!r}: the upstream refused the channel's key (HTTP {status}): {message}",
+                code="upstream_auth_failed",
+            )
+        if status == 404:
+            return UpstreamError(said, code="upstream_not_found")
+        if status == 408:
+            return UpstreamTimeout(said, code="upstream_timeout")
+        if 400 <= status < 500:
+            return UpstreamRejected(
+                f"the upstream refused the request (HTTP {status}): {message}",
+                code=code if code and _CODE.match(code) else "upstream_rejected",
+            )
+        return UpstreamError(said, code="upstream_unavailable" if status == 503 else "upstream_error")
+
+    def _error_fields(self, response: httpx.Response) -> tuple[str, str | None, str | None]:
+        """The upstream's message, code and (Google's ErrorInfo) reason, from whichever shape it uses."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return self.describe_body(response), None, None
+        error = body.get("error", body) if isinstance(body, dict) else body
+        if isinstance(error, str):
+            return self._quote(error), None, None
+        if not isinstance(error, dict):
+            return self._quote(json.dumps(body)), None, None
+        message = error.get("message") or error.get("detail") or json.dumps(error)
+        code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
+        reason = None
+        for detail in error.get("details") or []:
+            if isinstance(detail, dict) and detail.get("reason"):
+                reason = str(detail["reason"])
+        return self._quote(str(message)), str(code) if code else None, reason
+
+    def describe_body(self, response: httpx.Response) -> str:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        text = response.text
+        if "html" in kind or text.lstrip()[:1] == "<":
+            title = _TITLE.search(text)
+            words = (title.group(1) if title else _TAGS.sub(" ", text)).split()
+            return f"an HTML page ({self._quote(' '.join(words)) or 'empty'})"
+        if not text.strip():
+            return f"an empty {kind} body"
+        return f"{kind}: {self._quote(text)}"
+
+    def _quote(self, text: str) -> str:
+        text = self.redact(" ".join(text.split()))
+        return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
+
+    def malformed(self, what: str) -> UpstreamError:
+        return UpstreamError(f"channel {self.channel!r}: the upstream sent {what}", code="upstream_malformed")
+
+    # -- images ------------------------------------------------------------------------------------------
+
+    def decode_base64(self, text: object, where: str) -> bytes:
+        if not isinstance(text, str) or not text:
+            raise self.malformed(f"no image data in {where}")
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            try:  # some upstreams (and Google's own SDK) use the URL-safe alphabet
+                return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except (binascii.Error, ValueError):
+                raise self.malformed(f"broken base64 in {where} (starts with {text[:16]!r})") from None
+
+    def image(self, data: bytes, where: str, text: str | None = None) -> ProviderImage:
+        """Check that ``data`` is a whole image before anyone stores or bills it."""
+        try:
+            info = inspect_image(data, field=where, max_pixels=MAX_UPSTREAM_IMAGE_PIXELS)
+        except InvalidRequest as exc:
+            raise self.malformed(f"something that is not a usable image in {where}: {exc.message}") from None
+        return ProviderImage(
+            data=data, mime_type=info.mime_type, width=info.width, height=info.height, text=text
+        )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: either delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds)
+
+
+def as_count(value: object) -> int:
+    """A token count from an upstream's usage block; anything that is not a whole number counts 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0
