@@ -160,6 +160,7 @@ class MakeServer(Protocol):
         database_url: str | None = None,
         data_dir: Path | None = None,
         start: bool = True,
+        env: dict[str, str] | None = None,
     ) -> ServerProcess: ...
 
 
@@ -230,6 +231,7 @@ def make_server(
         database_url: str | None = None,
         data_dir: Path | None = None,
         start: bool = True,
+        env: dict[str, str] | None = None,
     ) -> ServerProcess:
         if backend == "postgres" and database_url is None:
             assert postgres is not None
@@ -238,6 +240,7 @@ def make_server(
             data_dir=data_dir or tmp_path_factory.mktemp(f"pixelgate-{backend}"),
             database_url=database_url,
             args=list(args),
+            env=dict(env or {}),
         )
         started.append(server)
         return server.start() if start else server
