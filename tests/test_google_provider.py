@@ -441,9 +441,9 @@ def test_task_style_size_and_resolution(http: httpx.Client, sim: GeminiUpstream)
         "BUG: OpenAI Images and task-style requests reach Google with generationConfig.thinkingConfig "
         "{includeThoughts: true} although those callers can neither ask for thoughts nor see them: "
         "ImageRequest.include_thoughts defaults to True (src/pixelgate/core/request.py:85) and only the "
-        "Gemini dialects set it; generate_content_body (src/pixelgate/providers/google.py) passes it on, so "
-        "Google sends thought summaries and interim thought images that the worker stores "
-        "(tasks/worker.py, outputs.add(..., 'thought')) for nothing"
+        "Gemini dialects set it; generate_content_body (src/pixelgate/providers/google.py:230) passes it "
+        "on, so Google sends thought summaries and interim thought images that the worker stores "
+        "(src/pixelgate/tasks/worker.py:225) for nothing"
     ),
 )
 @pytest.mark.parametrize("dialect", ["openai-sdk", "task-style"])
@@ -495,8 +495,8 @@ def test_alias_goes_to_google_by_its_upstream_id(gemini: genai.Client, sim: Gemi
     reason=(
         "BUG: gemini-3-pro-image-preview-4k reaches Google with no imageSize, so gemini-3-pro-image makes "
         "its default 1K image: generate_content_body and interaction_body (src/pixelgate/providers/"
-        "google.py, `if len(spec.image_sizes) > 1`) omit the size when the *alias* offers one size, "
-        "although the upstream model it goes to offers 1K, 2K and 4K"
+        "google.py:221 and :286, `if len(spec.image_sizes) > 1`) omit the size when the *alias* offers "
+        "one size, although the upstream model it goes to offers 1K, 2K and 4K"
     ),
 )
 @pytest.mark.parametrize("size", [None, "4K"], ids=["default", "explicit"])
@@ -508,6 +508,23 @@ def test_pro_4k_alias_sends_image_size_4k(
     )
     assert generate_body(sim, PRO) == body("a city", {"aspectRatio": "16:9", "imageSize": "4K"})
     assert image_bytes(response) == sim_image("16:9", "4K")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: through an Interactions channel gemini-3-pro-image-preview-4k goes up with no "
+        "response_format image_size (interaction_body in src/pixelgate/providers/google.py:286, "
+        "`if len(generation.spec.image_sizes) > 1`): gemini-3-pro-image makes its default 1K image"
+    ),
+)
+def test_pro_4k_alias_sends_image_size_4k_to_interactions(
+    via_interactions: genai.Client, sim: GeminiUpstream
+) -> None:
+    via_interactions.models.generate_content(model=PRO_4K, contents="a city", config=image_config("16:9"))
+    sent = the_call(sim, INTERACTIONS)
+    assert sent["model"] == PRO
+    assert sent["response_format"] == [{"type": "image", "aspect_ratio": "16:9", "image_size": "4K"}]
 
 
 def test_channel_rename_is_the_upstream_model(renamed: genai.Client, sim: GeminiUpstream) -> None:
@@ -558,9 +575,10 @@ def test_edit_with_two_references(gemini: genai.Client, sim: GeminiUpstream) -> 
     assert image_bytes(response) == sim_image("3:4", "1K")
     usage = response.usage_metadata
     assert usage is not None and usage.prompt_tokens_details is not None
-    assert {d.modality.value if d.modality else None: d.token_count for d in usage.prompt_tokens_details}[
-        "IMAGE"
-    ] == 2 * 258, "the upstream's usage passes through"
+    by_modality = {
+        d.modality.value if d.modality else None: d.token_count for d in usage.prompt_tokens_details
+    }
+    assert by_modality["IMAGE"] == 2 * 258, "the upstream's usage passes through"
 
 
 def test_openai_sdk_edit_with_two_references(oai: openai.OpenAI, sim: GeminiUpstream) -> None:
@@ -707,9 +725,9 @@ def test_google_search_with_image_search(gemini: genai.Client, sim: GeminiUpstre
     strict=True,
     reason=(
         "BUG: with web and image search the client gets Google's searchEntryPoint.renderedContent twice "
-        "('<div>suggestions</div><div>suggestions</div>'): _searches (src/pixelgate/providers/google.py) "
-        "gives the one entry point to both SearchSteps, and render_response (src/pixelgate/api/gemini.py) "
-        "joins the suggestions of every step"
+        "('<div>suggestions</div><div>suggestions</div>'): _searches "
+        "(src/pixelgate/providers/google.py:358) gives the one entry point to both SearchSteps, and "
+        "render_response (src/pixelgate/api/gemini.py:318) joins the suggestions of every step"
     ),
 )
 def test_search_entry_point_is_passed_on_once(gemini: genai.Client, sim: GeminiUpstream) -> None:
@@ -948,7 +966,7 @@ def test_interactions_channel_chat_sends_back_steps_with_the_signature(
     strict=True,
     reason=(
         "BUG: through an Interactions channel, gemini-3-pro-image with includeThoughts asks for no thought "
-        "summaries: interaction_body (src/pixelgate/providers/google.py) sets thinking_summaries only "
+        "summaries: interaction_body (src/pixelgate/providers/google.py:300) sets thinking_summaries only "
         "`if request.include_thoughts and generation.spec.thinking_levels`, ignoring spec.always_thinks, "
         "which generate_content_body does honour; the client gets no thoughts"
     ),

@@ -57,6 +57,8 @@ def server(
 def upstream(sim: TaskGatewaySimulator) -> Iterator[TaskGatewaySimulator]:
     sim.reset()
     sim.cancelled_ids.clear()
+    sim.tasks.clear()
+    sim.results.clear()
     yield sim
     sim.task_duration = TASK_DURATION
     sim.url_ttl = 3600.0
@@ -318,6 +320,23 @@ def test_expired_result_url_is_a_clear_error(upstream: TaskGatewaySimulator, cli
     assert len(upstream.calls("/results/")) == creates
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: providers/http.py UpstreamHttp.describe_body calls any body that starts with '<' an HTML "
+    "page: the object store's application/xml AccessDenied answer for an expired result URL is quoted as "
+    "'an HTML page (AccessDenied Request has expired ...)'",
+)
+def test_expired_result_url_error_does_not_call_xml_html(
+    upstream: TaskGatewaySimulator, client: openai.OpenAI
+) -> None:
+    upstream.url_ttl = 0.0
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.images.generate(model=FLASH, prompt="a fox", size="1:1", response_format="b64_json")
+    message = error_of(caught.value)["message"]
+    assert "Request has expired" in message
+    assert "HTML" not in message
+
+
 def test_error_page_for_a_result_is_retried(upstream: TaskGatewaySimulator, http: httpx.Client) -> None:
     upstream.fail_next("html", path_contains="/results/")
     task = wait_task(http, create_task(http, model=FLASH, prompt="a fox", size="1:1", resolution="1K"))
@@ -334,6 +353,31 @@ def test_error_page_for_every_result_names_it(upstream: TaskGatewaySimulator, ht
     assert "HTTP 502 for its result image" in task["error"]["message"]
     assert "502 Bad Gateway" in task["error"]["message"]
     assert "<" not in task["error"]["message"], "an HTML page is summarised, not pasted"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: providers/tasks.py TaskGatewayProvider.generate cancels the upstream task only on "
+    "asyncio.CancelledError; when polling gives up (UpstreamHttp.poll re-raises after MAX_POLL_MISSES failed "
+    "polls) the router retries with a new create and the first upstream task is left running (and billed "
+    "upstream), though the module says 'A task we stop wanting is cancelled upstream'",
+)
+def test_an_abandoned_upstream_task_is_cancelled(upstream: TaskGatewaySimulator, http: httpx.Client) -> None:
+    upstream.task_duration = 5.0
+    # Six failed polls in a row: pixelgate stops waiting for this upstream task and creates another.
+    upstream.fail_next("500", times=6, path_contains="/v1/images/generations/task_img_")
+    task_id = create_task(http, model=FLASH, prompt="abandon ship", size="1:1", resolution="1K")
+    deadline = time.monotonic() + 5
+    while not upstream.tasks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (abandoned,) = upstream.tasks
+    upstream.task_duration = TASK_DURATION  # the retry's task finishes at once
+    assert wait_task(http, task_id)["status"] == "completed"
+    assert len(create_bodies(upstream)) == 2
+    deadline = time.monotonic() + 2
+    while not upstream.cancelled_ids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.cancelled_ids == [abandoned]
 
 
 # -- cancellation --------------------------------------------------------------------------------------
@@ -366,8 +410,7 @@ def test_429_on_create_then_success(upstream: TaskGatewaySimulator, client: open
     upstream.fail_next("429")
     response = client.images.generate(model=FLASH, prompt="a fox", size="1:1", response_format="b64_json")
     assert response.data and response.data[0].b64_json
-    assert len(upstream.calls(CREATE)) == 2  # the 429, then the create that ran
-    assert len(create_bodies(upstream)) == 2
+    assert len(create_bodies(upstream)) == 2  # the 429, then the create that ran
     assert len(upstream.tasks) == 1
 
 

@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     before anything starts."""
     settings = settings or Settings()
     channels = resolve_config(settings, default_catalog())
+    router = build_router(channels)  # here, so that a bad option is refused before anything starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
         )
         catalog = default_catalog()
-        router = build_router(channels)
         queue = TaskQueue(db, result_ttl=settings.result_ttl_seconds)
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")

@@ -94,8 +94,8 @@ def serve(
             param_hint="--" + str(first["loc"][0]).replace("_", "-"),
         ) from None
     try:
-        server = create_app(settings)
         channels = resolve_config(settings, default_catalog())
+        server = create_app(settings)
     except ConfigError as exc:
         console.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from None

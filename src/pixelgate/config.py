@@ -238,8 +238,9 @@ def environment_channels(environ: Mapping[str, str] = os.environ) -> list[Channe
 def resolve_config(
     settings: Settings, catalog: Catalog, environ: Mapping[str, str] = os.environ
 ) -> GatewayConfig:
-    """The channels this server runs with: the channel file if there is one, else the environment's keys;
-    ``--emulate`` adds the emulator, below every other channel."""
+    """The channels this server runs with: the channel file if there is one (``--emulate`` adds the
+    emulator below its channels); else ``--emulate`` alone (an emulating server never calls a real
+    upstream, whatever keys the environment holds); else the channels the environment's keys make."""
     path = settings.config or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
     if path is not None:
         config = load_config(path)

@@ -180,16 +180,15 @@ class Router:
     def _choose(self, candidates: list[Channel], tried: set[str]) -> tuple[Channel, float]:
         """The channel for the next attempt, and how long to wait before it is ready."""
         now = self.clock()
-        untried = [c for c in candidates if c.name not in tried]
-        pool = untried or candidates
 
         def ready_at(channel: Channel) -> float:
+            # A channel this image already failed on also waits out its backoff before another try.
             at = channel.health.ready_at
-            return at if untried else max(at, channel.health.retry_at)
+            return max(at, channel.health.retry_at) if channel.name in tried else at
 
-        ready = [c for c in pool if ready_at(c) <= now]
+        ready = [c for c in candidates if ready_at(c) <= now]
         if not ready:
-            soonest = min(pool, key=ready_at)
+            soonest = min(candidates, key=ready_at)
             return soonest, ready_at(soonest) - now
         best = max(c.config.priority for c in ready)
         tier = [c for c in ready if c.config.priority == best]
@@ -274,7 +273,7 @@ def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        allowed = ", ".join(options_type.model_fields) or "none"
+        allowed = ", ".join(f.alias or name for name, f in options_type.model_fields.items()) or "none"
         raise ConfigError(
             f"channel {config.name!r}: options.{where}: {first['msg']} (got {first.get('input')!r}; "
             f"the {config.provider} provider takes {allowed})"

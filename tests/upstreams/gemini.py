@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import itertools
 import json
 import secrets
@@ -239,7 +241,9 @@ class GeminiSimulator(Simulator):
         }
 
     def _new_signature(self) -> str:
-        signature = f"sig-{next(self._signature_ids)}-{secrets.token_hex(6)}"
+        # Base64, as Gemini's are: google-genai parses thoughtSignature as bytes and refuses anything else.
+        raw = f"sig-{next(self._signature_ids)}-".encode() + secrets.token_bytes(12)
+        signature = base64.b64encode(raw).decode("ascii")
         self.issued_signatures.append(signature)
         return signature
 

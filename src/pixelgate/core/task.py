@@ -117,6 +117,7 @@ class TaskResult:
     thoughts: tuple[Thought, ...] = ()
     searches: tuple[SearchStep, ...] = ()
     signature: str | None = None  # the upstream's thought signature, sent back with the next turn
+    channel: str | None = None  # the channel that made the first image
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,7 @@ class TaskResult:
             "thoughts": [thought.to_record() for thought in self.thoughts],
             "searches": [search.to_record() for search in self.searches],
             "signature": self.signature,
+            "channel": self.channel,
         }
 
     @classmethod
@@ -137,6 +139,7 @@ class TaskResult:
             thoughts=tuple(Thought.from_record(t) for t in record.get("thoughts", ())),
             searches=tuple(SearchStep.from_record(s) for s in record.get("searches", ())),
             signature=record.get("signature"),
+            channel=record.get("channel"),
         )
 
 

@@ -235,6 +235,7 @@ class Worker:
             thoughts=thoughts,
             searches=first.searches,
             signature=first.signature,
+            channel=first.channel,
         )
         await self.queue.complete(task.id, self.id, outcome)
 
