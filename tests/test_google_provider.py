@@ -49,11 +49,11 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 
 class GeminiUpstream(GeminiSimulator):
-    """The simulator with two changes a real Gemini API would have.
+    """The simulator with two twists.
 
-    Its thought signatures are real base64 (Google's are proto ``bytes``; the SDK refuses the simulator's
-    ``sig-1-…``), starting with bytes that encode to ``+/`` so that the SDK's URL-safe re-encoding is
-    exercised; ``reset()`` forgets them. And with :attr:`echo_key` its key error quotes the key it
+    Its thought signatures start with bytes that encode to ``+/``: the SDK re-encodes a signature in the
+    URL-safe alphabet (``-_``) when it sends it back, and pixelgate must still return the very string
+    Google issued. ``reset()`` forgets them. And with :attr:`echo_key` its key error quotes the key it
     received, as some upstreams do, so that pixelgate's redaction is put to the test.
     """
 
@@ -435,17 +435,6 @@ def test_task_style_size_and_resolution(http: httpx.Client, sim: GeminiUpstream)
     assert (item["width"], item["height"]) == size_for("16:9", "2K")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: OpenAI Images and task-style requests reach Google with generationConfig.thinkingConfig "
-        "{includeThoughts: true} although those callers can neither ask for thoughts nor see them: "
-        "ImageRequest.include_thoughts defaults to True (src/pixelgate/core/request.py:85) and only the "
-        "Gemini dialects set it; generate_content_body (src/pixelgate/providers/google.py:230) passes it "
-        "on, so Google sends thought summaries and interim thought images that the worker stores "
-        "(src/pixelgate/tasks/worker.py:225) for nothing"
-    ),
-)
 @pytest.mark.parametrize("dialect", ["openai-sdk", "task-style"])
 def test_openai_style_dialects_ask_for_no_thoughts(
     oai: openai.OpenAI, http: httpx.Client, sim: GeminiUpstream, dialect: str
@@ -490,15 +479,6 @@ def test_alias_goes_to_google_by_its_upstream_id(gemini: genai.Client, sim: Gemi
     image_bytes(response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: gemini-3-pro-image-preview-4k reaches Google with no imageSize, so gemini-3-pro-image makes "
-        "its default 1K image: generate_content_body and interaction_body (src/pixelgate/providers/"
-        "google.py:221 and :286, `if len(spec.image_sizes) > 1`) omit the size when the *alias* offers "
-        "one size, although the upstream model it goes to offers 1K, 2K and 4K"
-    ),
-)
 @pytest.mark.parametrize("size", [None, "4K"], ids=["default", "explicit"])
 def test_pro_4k_alias_sends_image_size_4k(
     gemini: genai.Client, sim: GeminiUpstream, size: str | None
@@ -510,14 +490,6 @@ def test_pro_4k_alias_sends_image_size_4k(
     assert image_bytes(response) == sim_image("16:9", "4K")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: through an Interactions channel gemini-3-pro-image-preview-4k goes up with no "
-        "response_format image_size (interaction_body in src/pixelgate/providers/google.py:286, "
-        "`if len(generation.spec.image_sizes) > 1`): gemini-3-pro-image makes its default 1K image"
-    ),
-)
 def test_pro_4k_alias_sends_image_size_4k_to_interactions(
     via_interactions: genai.Client, sim: GeminiUpstream
 ) -> None:
@@ -625,6 +597,21 @@ def test_chat_sends_back_the_issued_thought_signature(gemini: genai.Client, sim:
     assert final_image(second).thought_signature == signature_bytes(issued_now) != signature_bytes(issued)
 
 
+def test_chat_with_text_sends_the_signature_back_on_its_image_part(
+    gemini: genai.Client, sim: GeminiUpstream
+) -> None:
+    config = image_config("1:1", "512", response_modalities=["TEXT", "IMAGE"])
+    chat = gemini.chats.create(model=FLASH, config=config)
+    first = chat.send_message("a cat on a sofa")
+    (issued,) = sim.issued_signatures  # the simulator signs the image part, its text follows unsigned
+    turn_one_image = image_bytes(first)
+    sim.reset()
+    chat.send_message("make the cat blue")
+    model_parts = generate_body(sim)["contents"][1]["parts"]
+    image_parts = [p for p in model_parts if "inlineData" in p]
+    assert image_parts == [{**inline(turn_one_image), "thoughtSignature": issued}]
+
+
 def test_interaction_continued_by_id_sends_back_the_upstream_signature(
     gemini: genai.Client, sim: GeminiUpstream
 ) -> None:
@@ -721,15 +708,6 @@ def test_google_search_with_image_search(gemini: genai.Client, sim: GeminiUpstre
     assert image_bytes(response) == sim_image("3:2", "512")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: with web and image search the client gets Google's searchEntryPoint.renderedContent twice "
-        "('<div>suggestions</div><div>suggestions</div>'): _searches "
-        "(src/pixelgate/providers/google.py:358) gives the one entry point to both SearchSteps, and "
-        "render_response (src/pixelgate/api/gemini.py:318) joins the suggestions of every step"
-    ),
-)
 def test_search_entry_point_is_passed_on_once(gemini: genai.Client, sim: GeminiUpstream) -> None:
     response = gemini.models.generate_content(
         model=FLASH, contents="a quetzal", config=image_config("3:2", "512", tools=[WEB_AND_IMAGE_SEARCH])
@@ -962,15 +940,6 @@ def test_interactions_channel_chat_sends_back_steps_with_the_signature(
     image_bytes(second)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: through an Interactions channel, gemini-3-pro-image with includeThoughts asks for no thought "
-        "summaries: interaction_body (src/pixelgate/providers/google.py:300) sets thinking_summaries only "
-        "`if request.include_thoughts and generation.spec.thinking_levels`, ignoring spec.always_thinks, "
-        "which generate_content_body does honour; the client gets no thoughts"
-    ),
-)
 def test_interactions_channel_pro_thoughts(via_interactions: genai.Client, sim: GeminiUpstream) -> None:
     thinking = types.ThinkingConfig(include_thoughts=True)
     response = via_interactions.models.generate_content(

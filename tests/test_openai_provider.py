@@ -201,11 +201,14 @@ def server(
 @pytest.fixture()
 def upstream(sim: OpenAIUpstream) -> Iterator[OpenAIUpstream]:
     sim.reset()
+    sim.tasks.clear()
     yield sim
     sim.force_png = False
     sim.delay = 0.0
     sim.api_key = KEY
     sim.default_response_format = "url"
+    sim.async_duration = 0.3
+    sim.tasks.clear()
 
 
 @pytest.fixture()
@@ -402,6 +405,50 @@ def test_async_mode_polls_the_upstream_task(upstream: OpenAIUpstream, client: op
     assert {call.path for call in polls} == {f"/v1/tasks/{task_id}"}
     assert all(call.headers["authorization"] == f"Bearer {KEY}" for call in polls)
     assert b64_image(response).size == (1024, 1024)
+
+
+def test_async_mode_edit_sends_async_as_a_form_field(upstream: OpenAIUpstream, client: openai.OpenAI) -> None:
+    reference = png_bytes(48, 64)
+    response = client.images.edit(
+        model=PRO,
+        prompt="make it winter",
+        image=("a.png", reference, "image/png"),
+        response_format="b64_json",
+    )
+    (call,) = upstream.calls(EDITS)
+    assert call.form == {
+        "model": [PRO],
+        "prompt": ["make it winter"],
+        "n": ["1"],
+        "size": ["896x1200"],  # no size asked: the nearest to the reference's 3:4 shape, at 1K
+        "response_format": ["b64_json"],
+        "async": ["true"],
+    }
+    assert call.files is not None and [data for _, _, data in call.files["image[]"]] == [reference]
+    assert upstream.calls("/v1/tasks/")
+    assert b64_image(response).size == (896, 1200)
+
+
+def test_cancelling_an_async_task_cancels_upstream(upstream: OpenAIUpstream, http: httpx.Client) -> None:
+    upstream.async_duration = 5.0
+    created = http.post(
+        GENERATIONS, json={"model": PRO, "prompt": "never mind", "size": "1:1", "async": True}
+    )
+    assert created.status_code == 200, created.text
+    deadline = time.monotonic() + 5
+    while not upstream.calls("/v1/tasks/") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (upstream_id,) = upstream.tasks
+    cancelled = http.post(f"/v1/tasks/{created.json()['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    deadline = time.monotonic() + 2
+    while not upstream.calls("/cancel") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The simulator has no cancel endpoint (it answers 404), but pixelgate asks, with the channel's key.
+    (cancel,) = upstream.calls("/cancel")
+    assert (cancel.method, cancel.path) == ("POST", f"/v1/tasks/{upstream_id}/cancel")
+    assert cancel.headers["authorization"] == f"Bearer {KEY}"
 
 
 def test_async_task_that_fails_once_is_retried(upstream: OpenAIUpstream, client: openai.OpenAI) -> None:
@@ -615,14 +662,19 @@ def generate_one(client: openai.OpenAI) -> None:
     assert b64_image(response).size == (1024, 1024)
 
 
-def test_500_fails_over_to_the_next_channel(
-    two: tuple[OpenAIUpstream, OpenAIUpstream], pair_server: ServerProcess
+@pytest.mark.parametrize("fault", ["500", "503", "html", "cut", "no_image", "bad_base64", "not_image"])
+def test_a_failure_fails_over_to_the_next_channel(
+    two: tuple[OpenAIUpstream, OpenAIUpstream], pair_server: ServerProcess, fault: str
 ) -> None:
     a, b = two
-    a.fail_next("500")
-    generate_one(sdk(pair_server))
+    a.fail_next(fault)
+    client = sdk(pair_server)
+    generate_one(client)
     assert len(a.calls(GENERATIONS)) == 1
     assert len(b.calls(GENERATIONS)) == 1
+    # One failure is below failure_threshold: a is still first in line (and its success resets it).
+    generate_one(client)
+    assert (len(a.calls(GENERATIONS)), len(b.calls(GENERATIONS))) == (2, 1)
 
 
 def test_a_failing_channel_cools_down(

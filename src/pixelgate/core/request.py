@@ -82,7 +82,9 @@ class ImageRequest(BaseModel):
     system_instruction: str | None = None
     search_types: list[str] | None = None  # None: no search grounding; else the kinds of search allowed
     want_text: bool = False  # a short text part beside the image (responseModalities TEXT, a text format)
-    include_thoughts: bool = True  # whether the answer shows the model's thoughts (they are made anyway)
+    # Whether the caller shows the model's thoughts: only the Gemini dialects can; for the others they
+    # aren't asked of the upstream at all.
+    include_thoughts: bool = False
     user: str | None = None
     requested_size: str | None = None  # the caller's own size string (e.g. "1536x1024"), for the record
     metadata: dict[str, Any] = Field(default_factory=dict)

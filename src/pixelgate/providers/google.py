@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from pixelgate.catalog import ModelSpec
 from pixelgate.config import ChannelConfig
 from pixelgate.core.errors import UpstreamRejected
 from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
@@ -201,9 +202,10 @@ def generate_content_body(generation: Generation) -> dict[str, Any]:
             _inline(image.mime_type, data) for image, data in zip(past.turn.images, past.images, strict=True)
         ]
         if past.turn.role == "model" and parts:
-            # Gemini 3 wants each model turn's signature back on its first part; history made elsewhere
-            # (another upstream, the emulator) has none that Google would accept, and says so.
-            parts[0]["thoughtSignature"] = past.turn.signature or SKIP_THOUGHT_SIGNATURE
+            # Gemini 3 wants each model turn's signature back where it came: for an image model, on the
+            # image. History made elsewhere has none that Google would accept, and says so.
+            signed = next((part for part in parts if "inlineData" in part), parts[0])
+            signed["thoughtSignature"] = past.turn.signature or SKIP_THOUGHT_SIGNATURE
         contents.append({"role": past.turn.role, "parts": parts})
     user_parts: list[dict[str, Any]] = [{"text": request.prompt}]
     user_parts += [
@@ -218,7 +220,7 @@ def generate_content_body(generation: Generation) -> dict[str, Any]:
     contents.append({"role": "user", "parts": user_parts})
 
     image_config: dict[str, Any] = {"aspectRatio": request.aspect_ratio}
-    if len(spec.image_sizes) > 1:
+    if sends_image_size(spec):
         image_config["imageSize"] = request.image_size
     config: dict[str, Any] = {
         "responseModalities": ["TEXT", "IMAGE"] if request.want_text else ["IMAGE"],
@@ -245,6 +247,12 @@ def generate_content_body(generation: Generation) -> dict[str, Any]:
     if request.search_types is not None:
         body["tools"] = [{"googleSearch": _search_tool(request.search_types)}]
     return body
+
+
+def sends_image_size(spec: ModelSpec) -> bool:
+    """Whether Google gets an image size: always but for the models that make 1K only (Google's own
+    default, and a field those models don't take). An alias restricted to 4K sends its 4K."""
+    return spec.image_sizes != ("1K",)
 
 
 def _search_tool(search_types: list[str]) -> dict[str, Any]:
@@ -283,7 +291,7 @@ def interaction_body(generation: Generation) -> dict[str, Any]:
     steps.append({"type": "user_input", "content": blocks})
 
     image_format: dict[str, Any] = {"type": "image", "aspect_ratio": request.aspect_ratio}
-    if len(generation.spec.image_sizes) > 1:
+    if sends_image_size(generation.spec):
         image_format["image_size"] = request.image_size
     formats: list[dict[str, Any]] = [image_format]
     if request.want_text:
@@ -297,7 +305,7 @@ def interaction_body(generation: Generation) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if request.thinking_level is not None:
         config["thinking_level"] = request.thinking_level
-    if request.include_thoughts and generation.spec.thinking_levels:
+    if request.include_thoughts and (generation.spec.thinking_levels or generation.spec.always_thinks):
         config["thinking_summaries"] = "auto"
     for name, value in (
         ("seed", request.seed),
@@ -357,9 +365,12 @@ def _usage(meta: dict[str, Any], *, images: int) -> Usage:
 
 def _searches(grounding: dict[str, Any]) -> tuple[SearchStep, ...]:
     suggestions = str((grounding.get("searchEntryPoint") or {}).get("renderedContent", ""))
-    steps = []
+    steps: list[SearchStep] = []
     for search_type, field in (("web_search", "webSearchQueries"), ("image_search", "imageSearchQueries")):
         queries = grounding.get(field)
         if queries:
-            steps.append(SearchStep(search_type, tuple(str(q) for q in queries), suggestions))
+            # One entry point for the whole answer: it goes with the first search, not with each.
+            steps.append(
+                SearchStep(search_type, tuple(str(q) for q in queries), "" if steps else suggestions)
+            )
     return tuple(steps)
