@@ -189,7 +189,7 @@ def server(
         + channel(
             "openai-url",
             sim.url,
-            extra=f'models = {{ "{NANO}" = "nano-banana" }}\noptions = {{ response_format = "url" }}',
+            extra=f'models = {{ "{NANO}" = "nano-banana" }}\noptions = {{ response_format = "omit" }}',
         )
         + channel("openai-narrow", sim.url, extra=f'models = ["{NARROW}"]\nconcurrency = 3')
     )
@@ -491,6 +491,7 @@ def test_async_task_that_keeps_failing_reaches_the_client(
 
 
 def test_url_answer_is_downloaded(upstream: OpenAIUpstream, client: openai.OpenAI) -> None:
+    # The channel omits response_format (as gpt-image upstreams want); this upstream then answers a URL.
     response = client.images.generate(
         model=NANO,
         prompt="a paper boat",
@@ -502,7 +503,6 @@ def test_url_answer_is_downloaded(upstream: OpenAIUpstream, client: openai.OpenA
         "prompt": "a paper boat",
         "n": 1,
         "size": "1344x768",
-        "response_format": "url",
     }
     downloads = upstream.calls("/files/")
     assert len(downloads) == 1

@@ -320,12 +320,6 @@ def test_expired_result_url_is_a_clear_error(upstream: TaskGatewaySimulator, cli
     assert len(upstream.calls("/results/")) == creates
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: providers/http.py UpstreamHttp.describe_body calls any body that starts with '<' an HTML "
-    "page: the object store's application/xml AccessDenied answer for an expired result URL is quoted as "
-    "'an HTML page (AccessDenied Request has expired ...)'",
-)
 def test_expired_result_url_error_does_not_call_xml_html(
     upstream: TaskGatewaySimulator, client: openai.OpenAI
 ) -> None:
@@ -355,13 +349,6 @@ def test_error_page_for_every_result_names_it(upstream: TaskGatewaySimulator, ht
     assert "<" not in task["error"]["message"], "an HTML page is summarised, not pasted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: providers/tasks.py TaskGatewayProvider.generate cancels the upstream task only on "
-    "asyncio.CancelledError; when polling gives up (UpstreamHttp.poll re-raises after MAX_POLL_MISSES failed "
-    "polls) the router retries with a new create and the first upstream task is left running (and billed "
-    "upstream), though the module says 'A task we stop wanting is cancelled upstream'",
-)
 def test_an_abandoned_upstream_task_is_cancelled(upstream: TaskGatewaySimulator, http: httpx.Client) -> None:
     upstream.task_duration = 5.0
     # Six failed polls in a row: pixelgate stops waiting for this upstream task and creates another.

@@ -253,10 +253,14 @@ class UpstreamHttp:
     def describe_body(self, response: httpx.Response) -> str:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         text = response.text
-        if "html" in kind or text.lstrip()[:1] == "<":
+        start = text.lstrip()[:64].lower()
+        if "html" in kind or start.startswith(("<!doctype html", "<html")):
             title = _TITLE.search(text)
             words = (title.group(1) if title else _TAGS.sub(" ", text)).split()
             return f"an HTML page ({self._quote(' '.join(words)) or 'empty'})"
+        if "xml" in kind or start.startswith("<"):
+            # An object store's error (S3, GCS): <Error><Code>AccessDenied</Code><Message>…
+            return f"an XML document ({self._quote(' '.join(_TAGS.sub(' ', text).split())) or 'empty'})"
         if not text.strip():
             return f"an empty {kind} body"
         return f"{kind}: {self._quote(text)}"

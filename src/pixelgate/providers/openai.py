@@ -13,7 +13,6 @@ is a task is polled whether or not async was asked for; a task we stop wanting i
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from typing import Any, Literal
@@ -36,7 +35,8 @@ class Options(BaseModel):
 
     async_mode: bool = Field(False, alias="async")
     sizes: list[str] | None = None  # the WxH sizes the upstream takes; None: any
-    response_format: Literal["b64_json", "url"] | None = "b64_json"  # None: don't send the field
+    # "omit" for upstreams that refuse the field (OpenAI's gpt-image models always answer base64).
+    response_format: Literal["b64_json", "url", "omit"] = "b64_json"
     poll_interval: float = Field(1.0, gt=0)
     max_poll_interval: float = Field(10.0, gt=0)
 
@@ -89,7 +89,7 @@ class OpenAIProvider:
             "n": 1,
             "size": self.size_for(request.width, request.height),
         }
-        if self.options.response_format is not None:
+        if self.options.response_format != "omit":
             fields["response_format"] = self.options.response_format
         if request.output_format != "png":
             fields["output_format"] = request.output_format
@@ -120,7 +120,9 @@ class OpenAIProvider:
                 max_interval=self.options.max_poll_interval,
                 running=RUNNING,
             )
-        except asyncio.CancelledError:
+        except BaseException:
+            # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
+            # there while the router tries again elsewhere.
             self.http.cancel_quietly(f"/tasks/{task_id}/cancel")
             raise
         if str(answer.get("status", "")).lower() not in ("completed", "succeeded", "success"):

@@ -65,7 +65,9 @@ class TaskGatewayProvider:
                 max_interval=self.options.max_poll_interval,
                 running=RUNNING,
             )
-        except asyncio.CancelledError:
+        except BaseException:
+            # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
+            # there while the router tries again elsewhere.
             if self.options.cancel_path:
                 self.http.cancel_quietly(self.options.cancel_path.format(id=task_id))
             raise
