@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -629,3 +629,35 @@ async def test_close_closes_every_provider_even_if_one_fails() -> None:
     router = Router([channel("x", Broken()), channel("y", good)])
     await router.close()
     assert good.closed
+
+
+# -- resuming an upstream task after a restart ---------------------------------------------------------------
+
+
+async def test_a_resumed_upstream_task_is_polled_on_its_channel_first() -> None:
+    """The channel that holds the upstream task gets the resume state, even below a higher priority; if
+    that fails, the other channels start afresh (no resume state), and whatever a provider remembers is
+    saved with the channel that made it."""
+    saved: list[dict[str, Any]] = []
+
+    async def remember(state: dict[str, Any]) -> None:
+        saved.append(state)
+
+    r = rig([channel("high", priority=10), channel("low", Scripted([unavailable("low")]), priority=0)])
+    resumed = replace(generation(), resume={"channel": "low", "task": "up-1"}, remember=remember)
+    assert (await r.router.generate(resumed)).channel == "high"
+    (on_low,) = r.provider("low").calls
+    (on_high,) = r.provider("high").calls
+    assert on_low.resume == {"channel": "low", "task": "up-1"}
+    assert on_high.resume is None
+    assert r.sleeper.waits == []
+    assert on_high.remember is not None
+    await on_high.remember({"task": "up-2"})
+    assert saved == [{"task": "up-2", "channel": "high"}]
+
+
+async def test_a_resume_state_for_a_channel_that_is_gone_is_ignored() -> None:
+    r = rig([channel("a")])
+    resumed = replace(generation(), resume={"channel": "removed", "task": "up-1"})
+    assert (await r.router.generate(resumed)).channel == "a"
+    assert r.provider("a").calls[0].resume is None

@@ -9,6 +9,7 @@ import base64
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -422,3 +423,42 @@ def test_wrong_key_is_upstream_auth_failed_and_the_key_stays_secret(
     assert "channel 'tasks-sim'" in error["message"]
     assert KEY not in caught.value.response.text
     assert KEY not in server.log()
+
+
+# -- restarts: the upstream task is resumed, not paid for twice ------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
+def test_a_restart_resumes_the_upstream_task(
+    stop: str, upstream: TaskGatewaySimulator, make_server: MakeServer, tmp_path: Path
+) -> None:
+    """A server that dies (or is stopped) while an upstream task runs leaves it running; the server that
+    takes the task over polls that same upstream task, and the upstream is asked to make it only once."""
+    upstream.task_duration = 3.0
+    path = tmp_path / "pixelgate.toml"
+    path.write_text(
+        f'[[channels]]\nname = "tasks-sim"\nprovider = "tasks"\nbase_url = "{upstream.url}/v1"\n'
+        'api_key_env = "SIM_KEY"\noptions = { poll_interval = 0.05, max_poll_interval = 0.2 }\n'
+    )
+    # A short lease and grace: the killed server's task is taken over quickly; the stopped one is put
+    # back in the queue at once.
+    args = ("--config", str(path), "--lease-seconds", "1")
+    env = {"SIM_KEY": KEY, "PIXELGATE_SHUTDOWN_GRACE_SECONDS": "0.2"}
+    first = make_server("sqlite", *args, env=env, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=first.url, timeout=30) as before:
+        task_id = create_task(before, model=FLASH, prompt="outlive me", size="1:1", resolution="1K")
+    deadline = time.monotonic() + 5
+    while not [c for c in upstream.calls(TASKS) if c.method == "GET"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (upstream_id,) = upstream.tasks
+    first.kill() if stop == "sigkill" else first.stop()
+
+    second = make_server("sqlite", *args, env=env, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=second.url, timeout=30) as after:
+        done = wait_task(after, task_id)
+        assert done["status"] == "completed", done
+        assert decode(after.get(done["url"]).content).size == (1024, 1024)
+    assert len(create_bodies(upstream)) == 1, "the upstream was asked for the image once"
+    assert upstream.cancelled_ids == [], "a restart does not cancel the upstream task it will resume"
+    assert {c.path for c in upstream.calls(TASKS) if c.method == "GET"} == {f"{TASKS}{upstream_id}"}
+    assert len(upstream.calls("/results/")) == 1

@@ -141,8 +141,11 @@ class Router:
         tried: set[str] = set()
         last: PixelgateError | None = None
         attempts: list[str] = []
+        resume_on = (generation.resume or {}).get("channel")
         for _ in range(self.policy.max_attempts):
-            channel, wait = self._choose(candidates, tried)
+            # An upstream task started before a restart is polled where it runs, before anything else.
+            resumed = next((c for c in candidates if c.name == resume_on), None) if not attempts else None
+            channel, wait = (resumed, 0.0) if resumed is not None else self._choose(candidates, tried)
             if wait > self.policy.max_wait_seconds:
                 if last is not None:
                     break
@@ -157,8 +160,14 @@ class Router:
                 await self.sleep(wait)
             attempts.append(channel.name)
             model = channel.config.upstream_model(generation.spec) or generation.spec.upstream_id
+            attempt = replace(
+                generation,
+                upstream_model=model,
+                resume=generation.resume if resumed is not None else None,
+                remember=_remember_on(channel.name, generation.remember),
+            )
             try:
-                result = await channel.generate(replace(generation, upstream_model=model))
+                result = await channel.generate(attempt)
             except RateLimited as exc:
                 last = channel.redact(exc)
                 self._rate_limited(channel, exc)
@@ -256,6 +265,19 @@ class Router:
 
     async def close(self) -> None:
         await asyncio.gather(*(c.provider.close() for c in self.channels), return_exceptions=True)
+
+
+def _remember_on(
+    channel: str, remember: Callable[[dict[str, Any]], Awaitable[None]] | None
+) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    """``remember`` with the channel added, so that a resumed task is polled where it runs."""
+    if remember is None:
+        return None
+
+    async def on_channel(state: dict[str, Any]) -> None:
+        await remember({**state, "channel": channel})
+
+    return on_channel
 
 
 def _provider_module(kind: str) -> Any:

@@ -166,6 +166,9 @@ class Task:
     expires_at: float | None = None
     result: TaskResult | None = None
     error_record: dict[str, Any] | None = None
+    # Per image index ("0", "1", …): the upstream task that is making it, so that a worker that takes
+    # this task over polls that one instead of paying the upstream for a second.
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def result_expired(self, now: float | None = None) -> bool:
         """Whether the stored images are past their time (their URLs can no longer be signed)."""

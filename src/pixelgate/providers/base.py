@@ -15,12 +15,25 @@ image per call; the worker calls ``generate`` once per image asked for.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.request import ImageRequest, Turn
 from pixelgate.core.task import SearchStep, Usage
+
+# The message a worker cancels a generation with when the task goes on elsewhere (this process stops,
+# or another worker took the task over): its upstream task is left running for that worker to resume
+# (see ``Generation.resume``).
+HANDED_OVER = "the task is handed over to another worker"
+
+
+def abandons_upstream_task(exc: BaseException) -> bool:
+    """Whether leaving a provider with ``exc`` means its upstream task is no longer wanted: every exit
+    but a hand-over."""
+    return not (isinstance(exc, asyncio.CancelledError) and HANDED_OVER in exc.args)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,10 @@ class Generation:
     history: tuple[PastTurn, ...] = ()
     videos: tuple[bytes | None, ...] = ()  # per request.videos: the uploaded bytes, None for a URI
     upstream_model: str = ""  # the model's name at the channel's upstream (set by the router)
+    # For providers whose upstream runs a task of its own: what they saved with ``remember`` when they
+    # created it (given back only on the same channel, after a restart), and how to save it.
+    resume: dict[str, Any] | None = None
+    remember: Callable[[dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False)
 
     @property
     def model(self) -> str:

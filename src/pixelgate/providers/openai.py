@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pixelgate.config import ChannelConfig
 from pixelgate.core.request import OUTPUT_FORMATS
 from pixelgate.core.task import Usage
-from pixelgate.providers.base import Generation, ProviderImage, ProviderResult, estimated_usage
+from pixelgate.providers.base import (
+    Generation,
+    ProviderImage,
+    ProviderResult,
+    abandons_upstream_task,
+    estimated_usage,
+)
 from pixelgate.providers.http import UpstreamHttp, as_count
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -67,6 +73,9 @@ class OpenAIProvider:
         self.options = options
 
     async def generate(self, generation: Generation) -> ProviderResult:
+        resumed = (generation.resume or {}).get("task")
+        if isinstance(resumed, str):
+            return await self.read_images(await self._wait(resumed), generation)
         fields = self.fields(generation)
         if generation.references:
             answer = await self.http.json(
@@ -77,6 +86,8 @@ class OpenAIProvider:
         if not isinstance(answer, dict):
             raise self.http.malformed("an answer that is not a JSON object")
         if "data" not in answer and "id" in answer and "status" in answer:
+            if generation.remember is not None:
+                await generation.remember({"task": str(answer["id"])})
             answer = await self._wait(str(answer["id"]))
         return await self.read_images(answer, generation)
 
@@ -120,10 +131,11 @@ class OpenAIProvider:
                 max_interval=self.options.max_poll_interval,
                 running=RUNNING,
             )
-        except BaseException:
+        except BaseException as exc:
             # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
             # there while the router tries again elsewhere.
-            self.http.cancel_quietly(f"/tasks/{task_id}/cancel")
+            if abandons_upstream_task(exc):
+                self.http.cancel_quietly(f"/tasks/{task_id}/cancel")
             raise
         if str(answer.get("status", "")).lower() not in ("completed", "succeeded", "success"):
             raise self.http.task_failed(answer)

@@ -17,7 +17,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelgate.config import ChannelConfig, ConfigError
-from pixelgate.providers.base import Generation, ProviderImage, ProviderResult, estimated_usage
+from pixelgate.providers.base import (
+    Generation,
+    ProviderImage,
+    ProviderResult,
+    abandons_upstream_task,
+    estimated_usage,
+)
 from pixelgate.providers.http import UpstreamHttp
 
 RUNNING = frozenset({"queued", "pending", "processing", "in_progress", "running", "submitted"})
@@ -54,10 +60,14 @@ class TaskGatewayProvider:
         self.options = options
 
     async def generate(self, generation: Generation) -> ProviderResult:
-        created = await self.http.json("POST", self.options.create_path, json=self.body(generation))
-        task_id = created.get("id") if isinstance(created, dict) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise self.http.malformed(f"a task without an id: {str(created)[:120]}")
+        task_id = (generation.resume or {}).get("task")
+        if not isinstance(task_id, str):
+            created = await self.http.json("POST", self.options.create_path, json=self.body(generation))
+            task_id = created.get("id") if isinstance(created, dict) else None
+            if not isinstance(task_id, str) or not task_id:
+                raise self.http.malformed(f"a task without an id: {str(created)[:120]}")
+            if generation.remember is not None:
+                await generation.remember({"task": task_id})
         try:
             answer = await self.http.poll(
                 self.options.task_path.format(id=task_id),
@@ -65,10 +75,10 @@ class TaskGatewayProvider:
                 max_interval=self.options.max_poll_interval,
                 running=RUNNING,
             )
-        except BaseException:
+        except BaseException as exc:
             # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
             # there while the router tries again elsewhere.
-            if self.options.cancel_path:
+            if self.options.cancel_path and abandons_upstream_task(exc):
                 self.http.cancel_quietly(self.options.cancel_path.format(id=task_id))
             raise
         if str(answer.get("status", "")).lower() not in SUCCEEDED:

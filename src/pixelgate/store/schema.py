@@ -28,6 +28,8 @@ tasks = sa.Table(
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("completed_at", sa.Float, nullable=True),
     sa.Column("expires_at", sa.Float, nullable=True),
+    # {image index: {"channel": …, "task": …}}: upstream tasks in flight, resumed after a restart
+    sa.Column("upstream", sa.JSON, nullable=True),
     sa.Index("ix_tasks_claim", "status", "priority", "created_at"),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
 )

@@ -43,6 +43,7 @@ def _row_to_task(row: Any) -> Task:
         expires_at=row.expires_at,
         result=TaskResult.from_record(row.result) if row.result else None,
         error_record=row.error,
+        upstream=row.upstream or {},
     )
 
 
@@ -154,6 +155,18 @@ class TaskQueue:
                     tasks.c.status == Status.RUNNING.value,
                 )
                 .values(progress=progress)
+            )
+
+    async def set_upstream(self, task_id: str, worker_id: str, upstream: dict[str, dict[str, Any]]) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.worker_id == worker_id,
+                    tasks.c.status == Status.RUNNING.value,
+                )
+                .values(upstream=upstream)
             )
 
     async def _settle(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
