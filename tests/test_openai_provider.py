@@ -21,6 +21,7 @@ from google.genai import types
 from PIL import Image
 
 from conftest import MakeServer, ServerProcess, db_rows, png_bytes
+from pixelgate.catalog import default_catalog
 from upstreams import OpenAISimulator, Recorded
 from upstreams.faults import Fault
 
@@ -256,6 +257,28 @@ def test_text_to_image_sends_the_catalog_pixels(
     width, height = (int(side) for side in size.split("x"))
     scale = min(1.0, 1536 / max(width, height))
     assert b64_image(response).size == (round(width * scale), round(height * scale))
+
+
+def test_every_aspect_ratio_and_size_is_sent_as_its_pixels(
+    upstream: OpenAIUpstream, client: openai.OpenAI
+) -> None:
+    spec = default_catalog().get(FLASH)
+    sent = {}
+    for aspect_ratio in spec.aspect_ratios:
+        for image_size in spec.image_sizes:
+            client.images.generate(
+                model=FLASH,
+                prompt="a grid of tiles",
+                size=aspect_ratio,
+                response_format="b64_json",
+                extra_body={"resolution": image_size},
+            )
+            sent[aspect_ratio, image_size] = only_body(upstream)["size"]
+            upstream.reset()
+    assert sent == {
+        key: "{}x{}".format(*spec.output_pixels(*key))
+        for key in ((a, s) for a in spec.aspect_ratios for s in spec.image_sizes)
+    }
 
 
 @pytest.mark.parametrize(
@@ -640,7 +663,7 @@ def pair_server(
     a, b = pair
     toml = (
         "[routing]\nmax_attempts = 3\nbackoff_seconds = 0.05\nfailure_threshold = 2\ncooldown_seconds = 60\n\n"
-        + channel("a", a.url, extra="priority = 10")
+        + channel("a", a.url, extra="priority = 10\ntimeout = 2")
         + channel("b", b.url, extra="priority = 0")
     )
     server = start(make_server, tmp_path_factory.mktemp("openai-pair"), toml)
@@ -674,6 +697,20 @@ def test_a_failure_fails_over_to_the_next_channel(
     assert len(b.calls(GENERATIONS)) == 1
     # One failure is below failure_threshold: a is still first in line (and its success resets it).
     generate_one(client)
+    assert (len(a.calls(GENERATIONS)), len(b.calls(GENERATIONS))) == (2, 1)
+
+
+def test_a_hanging_upstream_times_out_and_fails_over(
+    two: tuple[OpenAIUpstream, OpenAIUpstream], pair_server: ServerProcess
+) -> None:
+    a, b = two
+    a.fail_next("hang", seconds=60)
+    client = sdk(pair_server)
+    started = time.monotonic()
+    generate_one(client)  # a hangs past its 2 s timeout; b answers
+    assert 1.9 < time.monotonic() - started < 10
+    assert (len(a.calls(GENERATIONS)), len(b.calls(GENERATIONS))) == (1, 1)
+    generate_one(client)  # the worker goes on, and a (one failure, below the threshold) is first again
     assert (len(a.calls(GENERATIONS)), len(b.calls(GENERATIONS))) == (2, 1)
 
 

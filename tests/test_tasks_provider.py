@@ -20,6 +20,7 @@ from google.genai import types
 from PIL import Image
 
 from conftest import MakeServer, ServerProcess, png_bytes
+from pixelgate.catalog import default_catalog
 from upstreams import TaskGatewaySimulator
 
 KEY = "k-secret-123"
@@ -153,6 +154,24 @@ def test_create_body_with_alias_references_and_sampling(
     fetched = http.get(task["result"]["data"][0]["url"])
     assert fetched.status_code == 200
     assert decode(fetched.content).size == (1536, 864)  # 16:9 at 4K, capped at 1536 by the simulator
+
+
+def test_every_aspect_ratio_and_size_reaches_the_gateway(
+    upstream: TaskGatewaySimulator, http: httpx.Client
+) -> None:
+    """Every aspect ratio of Flash at each of the gateway's resolutions (it has no 512), submitted at
+    once: each create body carries the pair as the seeds spell it, and each image comes back."""
+    spec = default_catalog().get(FLASH)
+    pairs = [(a, r) for a in spec.aspect_ratios for r in ("1K", "2K", "4K")]
+    ids = {
+        create_task(http, model=FLASH, prompt=f"tiles {a} {r}", size=a, resolution=r): (a, r)
+        for a, r in pairs
+    }
+    for task_id in ids:
+        assert wait_task(http, task_id)["status"] == "completed"
+    sent = {(body["size"], body["resolution"]) for body in create_bodies(upstream)}
+    assert sent == set(pairs)
+    assert len(upstream.calls("/results/")) == len(pairs)
 
 
 @pytest.mark.parametrize(
