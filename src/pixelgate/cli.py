@@ -6,7 +6,7 @@ import base64
 import mimetypes
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -97,8 +97,7 @@ def serve(
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings)
     except ConfigError as exc:
-        console.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(2) from None
+        _refuse(exc)
     if not channels.channels:
         console.print(
             "[yellow]No upstream is configured and --emulate is off: requests for a model will "
@@ -159,8 +158,7 @@ def channels(
         gateway = resolve_config(Settings(config=config, emulate=emulate), default_catalog())
         router = build_router(gateway)
     except ConfigError as exc:
-        console.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(2) from None
+        _refuse(exc)
     if not router.channels:
         console.print(
             f"No channels ({gateway.source}): set GEMINI_API_KEY or OPENAI_API_KEY, declare channels in "
@@ -197,6 +195,12 @@ def channels(
     console.print(table)
     if any(answer.startswith("[red]") for answer in answers.values()):
         raise typer.Exit(1)
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    """A configuration the server cannot start with: its message, and exit status 2 (as for a bad flag)."""
+    console.print(f"[red]{escape(str(exc))}[/]")
+    raise typer.Exit(2) from None
 
 
 async def _check_channels(router: Any, seconds: float) -> dict[str, str]:

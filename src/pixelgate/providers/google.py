@@ -47,14 +47,8 @@ class Options(BaseModel):
 
 
 def build(config: ChannelConfig, api_key: str | None, options: Options) -> GoogleProvider:
-    http = UpstreamHttp(
-        channel=config.name,
-        base_url=config.base_url or DEFAULT_BASE_URL,
-        headers={"x-goog-api-key": api_key} if api_key else {},
-        timeout=config.timeout,
-        max_connections=config.concurrency,
-        secret=api_key,
-    )
+    auth = {"x-goog-api-key": api_key} if api_key else {}
+    http = UpstreamHttp.for_channel(config, config.base_url or DEFAULT_BASE_URL, auth, api_key)
     return GoogleProvider(http, options)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from pixelgate.config import ChannelConfig
 from pixelgate.core.errors import (
     InvalidRequest,
     PixelgateError,
@@ -82,6 +83,20 @@ class UpstreamHttp:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
+        )
+
+    @classmethod
+    def for_channel(
+        cls, config: ChannelConfig, base_url: str, auth: dict[str, str], secret: str | None
+    ) -> UpstreamHttp:
+        """The client of one channel: its pool as large as its concurrency, its timeout per image."""
+        return cls(
+            channel=config.name,
+            base_url=base_url,
+            headers=auth,
+            timeout=config.timeout,
+            max_connections=config.concurrency,
+            secret=secret,
         )
 
     async def close(self) -> None:
@@ -320,3 +335,7 @@ def as_count(value: object) -> int:
         return max(0, int(value))
     except ValueError:
         return 0
+
+
+def bearer(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}

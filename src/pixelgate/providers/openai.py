@@ -29,7 +29,7 @@ from pixelgate.providers.base import (
     abandons_upstream_task,
     estimated_usage,
 )
-from pixelgate.providers.http import UpstreamHttp, as_count
+from pixelgate.providers.http import UpstreamHttp, as_count, bearer
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RUNNING = frozenset({"queued", "pending", "processing", "in_progress", "running", "submitted"})
@@ -56,14 +56,7 @@ class Options(BaseModel):
 
 
 def build(config: ChannelConfig, api_key: str | None, options: Options) -> OpenAIProvider:
-    http = UpstreamHttp(
-        channel=config.name,
-        base_url=config.base_url or DEFAULT_BASE_URL,
-        headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-        timeout=config.timeout,
-        max_connections=config.concurrency,
-        secret=api_key,
-    )
+    http = UpstreamHttp.for_channel(config, config.base_url or DEFAULT_BASE_URL, bearer(api_key), api_key)
     return OpenAIProvider(http, options)
 
 

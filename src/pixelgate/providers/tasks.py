@@ -24,7 +24,7 @@ from pixelgate.providers.base import (
     abandons_upstream_task,
     estimated_usage,
 )
-from pixelgate.providers.http import UpstreamHttp
+from pixelgate.providers.http import UpstreamHttp, bearer
 
 RUNNING = frozenset({"queued", "pending", "processing", "in_progress", "running", "submitted"})
 SUCCEEDED = frozenset({"completed", "succeeded", "success"})
@@ -43,14 +43,7 @@ class Options(BaseModel):
 def build(config: ChannelConfig, api_key: str | None, options: Options) -> TaskGatewayProvider:
     if not config.base_url:
         raise ConfigError(f"channel {config.name!r}: a tasks channel needs a base_url (e.g. https://host/v1)")
-    http = UpstreamHttp(
-        channel=config.name,
-        base_url=config.base_url,
-        headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-        timeout=config.timeout,
-        max_connections=config.concurrency,
-        secret=api_key,
-    )
+    http = UpstreamHttp.for_channel(config, config.base_url, bearer(api_key), api_key)
     return TaskGatewayProvider(http, options)
 
 

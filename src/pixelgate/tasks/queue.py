@@ -146,18 +146,13 @@ class TaskQueue:
         return ids - still_held
 
     async def set_progress(self, task_id: str, worker_id: str, progress: int) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.worker_id == worker_id,
-                    tasks.c.status == Status.RUNNING.value,
-                )
-                .values(progress=progress)
-            )
+        await self._update_held(task_id, worker_id, progress=progress)
 
     async def set_upstream(self, task_id: str, worker_id: str, upstream: dict[str, dict[str, Any]]) -> None:
+        await self._update_held(task_id, worker_id, upstream=upstream)
+
+    async def _update_held(self, task_id: str, worker_id: str, **values: Any) -> None:
+        """Change a running task, only while ``worker_id`` still holds it."""
         async with self.db.engine.begin() as conn:
             await conn.execute(
                 tasks.update()
@@ -166,7 +161,7 @@ class TaskQueue:
                     tasks.c.worker_id == worker_id,
                     tasks.c.status == Status.RUNNING.value,
                 )
-                .values(upstream=upstream)
+                .values(**values)
             )
 
     async def _settle(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
