@@ -332,8 +332,12 @@ def test_openai_api_key_makes_an_openai_channel_at_openai_base_url() -> None:
     (channel,) = environment_channels({"OPENAI_API_KEY": "o", "OPENAI_BASE_URL": "http://gw.local/v1"})
     assert (channel.name, channel.provider, channel.api_key_env) == ("openai", "openai", "OPENAI_API_KEY")
     assert channel.base_url == "http://gw.local/v1"
+    assert all(channel.upstream_model(spec) == spec.id for spec in CATALOG), "a gateway serves them all"
+    # At OpenAI itself (no OPENAI_BASE_URL): only OpenAI's own models, and the catalog has none, so a
+    # Gemini request never fails over to an upstream that cannot make it.
     (default,) = environment_channels({"OPENAI_API_KEY": "o"})
     assert default.base_url is None
+    assert [spec.id for spec in CATALOG if default.upstream_model(spec) is not None] == []
 
 
 def test_both_keys_make_two_channels_google_first() -> None:

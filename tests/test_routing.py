@@ -59,6 +59,7 @@ class Scripted:
     in_flight: int = 0
     max_in_flight: int = 0
     closed: bool = False
+    abandoned: list[dict[str, Any]] = field(default_factory=list)
 
     async def generate(self, generation: Generation) -> ProviderResult:
         self.calls.append(generation)
@@ -78,6 +79,9 @@ class Scripted:
 
     async def check(self) -> str:
         return "scripted"
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        self.abandoned.append(state)
 
     async def close(self) -> None:
         self.closed = True
@@ -661,3 +665,73 @@ async def test_a_resume_state_for_a_channel_that_is_gone_is_ignored() -> None:
     resumed = replace(generation(), resume={"channel": "removed", "task": "up-1"})
     assert (await r.router.generate(resumed)).channel == "a"
     assert r.provider("a").calls[0].resume is None
+
+
+# -- bursts: requests in flight together when an upstream fails are one event, not a streak -----------------
+
+
+async def test_a_burst_of_failures_trips_the_cooldown_once() -> None:
+    """16 requests in flight when the upstream goes down all fail: one cooldown of 30 s, not a doubling
+    per failure that would keep the channel out for the maximum."""
+    down = Scripted(then=lambda: unavailable("down"), delay=0.01)
+    r = rig([channel("down", down, concurrency=16)], max_attempts=1, failure_threshold=3, cooldown_seconds=30)
+    outcomes = await asyncio.gather(
+        *(r.router.generate(generation()) for _ in range(16)), return_exceptions=True
+    )
+    assert all(isinstance(o, UpstreamError) for o in outcomes)
+    health = r.channel("down").health
+    assert (health.failures_in_a_row, health.trips) == (16, 1)
+    assert health.ready_at == pytest.approx(r.clock.now + 30)
+
+
+async def test_a_burst_of_429s_is_one_wait_not_a_streak() -> None:
+    limited = Scripted(then=rate_limited, delay=0.01)
+    r = rig([channel("limited", limited, concurrency=16)], max_attempts=1)
+    await asyncio.gather(*(r.router.generate(generation()) for _ in range(16)), return_exceptions=True)
+    health = r.channel("limited").health
+    assert health.rate_limits_in_a_row == 1
+    assert 0.75 <= health.ready_at - r.clock.now <= 1.25  # the first backoff step, not the 30 s cap
+
+
+async def test_a_success_ends_a_cooldown_but_not_a_rate_limit_wait() -> None:
+    r = rig([channel("a", Scripted([unavailable(), unavailable(), OK]), concurrency=4)], failure_threshold=2)
+    health = r.channel("a").health
+    r.router._failed(r.channel("a"), unavailable())
+    r.router._failed(r.channel("a"), unavailable())
+    assert health.reason == "cooling down" and health.ready_at > r.clock.now
+    r.router._succeeded(r.channel("a"))  # a request that was in flight comes back fine: it answers again
+    assert (health.reason, health.ready_at, health.retry_at) == (None, 0.0, 0.0)
+
+    r.router._rate_limited(r.channel("a"), rate_limited(retry_after=20))
+    r.router._succeeded(r.channel("a"))
+    assert health.reason == "rate limited" and health.ready_at == pytest.approx(r.clock.now + 20)
+
+
+async def test_an_endless_retry_after_is_capped() -> None:
+    r = rig([channel("a")], max_cooldown_seconds=300)
+    r.router._rate_limited(r.channel("a"), rate_limited(retry_after=86_400))
+    assert r.channel("a").health.ready_at == pytest.approx(r.clock.now + 300)
+
+
+@pytest.mark.parametrize(
+    "error", [KeyError("candidates"), AttributeError("'str' has no 'get'"), TypeError("x")]
+)
+async def test_an_unreadable_answer_is_the_channel_s_fault_and_fails_over(error: Exception) -> None:
+    def broken() -> PixelgateError:
+        raise error
+
+    r = rig([channel("odd", Scripted([broken]), priority=1), channel("fine")])
+    assert (await r.router.generate(generation())).channel == "fine"
+    health = r.channel("odd").health
+    assert health.failed == 1
+    assert (
+        health.last_error
+        == f"channel 'odd': the upstream's answer could not be read ({type(error).__name__})"
+    )
+
+
+def test_abandon_reaches_the_channel_that_holds_each_upstream_task() -> None:
+    r = rig([channel("a"), channel("b")])
+    r.router.abandon({"0": {"channel": "b", "task": "up-1"}, "1": {"channel": "gone", "task": "up-2"}})
+    assert r.provider("a").abandoned == []
+    assert r.provider("b").abandoned == [{"channel": "b", "task": "up-1"}]

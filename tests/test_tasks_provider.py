@@ -481,3 +481,34 @@ def test_a_restart_resumes_the_upstream_task(
     assert upstream.cancelled_ids == [], "a restart does not cancel the upstream task it will resume"
     assert {c.path for c in upstream.calls(TASKS) if c.method == "GET"} == {f"{TASKS}{upstream_id}"}
     assert len(upstream.calls("/results/")) == 1
+
+
+def test_cancelling_a_task_left_queued_by_a_crash_cancels_its_upstream_task(
+    upstream: TaskGatewaySimulator, make_server: MakeServer, tmp_path: Path
+) -> None:
+    """The server dies while an upstream task runs; the task is cancelled before any worker resumes it
+    (here: a server that runs no workers). Nobody will poll that upstream task again, so it is cancelled
+    there rather than left to finish and be billed."""
+    upstream.task_duration = 30.0
+    path = tmp_path / "pixelgate.toml"
+    path.write_text(
+        f'[[channels]]\nname = "tasks-sim"\nprovider = "tasks"\nbase_url = "{upstream.url}/v1"\n'
+        'api_key_env = "SIM_KEY"\noptions = { poll_interval = 0.05, max_poll_interval = 0.2 }\n'
+    )
+    env = {"SIM_KEY": KEY}
+    first = make_server("sqlite", "--config", str(path), env=env, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=first.url, timeout=30) as before:
+        task_id = create_task(before, model=FLASH, prompt="orphan", size="1:1", resolution="1K")
+    deadline = time.monotonic() + 5
+    while not [c for c in upstream.calls(TASKS) if c.method == "GET"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (upstream_id,) = upstream.tasks
+    first.kill()
+
+    idle = make_server("sqlite", "--config", str(path), "--no-workers", env=env, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=idle.url, timeout=30) as after:
+        assert after.post(f"{TASKS}{task_id}/cancel").json()["status"] == "cancelled"
+    deadline = time.monotonic() + 5
+    while not upstream.cancelled_ids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.cancelled_ids == [upstream_id]

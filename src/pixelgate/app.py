@@ -15,7 +15,7 @@ from pixelgate.api.limits import BodyLimitMiddleware
 from pixelgate.catalog import default_catalog
 from pixelgate.config import Settings, resolve_config
 from pixelgate.core.references import ImageFetcher
-from pixelgate.routing import build_router
+from pixelgate.routing import build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.tasks.events import TaskEvents
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     before anything starts."""
     settings = settings or Settings()
     channels = resolve_config(settings, default_catalog())
-    router = build_router(channels)  # here, so that a bad option is refused before anything starts
+    check_channels(channels)  # here, so that a bad option is refused before anything starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
         )
         catalog = default_catalog()
+        router = build_router(channels)
         queue = TaskQueue(db, result_ttl=settings.result_ttl_seconds)
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")

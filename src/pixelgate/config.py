@@ -25,7 +25,8 @@ A channel file looks like this (every field but ``name`` and ``provider`` has a 
     options = { async = true }
 
 With no channel file, ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) makes a ``google`` channel and
-``OPENAI_API_KEY`` an ``openai`` one (at ``OPENAI_BASE_URL`` if set), so a key in the environment is enough.
+``OPENAI_API_KEY`` an ``openai`` one, so a key in the environment is enough. That one serves every model
+at an OpenAI-compatible gateway named by ``OPENAI_BASE_URL``; at OpenAI itself, only OpenAI's models.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.catalog import Catalog, ModelSpec, default_catalog
 from pixelgate.core.errors import one_of
 from pixelgate.core.request import Limits
 from pixelgate.providers.emulator import FaultPlan
@@ -209,7 +210,9 @@ def _location(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "the file"
 
 
-def environment_channels(environ: Mapping[str, str] = os.environ) -> list[ChannelConfig]:
+def environment_channels(
+    environ: Mapping[str, str] = os.environ, catalog: Catalog | None = None
+) -> list[ChannelConfig]:
     """The channels a bare ``pixelgate serve`` makes from the upstream keys it finds in the environment."""
     channels = []
     google_key = next((k for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if environ.get(k, "").strip()), None)
@@ -224,12 +227,17 @@ def environment_channels(environ: Mapping[str, str] = os.environ) -> list[Channe
             )
         )
     if environ.get("OPENAI_API_KEY", "").strip():
+        base_url = environ.get("OPENAI_BASE_URL") or None
+        # OpenAI itself serves none of the Gemini models; an OpenAI-compatible gateway (seed 003, another
+        # pixelgate) at OPENAI_BASE_URL is taken to serve them all.
+        served = None if base_url else [s.id for s in catalog or default_catalog() if s.owned_by == "openai"]
         channels.append(
             ChannelConfig(
                 name="openai",
                 provider="openai",
                 api_key_env="OPENAI_API_KEY",
-                base_url=environ.get("OPENAI_BASE_URL") or None,
+                base_url=base_url,
+                models=served,
             )
         )
     return channels
@@ -249,7 +257,7 @@ def resolve_config(
         # so the router passes them on instead of absorbing them.
         config = GatewayConfig(routing=RoutingConfig(max_attempts=1), source="--emulate")
     else:
-        config = GatewayConfig(channels=environment_channels(environ), source="the environment")
+        config = GatewayConfig(channels=environment_channels(environ, catalog), source="the environment")
     if settings.emulate:
         lowest = min((c.priority for c in config.channels), default=1)
         emulator = ChannelConfig(

@@ -95,6 +95,14 @@ class Channel:
                     f"channel {self.name!r}: no image within its timeout of {self.config.timeout:g} s",
                     code="upstream_timeout",
                 ) from None
+            except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                # An answer of a shape the provider did not expect: the upstream's fault, so the next
+                # channel is tried; the traceback goes to the log for whoever fixes the provider.
+                log.warning("channel %s: unreadable answer", self.name, exc_info=True)
+                raise UpstreamError(
+                    f"channel {self.name!r}: the upstream's answer could not be read ({type(exc).__name__})",
+                    code="upstream_malformed",
+                ) from None
             finally:
                 self.in_flight -= 1
 
@@ -210,9 +218,15 @@ class Router:
 
     def _rate_limited(self, channel: Channel, exc: RateLimited) -> None:
         health = channel.health
+        now = self.clock()
+        if health.ready_at > now and health.reason == "rate limited":
+            # Another request already met this limit and set the wait: a burst of 429s from requests
+            # that were in flight together is one event, not a streak that jumps to the longest backoff.
+            return
         health.rate_limits_in_a_row += 1
         wait = exc.retry_after if exc.retry_after is not None else self._backoff(health.rate_limits_in_a_row)
-        health.ready_at = max(health.ready_at, self.clock() + wait)
+        wait = min(wait, self.policy.max_cooldown_seconds)  # a Retry-After of a day is not obeyed blindly
+        health.ready_at = max(health.ready_at, now + wait)
         health.reason = "rate limited"
         health.last_error = exc.message
         log.warning("channel %s rate limited: waiting %.1f s (%s)", channel.name, wait, exc.message)
@@ -224,7 +238,10 @@ class Router:
         health.failures_in_a_row += 1
         health.last_error = exc.message
         health.retry_at = now + self._backoff(health.failures_in_a_row)
-        if health.failures_in_a_row >= self.policy.failure_threshold:
+        cooling = health.ready_at > now and health.reason == "cooling down"
+        if health.failures_in_a_row >= self.policy.failure_threshold and not cooling:
+            # One trip per cooldown: the failures of requests that were in flight together when the
+            # upstream went down do not each double it.
             cooldown = min(self.policy.max_cooldown_seconds, self.policy.cooldown_seconds * 2**health.trips)
             health.trips += 1
             health.ready_at = now + cooldown
@@ -243,7 +260,20 @@ class Router:
         health = channel.health
         health.succeeded += 1
         health.failures_in_a_row = health.rate_limits_in_a_row = health.trips = 0
-        health.reason = None
+        health.retry_at = 0.0
+        if health.reason == "cooling down":
+            health.ready_at = 0.0  # it answers again; a rate limit's wait, though, still stands
+        if health.ready_at <= self.clock():
+            health.reason = None
+
+    def abandon(self, upstream: dict[str, dict[str, Any]]) -> None:
+        """Stop the upstream tasks a pixelgate task left behind (see ``Task.upstream``), on the channels
+        that hold them."""
+        by_name = {c.name: c for c in self.channels}
+        for state in upstream.values():
+            channel = by_name.get(str(state.get("channel")))
+            if channel is not None:
+                channel.provider.abandon(state)
 
     def describe(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -286,9 +316,12 @@ def _provider_module(kind: str) -> Any:
     return {"google": google, "openai": openai, "tasks": tasks, "emulator": emulator}[kind]
 
 
-def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
-    """The provider of one channel, its options checked against that provider's own ``Options``."""
+def provider_options(config: ChannelConfig) -> BaseModel:
+    """A channel's ``options``, checked against its provider's own ``Options`` (and whatever else the
+    provider needs of a channel): every mistake is a ``ConfigError`` before anything starts."""
     module = _provider_module(config.provider)
+    if hasattr(module, "check_channel"):
+        module.check_channel(config)
     options_type: type[BaseModel] = module.Options
     try:
         options = options_type.model_validate(config.options)
@@ -300,7 +333,18 @@ def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
             f"channel {config.name!r}: options.{where}: {first['msg']} (got {first.get('input')!r}; "
             f"the {config.provider} provider takes {allowed})"
         ) from None
-    provider: Provider = module.build(config, api_key, options)
+    return options
+
+
+def check_channels(config: GatewayConfig) -> None:
+    for channel in config.channels:
+        provider_options(channel)
+
+
+def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
+    """The provider of one channel (its options checked first)."""
+    options = provider_options(config)
+    provider: Provider = _provider_module(config.provider).build(config, api_key, options)
     return provider
 
 

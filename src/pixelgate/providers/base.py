@@ -98,6 +98,11 @@ class Provider(Protocol):
         Returns a short note (e.g. "12 models"); raises a ``PixelgateError`` saying what is wrong."""
         ...
 
+    def abandon(self, state: dict[str, Any]) -> None:
+        """Stop, without waiting, an upstream task this provider saved with ``remember`` and nobody
+        polls any more (its pixelgate task was cancelled while queued, or given up on)."""
+        ...
+
     async def close(self) -> None: ...
 
 

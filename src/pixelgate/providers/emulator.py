@@ -23,6 +23,7 @@ import math
 import random
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -126,6 +127,9 @@ class EmulatorProvider:
 
     async def check(self) -> str:
         return "offline emulator: always answers"
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        return None  # it keeps no tasks
 
     async def close(self) -> None:
         return None

@@ -70,6 +70,9 @@ class GoogleProvider:
         models = answer.get("models") if isinstance(answer, dict) else None
         return f"{len(models or [])} models listed"
 
+    def abandon(self, state: dict[str, Any]) -> None:
+        return None  # generateContent and store-less Interactions leave no task behind
+
     async def close(self) -> None:
         await self.http.close()
 
@@ -198,8 +201,11 @@ def generate_content_body(generation: Generation) -> dict[str, Any]:
         if past.turn.role == "model" and parts:
             # Gemini 3 wants each model turn's signature back where it came: for an image model, on the
             # image. History made elsewhere has none that Google would accept, and says so.
-            signed = next((part for part in parts if "inlineData" in part), parts[0])
+            images = [part for part in parts if "inlineData" in part]
+            signed = images[0] if images else parts[0]
             signed["thoughtSignature"] = past.turn.signature or SKIP_THOUGHT_SIGNATURE
+            for later in images[1:]:  # one signature is kept per turn; Gemini wants one on every image
+                later["thoughtSignature"] = SKIP_THOUGHT_SIGNATURE
         contents.append({"role": past.turn.role, "parts": parts})
     user_parts: list[dict[str, Any]] = [{"text": request.prompt}]
     user_parts += [

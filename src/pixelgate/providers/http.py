@@ -22,6 +22,7 @@ import binascii
 import contextlib
 import email.utils
 import json
+import math
 import re
 import time
 from typing import Any
@@ -100,6 +101,8 @@ class UpstreamHttp:
         )
 
     async def close(self) -> None:
+        # Upstream cancels still on their way go out before the connections close.
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.client.aclose()
 
     def redact(self, text: str) -> str:
@@ -128,8 +131,8 @@ class UpstreamHttp:
 
     async def download(self, url: str) -> bytes:
         """Fetch a result image by URL (no auth header: result URLs are signed by their host)."""
-        target = self.client.base_url.join(url)
         try:
+            target = self.client.base_url.join(url)
             async with (
                 httpx.AsyncClient(timeout=self.client.timeout, follow_redirects=True) as plain,
                 plain.stream("GET", target) as response,
@@ -146,6 +149,8 @@ class UpstreamHttp:
                         raise self.malformed(f"a result image of more than {self.max_download_bytes:,} bytes")
                     chunks.append(chunk)
                 return b"".join(chunks)
+        except httpx.InvalidURL:
+            raise self.malformed(f"a result URL that is not a URL: {self.quote(url)}") from None
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
 
@@ -169,7 +174,7 @@ class UpstreamHttp:
                 continue
             misses = 0
             if not isinstance(answer, dict):
-                raise self.malformed(f"a task status that is not a JSON object: {str(answer)[:80]}")
+                raise self.malformed(f"a task status that is not a JSON object: {self.quote(str(answer))}")
             if str(answer.get("status", "")).lower() not in running:
                 return answer
 
@@ -196,9 +201,9 @@ class UpstreamHttp:
             message, code = str(error or answer.get("fail_reason") or "no reason given"), ""
         status = str(answer.get("status", "failed"))
         if code in REFUSAL_CODES:
-            return UpstreamRejected(f"the upstream refused the request: {self._quote(message)}", code=code)
+            return UpstreamRejected(f"the upstream refused the request: {self.quote(message)}", code=code)
         return UpstreamError(
-            f"channel {self.channel!r}: the upstream's task ended {status}: {self._quote(message)}",
+            f"channel {self.channel!r}: the upstream's task ended {status}: {self.quote(message)}",
             code="upstream_task_failed",
         )
 
@@ -225,11 +230,15 @@ class UpstreamHttp:
 
     def status_error(self, response: httpx.Response) -> PixelgateError:
         status = response.status_code
-        message, code, reason = self._error_fields(response)
+        message, code, reason, retry_delay = self._error_fields(response)
         said = f"channel {self.channel!r}: the upstream answered HTTP {status}: {message}"
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            return RateLimited(said, retry_after=retry_after, code="upstream_rate_limited")
+            return RateLimited(
+                said,
+                retry_after=retry_after if retry_after is not None else retry_delay,
+                code="upstream_rate_limited",
+            )
         if status in (401, 403) or reason in ("API_KEY_INVALID", "API_KEY_EXPIRED"):
             return UpstreamError(
                 f"channel {self.channel!r}: the upstream refused the channel's key (HTTP {status}): {message}",
@@ -237,6 +246,10 @@ class UpstreamHttp:
             )
         if status == 404:
             return UpstreamError(said, code="upstream_not_found")
+        if code == "FAILED_PRECONDITION":
+            # Google's word for "not with this project" (billing off, a region it doesn't serve): the
+            # channel's trouble, which another channel may not have.
+            return UpstreamError(said, code="upstream_unavailable")
         if status == 408:
             return UpstreamTimeout(said, code="upstream_timeout")
         if 400 <= status < 500:
@@ -246,24 +259,33 @@ class UpstreamHttp:
             )
         return UpstreamError(said, code="upstream_unavailable" if status == 503 else "upstream_error")
 
-    def _error_fields(self, response: httpx.Response) -> tuple[str, str | None, str | None]:
-        """The upstream's message, code and (Google's ErrorInfo) reason, from whichever shape it uses."""
+    def _error_fields(self, response: httpx.Response) -> tuple[str, str | None, str | None, float | None]:
+        """The upstream's message, code, Google's ErrorInfo reason and RetryInfo delay, from whichever
+        shape it answers in."""
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return self.describe_body(response), None, None
+            return self.describe_body(response), None, None, None
         error = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(error, str):
-            return self._quote(error), None, None
+            return self.quote(error), None, None, None
         if not isinstance(error, dict):
-            return self._quote(json.dumps(body)), None, None
+            return self.quote(json.dumps(body)), None, None, None
         message = error.get("message") or error.get("detail") or json.dumps(error)
-        code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
-        reason = None
+        code = (
+            error.get("code")
+            if isinstance(error.get("code"), str)
+            else error.get("type") or error.get("status")
+        )
+        reason, delay = None, None
         for detail in error.get("details") or []:
-            if isinstance(detail, dict) and detail.get("reason"):
+            if not isinstance(detail, dict):
+                continue
+            if detail.get("reason"):
                 reason = str(detail["reason"])
-        return self._quote(str(message)), str(code) if code else None, reason
+            if isinstance(detail.get("retryDelay"), str):  # google.rpc.RetryInfo: "12s", "0.5s"
+                delay = parse_retry_after(detail["retryDelay"].removesuffix("s"))
+        return self.quote(str(message)), str(code) if code else None, reason, delay
 
     def describe_body(self, response: httpx.Response) -> str:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
@@ -272,15 +294,16 @@ class UpstreamHttp:
         if "html" in kind or start.startswith(("<!doctype html", "<html")):
             title = _TITLE.search(text)
             words = (title.group(1) if title else _TAGS.sub(" ", text)).split()
-            return f"an HTML page ({self._quote(' '.join(words)) or 'empty'})"
+            return f"an HTML page ({self.quote(' '.join(words)) or 'empty'})"
         if "xml" in kind or start.startswith("<"):
             # An object store's error (S3, GCS): <Error><Code>AccessDenied</Code><Message>…
-            return f"an XML document ({self._quote(' '.join(_TAGS.sub(' ', text).split())) or 'empty'})"
+            return f"an XML document ({self.quote(' '.join(_TAGS.sub(' ', text).split())) or 'empty'})"
         if not text.strip():
             return f"an empty {kind} body"
-        return f"{kind}: {self._quote(text)}"
+        return f"{kind}: {self.quote(text)}"
 
-    def _quote(self, text: str) -> str:
+    def quote(self, text: str) -> str:
+        """Upstream text fit to put in a message: on one line, the key redacted, then cut short."""
         text = self.redact(" ".join(text.split()))
         return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
 
@@ -318,6 +341,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     try:
         seconds = float(value)
+        if not math.isfinite(seconds):
+            return None
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)

@@ -159,6 +159,10 @@ class OpenAIProvider:
         models = answer.get("data") if isinstance(answer, dict) else None
         return f"{len(models or [])} models listed"
 
+    def abandon(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("task"), str):
+            self.http.cancel_quietly(f"/tasks/{state['task']}/cancel")
+
     async def close(self) -> None:
         await self.http.close()
 

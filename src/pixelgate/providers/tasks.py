@@ -40,9 +40,14 @@ class Options(BaseModel):
     cancel_path: str | None = "/images/generations/{id}/cancel"  # None: the upstream cannot cancel
 
 
-def build(config: ChannelConfig, api_key: str | None, options: Options) -> TaskGatewayProvider:
+def check_channel(config: ChannelConfig) -> None:
     if not config.base_url:
         raise ConfigError(f"channel {config.name!r}: a tasks channel needs a base_url (e.g. https://host/v1)")
+
+
+def build(config: ChannelConfig, api_key: str | None, options: Options) -> TaskGatewayProvider:
+    check_channel(config)
+    assert config.base_url is not None
     http = UpstreamHttp.for_channel(config, config.base_url, bearer(api_key), api_key)
     return TaskGatewayProvider(http, options)
 
@@ -58,7 +63,7 @@ class TaskGatewayProvider:
             created = await self.http.json("POST", self.options.create_path, json=self.body(generation))
             task_id = created.get("id") if isinstance(created, dict) else None
             if not isinstance(task_id, str) or not task_id:
-                raise self.http.malformed(f"a task without an id: {str(created)[:120]}")
+                raise self.http.malformed(f"a task without an id: {self.http.quote(str(created))}")
             if generation.remember is not None:
                 await generation.remember({"task": task_id})
         try:
@@ -110,6 +115,10 @@ class TaskGatewayProvider:
         answer = await self.http.json("GET", "/models")
         models = answer.get("data") if isinstance(answer, dict) else None
         return f"{len(models or [])} models listed"
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        if self.options.cancel_path and isinstance(state.get("task"), str):
+            self.http.cancel_quietly(self.options.cancel_path.format(id=state["task"]))
 
     async def close(self) -> None:
         await self.http.close()

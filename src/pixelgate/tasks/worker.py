@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -150,6 +150,7 @@ class Worker:
                         code="too_many_attempts",
                     ),
                 )
+                self.router.abandon(task.upstream)
             else:
                 await self._execute(task)
         except asyncio.CancelledError:
@@ -230,7 +231,7 @@ class Worker:
             return result
 
         try:
-            results = await asyncio.gather(*(one(i) for i in range(request.n)))
+            results = await _all_or_none([one(i) for i in range(request.n)])
         except PixelgateError as error:
             await self.queue.fail(task.id, self.id, error)
             return
@@ -263,6 +264,19 @@ class Worker:
             channel=first.channel,
         )
         await self.queue.complete(task.id, self.id, outcome)
+
+
+async def _all_or_none(calls: list[Coroutine[Any, Any, ProviderResult]]) -> list[ProviderResult]:
+    """Every image of a task, or the first error: once one image fails the task fails, so the others
+    are stopped (and their upstream tasks cancelled) rather than made and paid for upstream."""
+    jobs = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*jobs))
+    except BaseException as exc:
+        for job in jobs:
+            job.cancel(exc.args[0] if isinstance(exc, asyncio.CancelledError) and exc.args else None)
+        await asyncio.gather(*jobs, return_exceptions=True)
+        raise
 
 
 async def _in_format(image: ProviderImage, output_format: str, compression: int | None) -> ProviderImage:

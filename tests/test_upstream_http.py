@@ -1,0 +1,112 @@
+"""How ``providers/http.py`` reads what an upstream answered: each vendor's error shape turned into
+pixelgate's errors, ``Retry-After`` in both its forms and Google's ``RetryInfo``, bodies described without
+pasting them, and the channel key redacted before anything is cut short."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
+from pixelgate.providers.http import UpstreamHttp, parse_retry_after
+
+KEY = "sk-live-0123456789abcdef"
+
+
+@pytest.fixture()
+async def http() -> Any:
+    upstream = UpstreamHttp(
+        channel="chan", base_url="http://127.0.0.1:9/v1", headers={}, timeout=5, max_connections=1, secret=KEY
+    )
+    yield upstream
+    await upstream.close()
+
+
+def answer(status: int, body: Any = None, *, text: str | None = None, **headers: str) -> httpx.Response:
+    if text is not None:
+        return httpx.Response(status, text=text, headers=headers)
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def google_error(code: int, status: str, message: str, *details: dict[str, Any]) -> dict[str, Any]:
+    return {"error": {"code": code, "status": status, "message": message, "details": list(details)}}
+
+
+def test_google_429_takes_its_wait_from_retry_info(http: UpstreamHttp) -> None:
+    body = google_error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"},
+    )
+    error = http.status_error(answer(429, body))
+    assert isinstance(error, RateLimited) and error.retry_after == 17
+    assert error.message == (
+        "channel 'chan': the upstream answered HTTP 429: Resource has been exhausted (e.g. check quota)."
+    )
+    # The header, where there is one, wins.
+    assert http.status_error(answer(429, body, **{"retry-after": "3"})).retry_after == 3
+
+
+def test_google_failed_precondition_is_the_channel_s_trouble(http: UpstreamHttp) -> None:
+    body = google_error(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")
+    error = http.status_error(answer(400, body))
+    assert type(error) is UpstreamError and error.code == "upstream_unavailable"
+    plain = http.status_error(answer(400, google_error(400, "INVALID_ARGUMENT", "bad aspect ratio")))
+    assert isinstance(plain, UpstreamRejected) and plain.message.endswith("bad aspect ratio")
+
+
+def test_google_refused_key_is_an_auth_failure_not_the_caller_s_400(http: UpstreamHttp) -> None:
+    body = google_error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"},
+    )
+    error = http.status_error(answer(400, body))
+    assert type(error) is UpstreamError and error.code == "upstream_auth_failed"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("5", 5.0), ("0.5", 0.5), ("-3", 0.0), ("inf", None), ("nan", None), ("soon", None), ("", None)],
+)
+def test_retry_after_seconds(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    parsed = parse_retry_after(later)
+    assert parsed is not None and 28 <= parsed <= 31
+
+
+def test_an_xml_error_is_called_xml_and_html_is_summarised(http: UpstreamHttp) -> None:
+    xml = (
+        "<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+    )
+    described = http.describe_body(answer(403, text=xml, **{"content-type": "application/xml"}))
+    assert described == "an XML document (AccessDenied Request has expired)"
+    page = "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
+    assert http.describe_body(answer(502, text=page, **{"content-type": "text/html"})) == (
+        "an HTML page (502 Bad Gateway)"
+    )
+
+
+def test_the_key_is_redacted_before_a_long_message_is_cut(http: UpstreamHttp) -> None:
+    # The key sits across the cut: cutting first would leave a prefix of it in the message.
+    message = "x" * 280 + f" key {KEY} was refused"
+    error = http.status_error(answer(400, {"error": {"message": message}}))
+    assert KEY[:10] not in error.message and "[redacted]" in error.message
+    assert len(error.message) < 400
+
+
+async def test_a_result_url_that_is_not_a_url_is_a_malformed_answer(http: UpstreamHttp) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        await http.download("http://[::1")
+    assert caught.value.code == "upstream_malformed"
+    assert "a result URL that is not a URL" in caught.value.message
