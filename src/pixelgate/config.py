@@ -37,13 +37,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
 from pixelgate.core.errors import one_of
 from pixelgate.core.request import Limits
-from pixelgate.providers.emulator import FaultPlan
+from pixelgate.providers.emulator import FaultSpec
 
 PROVIDERS = ("google", "openai", "tasks", "emulator")
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     emulate: bool = False
     emulate_latency: float = 0.0
-    emulate_faults: str = ""
+    emulate_faults: FaultSpec = ""
     emulate_fault_seed: int | None = None
     emulate_timeout_after: float = 30.0
 
@@ -82,12 +82,6 @@ class Settings(BaseSettings):
     # Longer than the OpenAI SDK's own 10-minute timeout: a 4K Pro image in a queue behind others still
     # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
     sync_wait_seconds: float = Field(900.0, gt=0)
-
-    @field_validator("emulate_faults")
-    @classmethod
-    def _faults_parse(cls, value: str) -> str:
-        FaultPlan.parse(value)
-        return value
 
     @property
     def limits(self) -> Limits:

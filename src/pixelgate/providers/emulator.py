@@ -23,10 +23,10 @@ import math
 import random
 import textwrap
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image, ImageDraw, ImageFont
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
@@ -81,22 +81,25 @@ class FaultPlan:
         return None
 
 
+def _parses(faults: str) -> str:
+    FaultPlan.parse(faults)
+    return faults
+
+
+# A fault plan as text (``429:0.1,503:0.05``), refused at load if it does not parse.
+FaultSpec = Annotated[str, AfterValidator(_parses)]
+
+
 class Options(BaseModel):
     """A channel's ``options`` for the emulator (``--emulate`` fills them from its flags)."""
 
     model_config = ConfigDict(extra="forbid")
 
     latency: float = Field(0.0, ge=0)
-    faults: str = ""
+    faults: FaultSpec = ""
     fault_seed: int | None = None
     retry_after: float = Field(2.0, ge=0)
     timeout_after: float = Field(30.0, ge=0)
-
-    @field_validator("faults")
-    @classmethod
-    def _faults_parse(cls, value: str) -> str:
-        FaultPlan.parse(value)
-        return value
 
 
 def build(config: object, api_key: str | None, options: Options) -> EmulatorProvider:
