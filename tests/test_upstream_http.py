@@ -4,6 +4,7 @@ pasting them, and the channel key redacted before anything is cut short."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from pixelgate.catalog import default_catalog
 from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
+from pixelgate.core.request import ImageRequest, Limits, validate
+from pixelgate.providers.base import LEFT_TO_OTHERS, Generation
 from pixelgate.providers.http import UpstreamHttp, parse_retry_after
 
 KEY = "sk-live-0123456789abcdef"
@@ -110,3 +114,61 @@ async def test_a_result_url_that_is_not_a_url_is_a_malformed_answer(http: Upstre
         await http.download("http://[::1")
     assert caught.value.code == "upstream_malformed"
     assert "a result URL that is not a URL" in caught.value.message
+
+
+# -- following an upstream task: who stops it ----------------------------------------------------------------
+
+
+def generation_remembering(saved: bool) -> Generation:
+    request, spec = validate(
+        ImageRequest(model="gemini-3.1-flash-image", prompt="x"), default_catalog(), Limits()
+    )
+
+    async def remember(state: dict[str, Any]) -> bool:
+        return saved
+
+    return Generation(request=request, spec=spec, remember=remember)
+
+
+@pytest.mark.parametrize(
+    ("saved", "stop", "cancelled_upstream"),
+    [
+        (True, LEFT_TO_OTHERS, False),  # saved: a restart resumes it, a cancel's caller stops it
+        (False, LEFT_TO_OTHERS, True),  # a cancel came before it was saved: nobody else knows of it
+        (True, None, True),  # given up on here (a timeout cancels without the message)
+    ],
+)
+async def test_who_stops_an_upstream_task(
+    http: UpstreamHttp, saved: bool, stop: str | None, cancelled_upstream: bool
+) -> None:
+    seen: list[str] = []
+    polled = asyncio.Event()
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.method == "GET":
+            polled.set()
+        return httpx.Response(200, json={"id": "up-1", "status": "processing"})
+
+    await http.client.aclose()
+    http.client = httpx.AsyncClient(
+        base_url="http://upstream.test/v1", transport=httpx.MockTransport(upstream)
+    )
+    following = asyncio.ensure_future(
+        http.follow(
+            "up-1",
+            generation_remembering(saved),
+            created=True,
+            task_path="/tasks/up-1",
+            cancel_path="/tasks/up-1/cancel",
+            interval=0.01,
+            max_interval=0.01,
+            running=frozenset({"processing"}),
+        )
+    )
+    await asyncio.wait_for(polled.wait(), 5)
+    following.cancel(stop)
+    with pytest.raises(asyncio.CancelledError):
+        await following
+    await asyncio.gather(*http._background)
+    assert ("POST /v1/tasks/up-1/cancel" in seen) is cancelled_upstream

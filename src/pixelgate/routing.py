@@ -298,14 +298,14 @@ class Router:
 
 
 def _remember_on(
-    channel: str, remember: Callable[[dict[str, Any]], Awaitable[None]] | None
-) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    channel: str, remember: Callable[[dict[str, Any]], Awaitable[bool]] | None
+) -> Callable[[dict[str, Any]], Awaitable[bool]] | None:
     """``remember`` with the channel added, so that a resumed task is polled where it runs."""
     if remember is None:
         return None
 
-    async def on_channel(state: dict[str, Any]) -> None:
-        await remember({**state, "channel": channel})
+    async def on_channel(state: dict[str, Any]) -> bool:
+        return await remember({**state, "channel": channel})
 
     return on_channel
 

@@ -24,16 +24,17 @@ from pixelgate.catalog import ModelSpec
 from pixelgate.core.request import ImageRequest, Turn
 from pixelgate.core.task import SearchStep, Usage
 
-# The message a worker cancels a generation with when the task goes on elsewhere (this process stops,
-# or another worker took the task over): its upstream task is left running for that worker to resume
-# (see ``Generation.resume``).
-HANDED_OVER = "the task is handed over to another worker"
+# The message a worker stops a generation with from outside: the process stops or another worker took
+# the task over (which resumes its upstream task, see ``Generation.resume``), or the task was cancelled
+# (and whoever cancelled it stops its upstream tasks, see ``Router.abandon``). Either way the upstream
+# task is not the provider's to cancel.
+LEFT_TO_OTHERS = "stopped here; its upstream work is resumed or stopped elsewhere"
 
 
 def abandons_upstream_task(exc: BaseException) -> bool:
-    """Whether leaving a provider with ``exc`` means its upstream task is no longer wanted: every exit
-    but a hand-over."""
-    return not (isinstance(exc, asyncio.CancelledError) and HANDED_OVER in exc.args)
+    """Whether leaving a provider with ``exc`` means it gave up on its upstream task and must cancel it:
+    its own failures and timeouts, not a stop from outside."""
+    return not (isinstance(exc, asyncio.CancelledError) and LEFT_TO_OTHERS in exc.args)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,11 @@ class Generation:
     videos: tuple[bytes | None, ...] = ()  # per request.videos: the uploaded bytes, None for a URI
     upstream_model: str = ""  # the model's name at the channel's upstream (set by the router)
     # For providers whose upstream runs a task of its own: what they saved with ``remember`` when they
-    # created it (given back only on the same channel, after a restart), and how to save it.
+    # created it (given back only on the same channel, after a restart), and how to save it. It answers
+    # whether the state was saved with a task still running here: if not, nobody else knows of the
+    # upstream task, and the provider must stop it itself when it stops.
     resume: dict[str, Any] | None = None
-    remember: Callable[[dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False)
+    remember: Callable[[dict[str, Any]], Awaitable[bool]] | None = field(default=None, repr=False)
 
     @property
     def model(self) -> str:

@@ -39,7 +39,7 @@ from pixelgate.core.errors import (
     UpstreamTimeout,
 )
 from pixelgate.core.images import inspect_image
-from pixelgate.providers.base import ProviderImage
+from pixelgate.providers.base import Generation, ProviderImage, abandons_upstream_task
 
 MAX_QUOTED_CHARS = 300
 MAX_POLL_MISSES = 5
@@ -177,6 +177,32 @@ class UpstreamHttp:
                 raise self.malformed(f"a task status that is not a JSON object: {self.quote(str(answer))}")
             if str(answer.get("status", "")).lower() not in running:
                 return answer
+
+    async def follow(
+        self,
+        task_id: str,
+        generation: Generation,
+        *,
+        created: bool,
+        task_path: str,
+        cancel_path: str | None,
+        interval: float,
+        max_interval: float,
+        running: frozenset[str],
+    ) -> dict[str, Any]:
+        """Follow an upstream task to its end: saved first (``created``: it was just made here) so that a
+        restart resumes it, then polled. Stopped upstream when it is given up on here (a timeout, polls
+        that keep failing), or when it was made here and could not be saved with a running task (a
+        cancel came first): then nobody else knows of it."""
+        saved = not created
+        try:
+            if created and generation.remember is not None:
+                saved = await generation.remember({"task": task_id})
+            return await self.poll(task_path, interval=interval, max_interval=max_interval, running=running)
+        except BaseException as exc:
+            if cancel_path and (abandons_upstream_task(exc) or not saved):
+                self.cancel_quietly(cancel_path)
+            raise
 
     def cancel_quietly(self, path: str) -> None:
         """Ask the upstream to stop a task we no longer want, without waiting for (or minding) its answer."""

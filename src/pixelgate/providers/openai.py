@@ -26,7 +26,6 @@ from pixelgate.providers.base import (
     Generation,
     ProviderImage,
     ProviderResult,
-    abandons_upstream_task,
     estimated_usage,
 )
 from pixelgate.providers.http import UpstreamHttp, as_count, bearer
@@ -68,7 +67,7 @@ class OpenAIProvider:
     async def generate(self, generation: Generation) -> ProviderResult:
         resumed = (generation.resume or {}).get("task")
         if isinstance(resumed, str):
-            return await self.read_images(await self._wait(resumed), generation)
+            return await self.read_images(await self._wait(resumed, generation, created=False), generation)
         fields = self.fields(generation)
         if generation.references:
             answer = await self.http.json(
@@ -79,9 +78,7 @@ class OpenAIProvider:
         if not isinstance(answer, dict):
             raise self.http.malformed("an answer that is not a JSON object")
         if "data" not in answer and "id" in answer and "status" in answer:
-            if generation.remember is not None:
-                await generation.remember({"task": str(answer["id"])})
-            answer = await self._wait(str(answer["id"]))
+            answer = await self._wait(str(answer["id"]), generation, created=True)
         return await self.read_images(answer, generation)
 
     def fields(self, generation: Generation) -> dict[str, Any]:
@@ -116,20 +113,17 @@ class OpenAIProvider:
 
         return min(self.options.sizes, key=distance)
 
-    async def _wait(self, task_id: str) -> dict[str, Any]:
-        try:
-            answer = await self.http.poll(
-                f"/tasks/{task_id}",
-                interval=self.options.poll_interval,
-                max_interval=self.options.max_poll_interval,
-                running=RUNNING,
-            )
-        except BaseException as exc:
-            # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
-            # there while the router tries again elsewhere.
-            if abandons_upstream_task(exc):
-                self.http.cancel_quietly(f"/tasks/{task_id}/cancel")
-            raise
+    async def _wait(self, task_id: str, generation: Generation, *, created: bool) -> dict[str, Any]:
+        answer = await self.http.follow(
+            task_id,
+            generation,
+            created=created,
+            task_path=f"/tasks/{task_id}",
+            cancel_path=f"/tasks/{task_id}/cancel",
+            interval=self.options.poll_interval,
+            max_interval=self.options.max_poll_interval,
+            running=RUNNING,
+        )
         if str(answer.get("status", "")).lower() not in ("completed", "succeeded", "success"):
             raise self.http.task_failed(answer)
         return answer

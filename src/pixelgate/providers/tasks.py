@@ -21,7 +21,6 @@ from pixelgate.providers.base import (
     Generation,
     ProviderImage,
     ProviderResult,
-    abandons_upstream_task,
     estimated_usage,
 )
 from pixelgate.providers.http import UpstreamHttp, bearer
@@ -58,27 +57,19 @@ class TaskGatewayProvider:
         self.options = options
 
     async def generate(self, generation: Generation) -> ProviderResult:
-        task_id = (generation.resume or {}).get("task")
-        if not isinstance(task_id, str):
-            created = await self.http.json("POST", self.options.create_path, json=self.body(generation))
-            task_id = created.get("id") if isinstance(created, dict) else None
-            if not isinstance(task_id, str) or not task_id:
-                raise self.http.malformed(f"a task without an id: {self.http.quote(str(created))}")
-            if generation.remember is not None:
-                await generation.remember({"task": task_id})
-        try:
-            answer = await self.http.poll(
-                self.options.task_path.format(id=task_id),
-                interval=self.options.poll_interval,
-                max_interval=self.options.max_poll_interval,
-                running=RUNNING,
-            )
-        except BaseException as exc:
-            # Given up on (cancelled, timed out, unreadable): stop it upstream, or it runs and is billed
-            # there while the router tries again elsewhere.
-            if self.options.cancel_path and abandons_upstream_task(exc):
-                self.http.cancel_quietly(self.options.cancel_path.format(id=task_id))
-            raise
+        resumed = (generation.resume or {}).get("task")
+        created = not isinstance(resumed, str)
+        task_id = resumed if isinstance(resumed, str) else await self.create(generation)
+        answer = await self.http.follow(
+            task_id,
+            generation,
+            created=created,
+            task_path=self.options.task_path.format(id=task_id),
+            cancel_path=self.options.cancel_path.format(id=task_id) if self.options.cancel_path else None,
+            interval=self.options.poll_interval,
+            max_interval=self.options.max_poll_interval,
+            running=RUNNING,
+        )
         if str(answer.get("status", "")).lower() not in SUCCEEDED:
             raise self.http.task_failed(answer)
         urls = _result_urls(answer)
@@ -89,6 +80,13 @@ class TaskGatewayProvider:
             self.http.image(data, f"task {task_id} result {number}") for number, data in enumerate(datas)
         )
         return ProviderResult(images=images, usage=estimated_usage(generation, images=len(images)))
+
+    async def create(self, generation: Generation) -> str:
+        made = await self.http.json("POST", self.options.create_path, json=self.body(generation))
+        task_id = made.get("id") if isinstance(made, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise self.http.malformed(f"a task without an id: {self.http.quote(str(made))}")
+        return task_id
 
     def body(self, generation: Generation) -> dict[str, Any]:
         request = generation.request

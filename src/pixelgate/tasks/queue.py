@@ -148,13 +148,14 @@ class TaskQueue:
     async def set_progress(self, task_id: str, worker_id: str, progress: int) -> None:
         await self._update_held(task_id, worker_id, progress=progress)
 
-    async def set_upstream(self, task_id: str, worker_id: str, upstream: dict[str, dict[str, Any]]) -> None:
-        await self._update_held(task_id, worker_id, upstream=upstream)
+    async def set_upstream(self, task_id: str, worker_id: str, upstream: dict[str, dict[str, Any]]) -> bool:
+        """Save the task's upstream tasks; False if it is no longer running here (e.g. just cancelled)."""
+        return await self._update_held(task_id, worker_id, upstream=upstream)
 
-    async def _update_held(self, task_id: str, worker_id: str, **values: Any) -> None:
-        """Change a running task, only while ``worker_id`` still holds it."""
+    async def _update_held(self, task_id: str, worker_id: str, **values: Any) -> bool:
+        """Change a running task, only while ``worker_id`` still holds it; whether it did."""
         async with self.db.engine.begin() as conn:
-            await conn.execute(
+            outcome = await conn.execute(
                 tasks.update()
                 .where(
                     tasks.c.id == task_id,
@@ -163,6 +164,7 @@ class TaskQueue:
                 )
                 .values(**values)
             )
+        return bool(outcome.rowcount)
 
     async def _settle(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
         async with self.db.engine.begin() as conn:

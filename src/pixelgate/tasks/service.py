@@ -239,7 +239,7 @@ class TaskService:
         task = await self.queue.cancel(task_id, owner=owner)
         if self.worker is not None:
             self.worker.cancel_local(task_id)
-        # A task put back in the queue (a restart) may have upstream tasks running that nobody polls.
+        # Whoever cancels stops the upstream tasks, wherever the task ran (or left them, in a crash).
         self.router.abandon(task.upstream)
         self.events.finished(task)
         return task

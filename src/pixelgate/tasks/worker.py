@@ -22,7 +22,7 @@ from pixelgate.core.errors import PixelgateError, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
 from pixelgate.core.task import GeneratedImage, Task, TaskResult, Thought, Usage
-from pixelgate.providers.base import HANDED_OVER, Generation, PastTurn, ProviderImage, ProviderResult
+from pixelgate.providers.base import LEFT_TO_OTHERS, Generation, PastTurn, ProviderImage, ProviderResult
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
@@ -81,7 +81,7 @@ class Worker:
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=grace)
         for task_id, running in list(self._running.items()):
-            running.cancel(HANDED_OVER)
+            running.cancel(LEFT_TO_OTHERS)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
             await self.queue.release(task_id, self.id)
@@ -90,13 +90,13 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
 
-    def cancel_local(self, task_id: str, *, handed_over: bool = False) -> None:
-        """Stop running ``task_id`` here: it was cancelled through the API, or (``handed_over``) another
-        worker holds it now and resumes its upstream task."""
+    def cancel_local(self, task_id: str) -> None:
+        """Stop running ``task_id`` here: it was cancelled through the API (which stops its upstream
+        tasks), or another worker holds it now (and resumes them)."""
         running = self._running.get(task_id)
         if running is not None:
             self._cancelled.add(task_id)
-            running.cancel(HANDED_OVER if handed_over else None)
+            running.cancel(LEFT_TO_OTHERS)
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -126,17 +126,8 @@ class Worker:
             except Exception:
                 log.exception("renewing leases failed")
                 continue
-            if not lost:
-                continue
-            # Still to do: another worker took it over (this one stalled past its lease) and resumes its
-            # upstream task. Cancelled or deleted through another process: stop it upstream too.
-            try:
-                going_on = {t.id for t in await self.queue.get_many(lost) if not t.status.is_terminal}
-            except Exception:
-                log.exception("reading the tasks whose lease was lost failed")
-                going_on = set()
             for task_id in lost:
-                self.cancel_local(task_id, handed_over=task_id in going_on)
+                self.cancel_local(task_id)
 
     async def _run(self, task: Task) -> None:
         try:
@@ -201,14 +192,15 @@ class Worker:
         upstream = dict(task.upstream)
         saving = asyncio.Lock()
 
-        async def remember(index: int, state: dict[str, Any]) -> None:
+        async def remember(index: int, state: dict[str, Any]) -> bool:
             upstream[str(index)] = state
             try:
                 async with saving:  # one write at a time, each of everything known so far
-                    await self.queue.set_upstream(task.id, self.id, dict(upstream))
+                    return await self.queue.set_upstream(task.id, self.id, dict(upstream))
             except Exception:
                 # Only resumption after a crash is lost; the generation itself goes on.
                 log.exception("saving the upstream task of %s failed", task.id)
+                return False
 
         async def one(index: int) -> ProviderResult:
             nonlocal done
