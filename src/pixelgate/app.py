@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pixelgate.api import chat, files, gemini, health, interactions, models, openai, tasks
+from pixelgate.api import admin, chat, files, gemini, health, interactions, models, openai, tasks
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
+from pixelgate.auth.keys import KeyStore
 from pixelgate.catalog import default_catalog
 from pixelgate.config import Settings, resolve_config
 from pixelgate.core.references import ImageFetcher
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The server. A wrong channel file (or a key it names that is not set) raises ``ConfigError`` here,
     before anything starts."""
     settings = settings or Settings()
+    settings.check_auth()
     channels = resolve_config(settings, default_catalog())
     check_channels(channels)  # here, so that a bad option is refused before anything starts
 
@@ -71,8 +74,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sync_wait_seconds=settings.sync_wait_seconds,
         )
         signer = UrlSigner(await db.secret("url_signing_secret"))
+        keys = KeyStore(db)
+        admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+        # With auth off nobody needs it: one is made (and shown) on the first start with auth on.
+        made = await keys.load_admin_key(admin_key) if settings.auth_enabled else None
+        if made is not None:
+            # Shown this once (the database keeps only its hash): the one way in to make other keys.
+            print(
+                f"pixelgate: made the admin key (shown only now; set PIXELGATE_ADMIN_KEY to choose your own):\n"
+                f"  {made}",
+                file=sys.stderr,
+                flush=True,
+            )
         app.state.gateway = Gateway(
-            settings=settings, catalog=catalog, service=service, blobs=blobs, signer=signer
+            settings=settings,
+            catalog=catalog,
+            service=service,
+            blobs=blobs,
+            signer=signer,
+            keys=keys,
+            auth_enabled=settings.auth_enabled,
         )
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
@@ -96,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
     )
     install_error_handlers(app)
-    for module in (openai, models, tasks, gemini, interactions, chat, files, health):
+    for module in (openai, models, tasks, gemini, interactions, chat, files, health, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -60,6 +60,13 @@ def serve(
         float | None,
         typer.Option(help="Seconds a synchronous call waits for its image before it is told to poll"),
     ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require API keys (default: only when listening beyond loopback; off is refused there)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
@@ -84,6 +91,7 @@ def serve(
         "stream_keepalive_seconds": stream_keepalive,
         "config": config,
         "sync_wait_seconds": sync_wait,
+        "auth": auth,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -321,3 +329,97 @@ def _follow(client: httpx.Client, task: dict[str, Any]) -> dict[str, Any]:
                 bar, completed=task.get("progress", 0), description=f"{task['id']} {task['status']}"
             )
     return task
+
+
+keys_app = typer.Typer(
+    help="API keys: made, listed, disabled and deleted with the admin key.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+ServerOption = Annotated[str, typer.Option(envvar="PIXELGATE_SERVER", help="The pixelgate server")]
+AdminKeyOption = Annotated[
+    str | None, typer.Option(envvar="PIXELGATE_ADMIN_KEY", help="The admin key (printed on the first start)")
+]
+
+
+def _admin(server: str, admin_key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=30)
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        return _check(client.request(method, path, **kwargs))
+    except httpx.TransportError as exc:
+        console.print(f"[red]cannot reach {client.base_url}: {exc}. Start one with `pixelgate serve`.[/]")
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. marketing-batch")],
+    owner: Annotated[
+        str | None, typer.Option(help="Whose tasks and usage it sees (default: its name)")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; default: all)")
+    ] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="Days until it stops working")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Make a key; its secret is printed this once."""
+    body: dict[str, Any] = {
+        "name": name,
+        "owner": owner,
+        "models": model or None,
+        "expires_in_days": expires_in_days,
+    }
+    with _admin(server, admin_key) as client:
+        made = _call(client, "POST", "/admin/keys", json={k: v for k, v in body.items() if v is not None})
+    console.print(
+        f"made key [bold]{made['id']}[/] ({made['name']}, owner {made['owner']}); its secret, shown only now:"
+    )
+    print(made["key"])
+
+
+@keys_app.command("list")
+def keys_list(
+    owner: Annotated[str | None, typer.Option(help="Only this owner's keys")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Every key (never a secret)."""
+    with _admin(server, admin_key) as client:
+        listed = _call(client, "GET", "/admin/keys", params={"owner": owner} if owner else None)
+    table = Table(title="pixelgate keys")
+    for column in ("id", "name", "owner", "models", "state", "created", "expires"):
+        table.add_column(column, overflow="fold")
+    for key in listed["data"]:
+        table.add_row(
+            key["id"],
+            key["name"],
+            key["owner"],
+            " ".join(key["models"]) if key["models"] else "all",
+            key["state"],
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key["created_at"])),
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key["expires_at"])) if key["expires_at"] else "never",
+        )
+    console.print(table)
+
+
+@keys_app.command("disable")
+def keys_disable(
+    key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None
+) -> None:
+    """Refuse a key from now on (it stays listed)."""
+    with _admin(server, admin_key) as client:
+        key = _call(client, "POST", f"/admin/keys/{key_id}/disable")
+    console.print(f"key {key['id']} ({key['name']}) is {key['state']}")
+
+
+@keys_app.command("delete")
+def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None) -> None:
+    """Delete a key for good."""
+    with _admin(server, admin_key) as client:
+        _call(client, "DELETE", f"/admin/keys/{key_id}")
+    console.print(f"key {key_id} is deleted")

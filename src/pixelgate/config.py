@@ -31,13 +31,14 @@ at an OpenAI-compatible gateway named by ``OPENAI_BASE_URL``; at OpenAI itself, 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="Base of the image URLs the server hands out")
     default_model: str = "gemini-3.1-flash-image"
     config: Path | None = Field(None, description="The channel file (default: ./pixelgate.toml if present)")
+    # None: on unless the server listens on loopback only. Off is refused anywhere else.
+    auth: bool | None = None
+    admin_key: SecretStr | None = None  # PIXELGATE_ADMIN_KEY; without it one is made and shown once
 
     emulate: bool = False
     emulate_latency: float = 0.0
@@ -82,6 +86,28 @@ class Settings(BaseSettings):
     # Longer than the OpenAI SDK's own 10-minute timeout: a 4K Pro image in a queue behind others still
     # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
     sync_wait_seconds: float = Field(900.0, gt=0)
+
+    @property
+    def on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth if self.auth is not None else not self.on_loopback
+
+    def check_auth(self) -> None:
+        """Refuse to serve the network without keys."""
+        if not self.auth_enabled and not self.on_loopback:
+            raise ConfigError(
+                f"auth is off (--no-auth) but the server would listen on {self.host}: without keys anyone "
+                "who reaches it could use it; auth off is allowed only on loopback (127.0.0.1, ::1). "
+                "Drop --no-auth (and set PIXELGATE_ADMIN_KEY), or listen on 127.0.0.1"
+            )
 
     @property
     def limits(self) -> Limits:

@@ -10,11 +10,12 @@ import json
 
 from fastapi import APIRouter, Depends, Request
 
+from pixelgate.api.auth import authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.core.errors import InvalidRequest, NotFound
 
-router = APIRouter(dependencies=[Depends(openai_dialect)])
+router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/responses")
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pixelgate.auth.guard import FailureGuard
+from pixelgate.auth.keys import KeyStore
 from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
@@ -23,6 +25,9 @@ class Gateway:
     service: TaskService
     blobs: BlobStore
     signer: UrlSigner
+    keys: KeyStore
+    auth_enabled: bool
+    failures: FailureGuard = field(default_factory=FailureGuard)
 
     def image_url(self, request: Request, task: Task, image: GeneratedImage) -> str:
         base = (self.settings.public_url or str(request.base_url)).rstrip("/")

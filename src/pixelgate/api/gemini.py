@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ConfigDict
 
+from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect, gemini_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
@@ -39,13 +40,14 @@ from pixelgate.api.gemini_common import (
     parse_wire,
 )
 from pixelgate.api.parsing import read_json_object
+from pixelgate.auth.keys import Caller
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Task
 
-router = APIRouter(dependencies=[Depends(gemini_dialect)])
+router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
 
 class Blob(WireBody):
@@ -265,7 +267,7 @@ def _search_types(tools: list[Tool] | None, spell: Spelling) -> tuple[list[str] 
     return search, field
 
 
-async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Task, bool]:
+async def _submit(model_action: str, request: Request, gw: Gateway, caller: Caller) -> tuple[Task, bool]:
     model, action = split_model_action(model_action)
     if action not in ("generateContent", "streamGenerateContent"):
         raise NotFound(
@@ -277,7 +279,7 @@ async def _submit(model_action: str, request: Request, gw: Gateway) -> tuple[Tas
     body, spell = parse_wire(GenerateContentBody, await read_json_object(request), camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
     task = await gw.service.submit(
-        image_request, references=references, videos=videos, history=history, dialect="gemini"
+        image_request, references=references, videos=videos, history=history, dialect="gemini", caller=caller
     )
     return task, action == "streamGenerateContent"
 
@@ -382,9 +384,9 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
 
 
 async def generate_content(
-    model_action: str, request: Request, gw: GatewayDep
+    model_action: str, request: Request, gw: GatewayDep, caller: CallerDep
 ) -> JSONResponse | StreamingResponse:
-    task, streaming = await _submit(model_action, request, gw)
+    task, streaming = await _submit(model_action, request, gw, caller)
     if streaming:
         return StreamingResponse(_stream(gw, task), media_type="text/event-stream")
     done = await gw.service.wait_for_result(task.id)

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
@@ -42,7 +43,7 @@ from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import GeneratedImage, Status, Task
 
-router = APIRouter(dependencies=[Depends(gemini_dialect)])
+router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
 STATUS = {
     Status.QUEUED: "queued",
@@ -444,7 +445,9 @@ def _usage(task: Task) -> dict[str, Any]:
     }
 
 
-async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse | StreamingResponse:
+async def create_interaction(
+    request: Request, gw: GatewayDep, caller: CallerDep
+) -> JSONResponse | StreamingResponse:
     body, _ = parse_wire(InteractionBody, await read_json_object(request), camel=False)
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
@@ -458,6 +461,7 @@ async def create_interaction(request: Request, gw: GatewayDep) -> JSONResponse |
         continue_from=body.previous_interaction_id,
         dialect="interactions",
         response_format=fmt.delivery,
+        caller=caller,
     )
     if body.background:
         return JSONResponse(await render_interaction(gw, request, task))
@@ -486,22 +490,26 @@ def _interaction_named(interaction_id: str) -> Iterator[None]:
         raise Conflict(exc.message.replace("task", "interaction", 1), param="id", code=exc.code) from None
 
 
-async def get_interaction(interaction_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
+async def get_interaction(
+    interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+) -> JSONResponse:
     include_input = request.query_params.get("include_input", "").lower() == "true"
     with _interaction_named(interaction_id):
-        task = await gw.service.get(interaction_id)
+        task = await gw.service.get(interaction_id, owner=caller.owner)
     return JSONResponse(await render_interaction(gw, request, task, include_input=include_input))
 
 
-async def cancel_interaction(interaction_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
+async def cancel_interaction(
+    interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+) -> JSONResponse:
     with _interaction_named(interaction_id):
-        task = await gw.service.cancel(interaction_id)
+        task = await gw.service.cancel(interaction_id, owner=caller.owner)
     return JSONResponse(await render_interaction(gw, request, task))
 
 
-async def delete_interaction(interaction_id: str, gw: GatewayDep) -> dict[str, Any]:
+async def delete_interaction(interaction_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
     with _interaction_named(interaction_id):
-        await gw.service.delete(interaction_id)
+        await gw.service.delete(interaction_id, owner=caller.owner)
     return {}
 
 

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from pixelgate.api import gemini, openai
+from pixelgate.api.auth import authenticate
 from pixelgate.api.errors import sent_by_google_client, set_dialect
 from pixelgate.api.gateway import GatewayDep
 
-router = APIRouter()
+
+def _dialect(request: Request) -> None:
+    set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")
 
 
-def _dialect(request: Request) -> bool:
-    gemini_caller = sent_by_google_client(request.headers, request.url.query)
-    set_dialect(request, "gemini" if gemini_caller else "openai")
-    return gemini_caller
+router = APIRouter(dependencies=[Depends(_dialect), Depends(authenticate)])
+
+
+def _gemini(request: Request) -> bool:
+    return bool(request.state.dialect == "gemini")
 
 
 @router.get("/v1/models")
 async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
-    if _dialect(request):
+    if _gemini(request):
         params = request.query_params
         return gemini.model_page(gw, params.get("pageSize"), params.get("pageToken"))
     return openai.model_list(gw.catalog)
@@ -34,6 +38,6 @@ async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
-    if _dialect(request):
+    if _gemini(request):
         return gemini.model_by_name(gw, model_id)
     return openai.model_entry(gw.catalog, model_id)

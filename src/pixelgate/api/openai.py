@@ -23,10 +23,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
+from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
+from pixelgate.auth.keys import Caller
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput
@@ -37,7 +39,7 @@ _WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 
 
-router = APIRouter(dependencies=[Depends(openai_dialect)])
+router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
 
 class ReferenceObject(BaseModel):
@@ -200,6 +202,7 @@ def reference_inputs(body: ImageBody) -> list[ReferenceInput]:
 async def _create(
     request: Request,
     gw: Gateway,
+    caller: Caller,
     body: ImageBody,
     refs: list[ReferenceInput],
     mask: ReferenceInput | None = None,
@@ -213,6 +216,7 @@ async def _create(
         mask=mask,
         dialect="tasks" if task_style else "openai",
         response_format=body.response_format or "url",
+        caller=caller,
     )
     if as_task:
         return JSONResponse(render_task_style(request, gw, task))
@@ -221,13 +225,13 @@ async def _create(
 
 
 @router.post("/v1/images/generations")
-async def create_image(request: Request, gw: GatewayDep) -> JSONResponse:
+async def create_image(request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
     body = parse_model(ImageBody, await read_json_object(request))
-    return await _create(request, gw, body, reference_inputs(body))
+    return await _create(request, gw, caller, body, reference_inputs(body))
 
 
 @router.post("/v1/images/edits")
-async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
+async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = parse_model(ImageBody, await read_json_object(request))
@@ -238,7 +242,7 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
                 param="images",
                 code="missing_image",
             )
-        return await _create(request, gw, body, json_refs)
+        return await _create(request, gw, caller, body, json_refs)
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
             f"an edit is sent as multipart/form-data (or JSON), not {content_type or 'no content type'}",
@@ -267,7 +271,7 @@ async def edit_image(request: Request, gw: GatewayDep) -> JSONResponse:
             code="missing_image",
         )
     body = parse_model(ImageBody, fields)
-    return await _create(request, gw, body, refs + reference_inputs(body), mask)
+    return await _create(request, gw, caller, body, refs + reference_inputs(body), mask)
 
 
 def model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:

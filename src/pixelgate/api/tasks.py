@@ -16,28 +16,35 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.render import render_async_task, render_task_style
 
-router = APIRouter(dependencies=[Depends(openai_dialect)])
+router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
 
 @router.get("/v1/images/generations/{task_id}")
-async def get_task_style(task_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
-    return JSONResponse(render_task_style(request, gw, await gw.service.get(task_id)))
+async def get_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+    return JSONResponse(render_task_style(request, gw, await gw.service.get(task_id, owner=caller.owner)))
 
 
 @router.get("/v1/tasks/{task_id}")
-async def get_async_task(task_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
-    return JSONResponse(await render_async_task(request, gw, await gw.service.get(task_id)))
+async def get_async_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+    return JSONResponse(
+        await render_async_task(request, gw, await gw.service.get(task_id, owner=caller.owner))
+    )
 
 
 @router.post("/v1/tasks/{task_id}/cancel")
-async def cancel_task(task_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
-    return JSONResponse(await render_async_task(request, gw, await gw.service.cancel(task_id)))
+async def cancel_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+    return JSONResponse(
+        await render_async_task(request, gw, await gw.service.cancel(task_id, owner=caller.owner))
+    )
 
 
 @router.post("/v1/images/generations/{task_id}/cancel")
-async def cancel_task_style(task_id: str, request: Request, gw: GatewayDep) -> JSONResponse:
-    return JSONResponse(render_task_style(request, gw, await gw.service.cancel(task_id)))
+async def cancel_task_style(
+    task_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+) -> JSONResponse:
+    return JSONResponse(render_task_style(request, gw, await gw.service.cancel(task_id, owner=caller.owner)))

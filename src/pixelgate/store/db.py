@@ -70,18 +70,25 @@ class Database:
 
     async def secret(self, name: str) -> str:
         """A random secret kept in the database, made on first use and shared by every process."""
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
             found = await conn.scalar(sa.select(meta.c.value).where(meta.c.key == name))
-            if found is not None:
-                return str(found)
-            value = secrets.token_hex(32)
-            insert: Any
-            if self.is_postgres:
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            await conn.execute(insert(meta).values(key=name, value=value).on_conflict_do_nothing())
+        if found is not None:
+            return str(found)
+        await self.put_meta_once(name, secrets.token_hex(32))
+        async with self.engine.connect() as conn:
             return str(await conn.scalar(sa.select(meta.c.value).where(meta.c.key == name)))
+
+    async def put_meta_once(self, name: str, value: str) -> bool:
+        """Keep ``value`` under ``name`` unless a value is there already (another process may have
+        been first); whether this one was kept."""
+        insert: Any
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        async with self.engine.begin() as conn:
+            outcome = await conn.execute(insert(meta).values(key=name, value=value).on_conflict_do_nothing())
+        return bool(outcome.rowcount)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -34,6 +34,22 @@ tasks = sa.Table(
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
 )
 
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # public: the part of the key before its secret
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(128), nullable=False),  # HMAC-SHA256(salt, secret); the secret is not kept
+    sa.Column("models", sa.JSON, nullable=True),  # the models it may use; None: all
+    sa.Column("limits", sa.JSON, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("disabled_at", sa.Float, nullable=True),
+    sa.Index("ix_api_keys_owner", "owner"),
+)
+
 meta = sa.Table(
     "meta",
     metadata,

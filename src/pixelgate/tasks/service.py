@@ -9,14 +9,17 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from itertools import count
 
+from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
     StillRunning,
     TaskCancelled,
+    one_of,
 )
 from pixelgate.core.references import (
     ImageFetcher,
@@ -78,7 +81,7 @@ class TaskService:
         continue_from: str | None = None,
         dialect: str,
         response_format: str = "url",
-        owner: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Task:
         """Validate ``request``, store its input images and persist it as a queued task.
 
@@ -87,8 +90,16 @@ class TaskService:
         Every image of the conversation is copied into the new task's own folder.
         """
         task_id = new_task_id()
+        owner = caller.owner
         references = references or []
         spec = self.catalog.get(request.model, param=request.name("model"))
+        if not caller.may_use(spec.id):
+            allowed = one_of(caller.models or ())
+            raise Forbidden(
+                f"key {caller.key_id} ({caller.name!r}) may not use {spec.id}: it may use {allowed}",
+                param=request.name("model"),
+                code="model_not_allowed",
+            )
         check_references(request, spec, [ref.kind for ref in references])
         self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
         earlier = await self._conversation(continue_from, request, owner) if continue_from else []

@@ -1,0 +1,240 @@
+"""API keys: made, listed, disabled and deleted by the admin; checked on every request.
+
+A key reads ``pgk_<id>_<secret>``. The id finds its row; the secret is checked against the row's salted
+hash, HMAC-SHA256(salt, secret), in constant time. The secret itself is never stored: it is shown once,
+when the key is made. (Keys carry 256 random bits, so a slow password hash would only add latency to
+every request; it protects guessable passwords, which these are not.)
+
+The admin key (``pga_…``) is ``PIXELGATE_ADMIN_KEY``, or one made on the first start with auth on,
+printed once and kept as a hash like the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from pixelgate.core.errors import NotFound
+from pixelgate.store.db import Database
+from pixelgate.store.schema import api_keys, meta
+
+KEY_PREFIX = "pgk_"
+ADMIN_PREFIX = "pga_"
+_ADMIN_META = "admin_key_hash"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key, whose data it sees (``owner``; None sees everything) and what it may use."""
+
+    key_id: str | None
+    name: str
+    owner: str | None
+    models: tuple[str, ...] | None = None  # None: every model
+    is_admin: bool = False
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+# Auth off (allowed on loopback only): one caller who may do everything.
+ANONYMOUS = Caller(key_id=None, name="anonymous", owner=None, is_admin=True)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    name: str
+    owner: str
+    models: tuple[str, ...] | None
+    created_at: float
+    expires_at: float | None
+    disabled_at: float | None
+
+    def state(self, now: float) -> str:
+        if self.disabled_at is not None:
+            return "disabled"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "api_key",
+            "name": self.name,
+            "owner": self.owner,
+            "models": list(self.models) if self.models is not None else None,
+            "created_at": int(self.created_at),
+            "expires_at": int(self.expires_at) if self.expires_at is not None else None,
+            "disabled_at": int(self.disabled_at) if self.disabled_at is not None else None,
+            "state": self.state(now),
+        }
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        id=row.id,
+        name=row.name,
+        owner=row.owner,
+        models=tuple(row.models) if row.models is not None else None,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        disabled_at=row.disabled_at,
+    )
+
+
+def _no_such_key(key_id: str) -> NotFound:
+    return NotFound(f"no API key has the id {key_id!r}", param="key_id", code="key_not_found")
+
+
+class KeyStore:
+    def __init__(
+        self, db: Database, *, cache_seconds: float = 10.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        # Keys verified lately, by their digest: most requests then cost no database read. A key
+        # disabled or deleted through another process is refused there within ``cache_seconds``.
+        self._verified: dict[str, tuple[Caller, float]] = {}
+        self._admin: tuple[str, str] | None = None  # (salt, digest)
+
+    async def create(
+        self,
+        *,
+        name: str,
+        owner: str,
+        models: list[str] | None = None,
+        expires_at: float | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """A new key and its secret (the only time the secret is seen)."""
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        record = KeyRecord(
+            id=key_id,
+            name=name,
+            owner=owner,
+            models=tuple(models) if models is not None else None,
+            created_at=self.clock(),
+            expires_at=expires_at,
+            disabled_at=None,
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                api_keys.insert().values(
+                    id=key_id,
+                    name=name,
+                    owner=owner,
+                    salt=salt,
+                    hash=_digest(salt, secret),
+                    models=list(models) if models is not None else None,
+                    created_at=record.created_at,
+                    expires_at=expires_at,
+                )
+            )
+        return record, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    async def list(self, *, owner: str | None = None) -> list[KeyRecord]:
+        query = sa.select(api_keys).order_by(api_keys.c.created_at)
+        if owner is not None:
+            query = query.where(api_keys.c.owner == owner)
+        async with self.db.engine.connect() as conn:
+            return [_record(row) for row in (await conn.execute(query)).all()]
+
+    async def get(self, key_id: str) -> KeyRecord:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
+        if row is None:
+            raise _no_such_key(key_id)
+        return _record(row)
+
+    async def disable(self, key_id: str) -> KeyRecord:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, api_keys.c.disabled_at.is_(None))
+                .values(disabled_at=self.clock())
+            )
+        self._forget(key_id)
+        return await self.get(key_id)
+
+    async def delete(self, key_id: str) -> None:
+        async with self.db.engine.begin() as conn:
+            outcome = await conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
+        if not outcome.rowcount:
+            raise _no_such_key(key_id)
+        self._forget(key_id)
+
+    def _forget(self, key_id: str) -> None:
+        for digest, (caller, _) in list(self._verified.items()):
+            if caller.key_id == key_id:
+                del self._verified[digest]
+
+    async def verify(self, presented: str) -> Caller | None:
+        """The caller a presented key stands for, or None if it is not a valid key, for whatever reason
+        (malformed, unknown, wrong secret, expired, disabled, deleted): callers are not told which."""
+        now = self.clock()
+        fingerprint = hashlib.sha256(presented.encode()).hexdigest()
+        cached = self._verified.get(fingerprint)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        caller = await self._admin_caller(presented) if presented.startswith(ADMIN_PREFIX) else None
+        if caller is None and presented.startswith(KEY_PREFIX):
+            caller = await self._key_caller(presented.removeprefix(KEY_PREFIX), now)
+        if caller is not None:
+            self._verified[fingerprint] = (caller, now + self.cache_seconds)
+        return caller
+
+    async def _key_caller(self, body: str, now: float) -> Caller | None:
+        key_id, _, secret = body.partition("_")
+        if not key_id or not secret or len(body) > 256:
+            return None
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
+        if row is None or not hmac.compare_digest(row.hash, _digest(row.salt, secret)):
+            return None
+        record = _record(row)
+        if record.state(now) != "active":
+            return None
+        return Caller(key_id=record.id, name=record.name, owner=record.owner, models=record.models)
+
+    async def _admin_caller(self, presented: str) -> Caller | None:
+        if self._admin is None:
+            return None
+        salt, digest = self._admin
+        if not hmac.compare_digest(digest, _digest(salt, presented)):
+            return None
+        return Caller(key_id="admin", name="admin", owner=None, is_admin=True)
+
+    async def load_admin_key(self, configured: str | None) -> str | None:
+        """Set the admin key: ``configured`` (``PIXELGATE_ADMIN_KEY``) if given, else the one kept in the
+        database, else a new one, which is returned (once, to be shown) and kept as a hash."""
+        if configured:
+            salt = secrets.token_hex(16)
+            self._admin = (salt, _digest(salt, configured))
+            return None
+        async with self.db.engine.connect() as conn:
+            kept = await conn.scalar(sa.select(meta.c.value).where(meta.c.key == _ADMIN_META))
+        if kept is not None:
+            salt, _, digest = str(kept).partition(":")
+            self._admin = (salt, digest)
+            return None
+        made = ADMIN_PREFIX + secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        if not await self.db.put_meta_once(_ADMIN_META, f"{salt}:{_digest(salt, made)}"):
+            return await self.load_admin_key(None)  # another process made one first: use that
+        self._admin = (salt, _digest(salt, made))
+        return made
