@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pixelgate.api import admin, chat, files, gemini, health, interactions, models, openai, tasks
+from pixelgate.api import admin, chat, files, gemini, health, interactions, models, openai, tasks, usage
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
 from pixelgate.auth.keys import KeyStore
-from pixelgate.catalog import default_catalog
+from pixelgate.auth.ledger import Ledger
+from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
+from pixelgate.catalog import Prices, default_catalog
 from pixelgate.config import Settings, resolve_config
 from pixelgate.core.references import ImageFetcher
 from pixelgate.routing import build_router, check_channels
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")
         fetcher = ImageFetcher(settings.limits)
+        prices = Prices(channels.prices)
+        rate: RequestRate = RedisRequestRate(settings.redis_url) if settings.redis_url else LocalRequestRate()
         worker = None
         if settings.run_workers:
             worker = Worker(
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 lease_seconds=settings.lease_seconds,
                 poll_interval=settings.poll_interval,
                 max_attempts=settings.max_attempts,
+                prices=prices,
             )
             await worker.start()
         service = TaskService(
@@ -71,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router=router,
             fetcher=fetcher,
             worker=worker,
+            ledger=Ledger(db),
+            rate=rate,
+            prices=prices,
             sync_wait_seconds=settings.sync_wait_seconds,
         )
         signer = UrlSigner(await db.secret("url_signing_secret"))
@@ -108,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop(settings.shutdown_grace_seconds)
             await fetcher.close()
             await router.close()
+            await rate.close()
             await db.close()
 
     app = FastAPI(
@@ -117,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
     )
     install_error_handlers(app)
-    for module in (openai, models, tasks, gemini, interactions, chat, files, health, admin):
+    for module in (openai, models, tasks, gemini, interactions, chat, files, health, admin, usage):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -60,6 +60,10 @@ def serve(
         float | None,
         typer.Option(help="Seconds a synchronous call waits for its image before it is told to poll"),
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="redis://host:6379 to share per-minute request limits between processes"),
+    ] = None,
     auth: Annotated[
         bool | None,
         typer.Option(
@@ -92,6 +96,7 @@ def serve(
         "config": config,
         "sync_wait_seconds": sync_wait,
         "auth": auth,
+        "redis_url": redis_url,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -364,15 +369,26 @@ def keys_create(
         list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; default: all)")
     ] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Days until it stops working")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute (default: unlimited)")] = None,
+    concurrent: Annotated[int | None, typer.Option(help="Tasks queued or running at once")] = None,
+    images_per_day: Annotated[int | None, typer.Option(help="Images a day (UTC)")] = None,
+    budget: Annotated[float | None, typer.Option(help="Credit budget in USD")] = None,
     server: ServerOption = DEFAULT_SERVER,
     admin_key: AdminKeyOption = None,
 ) -> None:
     """Make a key; its secret is printed this once."""
+    limits = {
+        "requests_per_minute": rpm,
+        "concurrent_tasks": concurrent,
+        "images_per_day": images_per_day,
+        "credit_budget_usd": budget,
+    }
     body: dict[str, Any] = {
         "name": name,
         "owner": owner,
         "models": model or None,
         "expires_in_days": expires_in_days,
+        "limits": {k: v for k, v in limits.items() if v is not None} or None,
     }
     with _admin(server, admin_key) as client:
         made = _call(client, "POST", "/admin/keys", json={k: v for k, v in body.items() if v is not None})
@@ -423,3 +439,41 @@ def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: A
     with _admin(server, admin_key) as client:
         _call(client, "DELETE", f"/admin/keys/{key_id}")
     console.print(f"key {key_id} is deleted")
+
+
+@app.command()
+def usage(
+    group_by: Annotated[
+        str, typer.Option(help="Any of key, owner, model, day, comma-separated")
+    ] = "model,day",
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC)")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (UTC)")] = None,
+    owner: Annotated[str | None, typer.Option(help="One owner's usage (with the admin key)")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: Annotated[
+        str | None, typer.Option(envvar=["PIXELGATE_API_KEY", "PIXELGATE_ADMIN_KEY"], help="API key")
+    ] = None,
+) -> None:
+    """What has been billed: succeeded tasks only, summed by key, owner, model or day."""
+    params = {"group_by": group_by, "start": start, "end": end, "owner": owner}
+    with _admin(server, api_key) as client:
+        report = _call(client, "GET", "/v1/usage", params={k: v for k, v in params.items() if v})
+    groups = report["group_by"]
+    table = Table(title="pixelgate usage (succeeded tasks)")
+    for column in (*groups, "tasks", "images", "input tokens", "output tokens", "cost (USD)"):
+        table.add_column(column, justify="left" if column in groups else "right")
+
+    def row(bucket: dict[str, Any], label: list[str]) -> list[str]:
+        return [
+            *label,
+            f"{bucket['tasks']:,}",
+            f"{bucket['images']:,}",
+            f"{bucket['input_tokens']:,}",
+            f"{bucket['output_tokens']:,}",
+            f"{bucket['cost_usd']:.4f}",
+        ]
+
+    for bucket in report["data"]:
+        table.add_row(*row(bucket, [str(bucket[g]) if bucket[g] is not None else "-" for g in groups]))
+    table.add_row(*row(report["total"], ["total", *[""] * (len(groups) - 1)] if groups else []), style="bold")
+    console.print(table)

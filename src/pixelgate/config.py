@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     auth: bool | None = None
     admin_key: SecretStr | None = None  # PIXELGATE_ADMIN_KEY; without it one is made and shown once
 
+    redis_url: str | None = None  # shares the per-minute request counts between processes
     emulate: bool = False
     emulate_latency: float = 0.0
     emulate_faults: FaultSpec = ""
@@ -176,6 +177,7 @@ class GatewayConfig(BaseModel):
 
     channels: list[ChannelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    prices: dict[str, float] = Field(default_factory=dict)  # USD per image, over the catalog's
     source: str = Field("defaults", exclude=True)
 
     def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -195,6 +197,12 @@ class GatewayConfig(BaseModel):
                         f"catalog: use {one_of(catalog.ids)}"
                     )
             channel.api_key(environ)
+        for model, price in self.prices.items():
+            if model not in catalog or price < 0:
+                raise ConfigError(
+                    f"{self.source}: prices.{model} = {price!r}: prices are USD per image (0 or more) for "
+                    f"catalog models: {one_of(catalog.ids)}"
+                )
         return self
 
 

@@ -22,11 +22,23 @@ from pixelgate.api.auth import admin_only, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import InvalidRequest, one_of
 
 router = APIRouter(
     prefix="/admin", dependencies=[Depends(openai_dialect), Depends(authenticate), Depends(admin_only)]
 )
+
+
+class Limits(BaseModel):
+    """A key's limits; each left out is unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    concurrent_tasks: int | None = Field(None, ge=1)
+    images_per_day: int | None = Field(None, ge=1)
+    credit_budget_usd: float | None = Field(None, ge=0)
 
 
 class NewKey(BaseModel):
@@ -37,6 +49,7 @@ class NewKey(BaseModel):
     models: list[str] | None = None
     expires_in_days: float | None = Field(None, gt=0)
     expires_at: int | None = Field(None, gt=0)
+    limits: Limits = Field(default_factory=lambda: Limits())
 
     @field_validator("models")
     @classmethod
@@ -67,7 +80,11 @@ async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
             f"expires_at {int(expires_at)} is in the past (now is {int(now)})", param="expires_at"
         )
     record, secret = await gw.keys.create(
-        name=body.name, owner=body.owner or body.name, models=body.models, expires_at=expires_at
+        name=body.name,
+        owner=body.owner or body.name,
+        models=body.models,
+        expires_at=expires_at,
+        limits=KeyLimits(**body.limits.model_dump()),
     )
     return JSONResponse({**record.describe(now), "key": secret}, status_code=201)
 

@@ -16,11 +16,12 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import NotFound
 from pixelgate.store.db import Database
 from pixelgate.store.schema import api_keys, meta
@@ -39,6 +40,7 @@ class Caller:
     owner: str | None
     models: tuple[str, ...] | None = None  # None: every model
     is_admin: bool = False
+    limits: KeyLimits = field(default_factory=KeyLimits)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -57,6 +59,7 @@ class KeyRecord:
     created_at: float
     expires_at: float | None
     disabled_at: float | None
+    limits: KeyLimits = field(default_factory=KeyLimits)
 
     def state(self, now: float) -> str:
         if self.disabled_at is not None:
@@ -76,6 +79,7 @@ class KeyRecord:
             "expires_at": int(self.expires_at) if self.expires_at is not None else None,
             "disabled_at": int(self.disabled_at) if self.disabled_at is not None else None,
             "state": self.state(now),
+            "limits": self.limits.to_record(),
         }
 
 
@@ -92,6 +96,7 @@ def _record(row: Any) -> KeyRecord:
         created_at=row.created_at,
         expires_at=row.expires_at,
         disabled_at=row.disabled_at,
+        limits=KeyLimits.from_record(row.limits),
     )
 
 
@@ -118,6 +123,7 @@ class KeyStore:
         owner: str,
         models: list[str] | None = None,
         expires_at: float | None = None,
+        limits: KeyLimits | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret (the only time the secret is seen)."""
         key_id = secrets.token_hex(6)
@@ -131,6 +137,7 @@ class KeyStore:
             created_at=self.clock(),
             expires_at=expires_at,
             disabled_at=None,
+            limits=limits or KeyLimits(),
         )
         async with self.db.engine.begin() as conn:
             await conn.execute(
@@ -143,6 +150,7 @@ class KeyStore:
                     models=list(models) if models is not None else None,
                     created_at=record.created_at,
                     expires_at=expires_at,
+                    limits=record.limits.to_record() or None,
                 )
             )
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
@@ -209,7 +217,9 @@ class KeyStore:
         record = _record(row)
         if record.state(now) != "active":
             return None
-        return Caller(key_id=record.id, name=record.name, owner=record.owner, models=record.models)
+        return Caller(
+            key_id=record.id, name=record.name, owner=record.owner, models=record.models, limits=record.limits
+        )
 
     async def _admin_caller(self, presented: str) -> Caller | None:
         if self._admin is None:

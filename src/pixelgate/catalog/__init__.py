@@ -192,3 +192,13 @@ def load_catalog(data: dict[str, Any]) -> Catalog:
 def default_catalog() -> Catalog:
     text = resources.files(__package__).joinpath("models.toml").read_text(encoding="utf-8")
     return load_catalog(tomllib.loads(text))
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per output image: the catalog's, overridden per model by the channel file's ``[prices]``."""
+
+    overrides: dict[str, float] = field(default_factory=dict)
+
+    def price_of(self, spec: ModelSpec) -> float | None:
+        return self.overrides.get(spec.id, spec.price_per_image)

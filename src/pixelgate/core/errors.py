@@ -5,6 +5,7 @@
     │   ├── UnsupportedParameter         400    invalid_request_error (a value the model does not offer)
     │   └── UpstreamRejected             400    invalid_request_error (the upstream refused the request)
     ├── AuthenticationError              401    authentication_error
+    ├── QuotaExceeded                    402    insufficient_quota (a key's credit budget is spent)
     ├── Forbidden                        403    permission_error (e.g. a forged or expired image URL)
     ├── NotFound                         404    not_found_error
     ├── MethodNotAllowed                 405    invalid_request_error
@@ -83,6 +84,12 @@ class AuthenticationError(PixelgateError):
     default_code = "invalid_api_key"
 
 
+class QuotaExceeded(PixelgateError):
+    status = 402
+    kind = "insufficient_quota"
+    default_code = "insufficient_quota"
+
+
 class Forbidden(PixelgateError):
     status = 403
     kind = "permission_error"
@@ -157,6 +164,7 @@ _BY_KIND: dict[str, type[PixelgateError]] = {
     for cls in (
         InvalidRequest,
         AuthenticationError,
+        QuotaExceeded,
         Forbidden,
         NotFound,
         Conflict,

@@ -47,7 +47,31 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=True),
     sa.Column("disabled_at", sa.Float, nullable=True),
+    sa.Column("last_used_at", sa.Float, nullable=True),  # also the row every reservation locks first
     sa.Index("ix_api_keys_owner", "owner"),
+)
+
+# The ledger: one row per task. "reserved" while it is queued or running (its cost estimated), then
+# "settled" with what it made (succeeded) or "released" at no cost (failed, cancelled). Totals are sums
+# of settled rows; rows outlive their tasks (an interaction deleted after it was answered was still made).
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC date the task was accepted, YYYY-MM-DD
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("images", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("total_tokens", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("settled_at", sa.Float, nullable=True),
+    sa.Index("ix_usage_key_state", "key_id", "state"),
+    sa.Index("ix_usage_owner_day", "owner", "day"),
 )
 
 meta = sa.Table(

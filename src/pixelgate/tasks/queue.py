@@ -16,9 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pixelgate.auth.ledger import settle
 from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import Status, Task, TaskResult
+from pixelgate.core.task import Status, Task, TaskResult, Usage
 from pixelgate.store.db import Database
 from pixelgate.store.schema import tasks
 
@@ -166,7 +167,17 @@ class TaskQueue:
             )
         return bool(outcome.rowcount)
 
-    async def _settle(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
+    async def _settle(
+        self,
+        task_id: str,
+        worker_id: str,
+        values: dict[str, Any],
+        *,
+        ended: bool = False,
+        made: Usage | None = None,
+    ) -> bool:
+        """End this worker's hold on a task. A task that ``ended`` settles its ledger row in the same
+        transaction (what it ``made``, or nothing); otherwise its reservation stands (it runs again)."""
         async with self.db.engine.begin() as conn:
             outcome = await conn.execute(
                 tasks.update()
@@ -177,6 +188,8 @@ class TaskQueue:
                 )
                 .values(worker_id=None, lease_expires_at=None, **values)
             )
+            if outcome.rowcount and ended:
+                await settle(conn, task_id, made)
         return bool(outcome.rowcount)
 
     async def complete(self, task_id: str, worker_id: str, result: TaskResult) -> bool:
@@ -191,6 +204,8 @@ class TaskQueue:
                 "completed_at": now,
                 "expires_at": now + self.result_ttl,
             },
+            ended=True,
+            made=result.usage,
         )
 
     async def fail(self, task_id: str, worker_id: str, error: PixelgateError) -> bool:
@@ -202,6 +217,7 @@ class TaskQueue:
                 "error": error.to_record(),
                 "completed_at": time.time(),
             },
+            ended=True,
         )
 
     async def release(self, task_id: str, worker_id: str) -> bool:
@@ -221,6 +237,8 @@ class TaskQueue:
                 .where(condition)
                 .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
             )
+            if outcome.rowcount:
+                await settle(conn, task_id, None)
         task = await self.get(task_id, owner=owner)
         if not outcome.rowcount and task.status is not Status.CANCELLED:
             raise Conflict(

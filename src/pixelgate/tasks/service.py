@@ -10,7 +10,9 @@ from functools import partial
 from itertools import count
 
 from pixelgate.auth.keys import ANONYMOUS, Caller
-from pixelgate.catalog import Catalog
+from pixelgate.auth.ledger import Ledger
+from pixelgate.auth.rate import RequestRate
+from pixelgate.catalog import Catalog, Prices
 from pixelgate.core.errors import (
     Conflict,
     Forbidden,
@@ -58,6 +60,9 @@ class TaskService:
         router: Router,
         fetcher: ImageFetcher,
         worker: Worker | None,
+        ledger: Ledger,
+        rate: RequestRate,
+        prices: Prices,
         sync_wait_seconds: float = 900.0,
     ) -> None:
         self.catalog = catalog
@@ -69,6 +74,9 @@ class TaskService:
         self.fetcher = fetcher
         self.worker = worker
         self.sync_wait_seconds = sync_wait_seconds
+        self.ledger = ledger
+        self.rate = rate
+        self.prices = prices
 
     async def submit(
         self,
@@ -100,6 +108,8 @@ class TaskService:
                 param=request.name("model"),
                 code="model_not_allowed",
             )
+        if caller.limits.requests_per_minute is not None and caller.key_id is not None:
+            await self.rate.hit(caller.key_id, caller.limits.requests_per_minute)
         check_references(request, spec, [ref.kind for ref in references])
         self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
         earlier = await self._conversation(continue_from, request, owner) if continue_from else []
@@ -148,12 +158,24 @@ class TaskService:
             }
         )
         request, spec = validate(request, self.catalog, self.limits)
-        await asyncio.gather(*(write() for write in writes))
-
+        await self.ledger.reserve(
+            task_id=task_id,
+            key_id=caller.key_id if not caller.is_admin else None,
+            owner=owner,
+            limits=caller.limits,
+            model=spec.id,
+            images=request.n,
+            estimate_usd=round((self.prices.price_of(spec) or 0.0) * request.n, 6),
+        )
         task = Task(
             id=task_id, request=request, dialect=dialect, response_format=response_format, owner=owner
         )
-        await self.queue.insert(task)
+        try:
+            await asyncio.gather(*(write() for write in writes))
+            await self.queue.insert(task)
+        except BaseException:
+            await asyncio.shield(self.ledger.release(task_id))
+            raise
         if self.worker is not None:
             self.worker.wake()
         return task

@@ -17,7 +17,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from pixelgate.catalog import Catalog
+from pixelgate.catalog import Catalog, Prices
 from pixelgate.core.errors import PixelgateError, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
@@ -44,6 +44,7 @@ class Worker:
         lease_seconds: float,
         poll_interval: float,
         max_attempts: int,
+        prices: Prices | None = None,
     ) -> None:
         self.id = f"{os.uname().nodename[:24]}-{os.getpid()}-{secrets.token_hex(3)}"
         self.queue = queue
@@ -55,6 +56,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
+        self.prices = prices or Prices()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._wake = asyncio.Event()
@@ -244,8 +246,9 @@ class Worker:
             for thought in first.thoughts
         )
         await outputs.flush()
-        if spec.price_per_image is not None:
-            usage = usage + Usage(cost_usd=round(spec.price_per_image * len(images), 6))
+        price = self.prices.price_of(spec)
+        if price is not None:
+            usage = usage + Usage(cost_usd=round(price * len(images), 6))
         outcome = TaskResult(
             images=tuple(images),
             usage=usage,

@@ -1,0 +1,38 @@
+"""``GET /v1/usage``: what a key's owner has been billed, from the ledger (succeeded tasks only).
+
+Query: ``group_by`` (comma-separated: key, owner, model, day; default ``model,day``), ``start`` and ``end``
+(UTC days, ``YYYY-MM-DD``, both included). A key sees its owner's usage; the admin key (or a server
+without auth) sees everyone's, or one owner's with ``owner=``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.errors import openai_dialect
+from pixelgate.api.gateway import GatewayDep
+
+router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
+
+
+@router.get("/v1/usage")
+async def get_usage(
+    gw: GatewayDep,
+    caller: CallerDep,
+    group_by: str = "model,day",
+    start: str | None = None,
+    end: str | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
+    everyone = caller.is_admin and owner is None
+    return await gw.service.ledger.report(
+        owner=owner if caller.is_admin else caller.owner,
+        everyone=everyone,
+        group_by=groups,
+        start=start,
+        end=end,
+    )

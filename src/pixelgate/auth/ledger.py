@@ -1,0 +1,228 @@
+"""The usage ledger, and the limits that are counted from it.
+
+Every task has one row: *reserved* when it is accepted (its cost estimated from the catalog's price),
+*settled* with what it made when it succeeds, *released* at no cost when it fails or is cancelled. The
+settling happens in the same database transaction as the task's own change of state, so the ledger can
+never disagree with the tasks: totals are sums of settled rows, and a failure costs nothing.
+
+A key's concurrent tasks, images per day and credit budget are counted here, in the database, at the
+moment a task is reserved: exact, durable and shared by every process on that database. Reservations for
+one key are serialized by first writing to the key's own row (a row lock in PostgreSQL, the write lock in
+SQLite), so a burst of requests cannot all pass the check before any is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelgate.core.errors import InvalidRequest, QuotaExceeded, RateLimited, one_of
+from pixelgate.core.task import Usage
+from pixelgate.store.db import Database
+from pixelgate.store.schema import api_keys, usage
+
+RESERVED, SETTLED, RELEASED = "reserved", "settled", "released"
+GROUPS = ("key", "owner", "model", "day")
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    requests_per_minute: int | None = None
+    concurrent_tasks: int | None = None
+    images_per_day: int | None = None
+    credit_budget_usd: float | None = None
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> KeyLimits:
+        return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
+
+    def to_record(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def utc_day(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def seconds_to_midnight(at: float) -> float:
+    now = datetime.fromtimestamp(at, UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def reserve(
+        self,
+        *,
+        task_id: str,
+        key_id: str | None,
+        owner: str | None,
+        limits: KeyLimits,
+        model: str,
+        images: int,
+        estimate_usd: float,
+        now: float | None = None,
+    ) -> None:
+        """Count a task that is being accepted; raise if the key's limits do not allow it."""
+        now = time.time() if now is None else now
+        day = utc_day(now)
+        async with self.db.engine.begin() as conn:
+            if key_id is not None:
+                await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
+                await _check_limits(conn, key_id, limits, images, estimate_usd, now, day)
+            await conn.execute(
+                usage.insert().values(
+                    task_id=task_id,
+                    key_id=key_id,
+                    owner=owner,
+                    model=model,
+                    day=day,
+                    state=RESERVED,
+                    images=images,
+                    input_tokens=0,
+                    output_tokens=0,
+                    total_tokens=0,
+                    cost_usd=estimate_usd,
+                    created_at=now,
+                )
+            )
+
+    async def release(self, task_id: str) -> None:
+        """Give back a reservation whose task was never stored (it failed on the way in)."""
+        async with self.db.engine.begin() as conn:
+            await settle(conn, task_id, None)
+
+    async def report(
+        self,
+        *,
+        owner: str | None,
+        everyone: bool,
+        group_by: tuple[str, ...],
+        start: str | None = None,
+        end: str | None = None,
+    ) -> dict[str, Any]:
+        """Settled usage summed by the ``group_by`` columns (of ``GROUPS``), for one owner or everyone."""
+        for group in group_by:
+            if group not in GROUPS:
+                raise InvalidRequest(
+                    f"group_by {group!r} is not known: use {one_of(GROUPS)}",
+                    param="group_by",
+                    code="invalid_group",
+                )
+        for name, day in (("start", start), ("end", end)):
+            if day is not None:
+                try:
+                    datetime.strptime(day, "%Y-%m-%d")
+                except ValueError:
+                    raise InvalidRequest(
+                        f"{name} {day!r} is not a date: use YYYY-MM-DD (UTC)", param=name, code="invalid_date"
+                    ) from None
+        columns = [usage.c.key_id if g == "key" else usage.c[g] for g in group_by]
+        sums = [
+            sa.func.count().label("tasks"),
+            *(sa.func.coalesce(sa.func.sum(usage.c[f]), 0).label(f) for f in _SUMMED),
+        ]
+        query = sa.select(*columns, *sums).where(usage.c.state == SETTLED)
+        if not everyone:
+            query = query.where(usage.c.owner.is_(None) if owner is None else usage.c.owner == owner)
+        if start is not None:
+            query = query.where(usage.c.day >= start)
+        if end is not None:
+            query = query.where(usage.c.day <= end)
+        if columns:
+            query = query.group_by(*columns).order_by(*columns)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        data = [
+            _bucket(dict(zip(group_by, row[: len(group_by)], strict=True)), row[len(group_by) :])
+            for row in rows
+        ]
+        total = _bucket({}, [sum(d[f] for d in data) for f in ("tasks", *_SUMMED)])
+        return {"object": "list", "group_by": list(group_by), "data": data, "total": total}
+
+
+_SUMMED = ("images", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+
+
+def _bucket(keys: dict[str, Any], values: Any) -> dict[str, Any]:
+    tasks, images, input_tokens, output_tokens, total_tokens, cost = values
+    return {
+        **keys,
+        "tasks": int(tasks),
+        "images": int(images),
+        "input_tokens": int(input_tokens),
+        "output_tokens": int(output_tokens),
+        "total_tokens": int(total_tokens),
+        "cost_usd": round(float(cost), 6),
+    }
+
+
+async def _check_limits(
+    conn: AsyncConnection, key_id: str, limits: KeyLimits, images: int, estimate: float, now: float, day: str
+) -> None:
+    mine = usage.c.key_id == key_id
+    if limits.concurrent_tasks is not None:
+        running = await conn.scalar(sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED))
+        if (running or 0) >= limits.concurrent_tasks:
+            raise RateLimited(
+                f"key {key_id} has {running} tasks queued or running, its limit of {limits.concurrent_tasks} "
+                "concurrent tasks: retry when one of them has finished",
+                code="rate_limit_exceeded",
+                param="concurrent_tasks",
+                retry_after=1.0,
+            )
+    if limits.images_per_day is not None:
+        made = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(usage.c.images), 0)).where(
+                mine, usage.c.day == day, usage.c.state.in_([RESERVED, SETTLED])
+            )
+        )
+        if (made or 0) + images > limits.images_per_day:
+            wait = seconds_to_midnight(now)
+            raise RateLimited(
+                f"key {key_id} has made or is making {made} images today (UTC) and asks for {images} more: its "
+                f"limit is {limits.images_per_day} images a day, which resets at 00:00 UTC, in {wait / 3600:.1f} h",
+                code="rate_limit_exceeded",
+                param="images_per_day",
+                retry_after=wait,
+            )
+    if limits.credit_budget_usd is not None:
+        spent = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0)).where(
+                mine, usage.c.state.in_([RESERVED, SETTLED])
+            )
+        )
+        if float(spent or 0) + estimate > limits.credit_budget_usd + 1e-9:
+            raise QuotaExceeded(
+                f"key {key_id} has spent or reserved ${float(spent or 0):.4f} of its ${limits.credit_budget_usd:.4f} "
+                f"budget and this request would cost ${estimate:.4f}: ask the admin for more credit",
+                param="credit_budget_usd",
+            )
+
+
+async def settle(conn: AsyncConnection, task_id: str, made: Usage | None, now: float | None = None) -> None:
+    """Settle a task's reservation inside the transaction that ends the task: what it ``made``, or (None)
+    nothing at all."""
+    values: dict[str, Any] = {"settled_at": time.time() if now is None else now}
+    if made is None:
+        values.update(state=RELEASED, images=0, cost_usd=0.0)
+    else:
+        values.update(
+            state=SETTLED,
+            images=made.images,
+            input_tokens=made.input_tokens,
+            output_tokens=made.output_tokens + made.thought_tokens,
+            total_tokens=made.total_tokens,
+            cost_usd=made.cost_usd,
+        )
+    await conn.execute(
+        usage.update().where(usage.c.task_id == task_id, usage.c.state == RESERVED).values(**values)
+    )
