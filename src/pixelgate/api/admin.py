@@ -41,14 +41,17 @@ class Limits(BaseModel):
     credit_budget_usd: float | None = Field(None, ge=0)
 
 
+MAX_DAYS = 100 * 366  # a key that outlives its gateway is "never expires": leave the field out
+
+
 class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=128)
     owner: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.@-]+$")
     models: list[str] | None = None
-    expires_in_days: float | None = Field(None, gt=0)
-    expires_at: int | None = Field(None, gt=0)
+    expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
+    expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
     limits: Limits = Field(default_factory=lambda: Limits())
 
     @field_validator("models")
@@ -56,7 +59,7 @@ class NewKey(BaseModel):
     def _some_models(cls, models: list[str] | None) -> list[str] | None:
         if models is not None and not models:
             raise ValueError("models is empty: leave it out for every model, or name at least one")
-        return models
+        return list(dict.fromkeys(models)) if models is not None else None
 
 
 @router.post("/keys")

@@ -200,26 +200,31 @@ class KeyStore:
         if cached is not None and cached[1] > now:
             return cached[0]
         caller = await self._admin_caller(presented) if presented.startswith(ADMIN_PREFIX) else None
+        until = now + self.cache_seconds
         if caller is None and presented.startswith(KEY_PREFIX):
-            caller = await self._key_caller(presented.removeprefix(KEY_PREFIX), now)
+            caller, expires_at = await self._key_caller(presented.removeprefix(KEY_PREFIX), now)
+            if expires_at is not None:
+                until = min(until, expires_at)  # a key stops working when it expires, cached or not
         if caller is not None:
-            self._verified[fingerprint] = (caller, now + self.cache_seconds)
+            self._verified[fingerprint] = (caller, until)
         return caller
 
-    async def _key_caller(self, body: str, now: float) -> Caller | None:
+    async def _key_caller(self, body: str, now: float) -> tuple[Caller | None, float | None]:
+        """The caller a key stands for (or None), and when the key expires."""
         key_id, _, secret = body.partition("_")
         if not key_id or not secret or len(body) > 256:
-            return None
+            return None, None
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
         if row is None or not hmac.compare_digest(row.hash, _digest(row.salt, secret)):
-            return None
+            return None, None
         record = _record(row)
         if record.state(now) != "active":
-            return None
-        return Caller(
+            return None, None
+        caller = Caller(
             key_id=record.id, name=record.name, owner=record.owner, models=record.models, limits=record.limits
         )
+        return caller, record.expires_at
 
     async def _admin_caller(self, presented: str) -> Caller | None:
         if self._admin is None:
