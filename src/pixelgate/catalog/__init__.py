@@ -196,9 +196,11 @@ def default_catalog() -> Catalog:
 
 @dataclass(frozen=True)
 class Prices:
-    """USD per output image: the catalog's, overridden per model by the channel file's ``[prices]``."""
+    """USD per output image: the catalog's, overridden per model by the channel file's ``[prices]``. An
+    override of a model also prices its aliases (they are the same model upstream), unless an alias has
+    an override of its own."""
 
     overrides: dict[str, float] = field(default_factory=dict)
 
     def price_of(self, spec: ModelSpec) -> float | None:
-        return self.overrides.get(spec.id, spec.price_per_image)
+        return self.overrides.get(spec.id, self.overrides.get(spec.upstream_id, spec.price_per_image))
