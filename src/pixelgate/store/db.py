@@ -37,13 +37,18 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @classmethod
-    async def open(cls, url: str, *, data_dir: Path, pool_size: int = 20) -> Database:
-        """Connect and bring the schema up to date."""
+    async def open(
+        cls, url: str, *, data_dir: Path, pool_size: int = 5, max_connections: int = 20
+    ) -> Database:
+        """Connect and bring the schema up to date. At most ``max_connections`` per process, ``pool_size``
+        of them kept while idle: a burst waits for a connection rather than exhausting the server's (a
+        PostgreSQL shared by several processes has a hundred in all by default)."""
+        overflow = max(0, max_connections - pool_size)
         if url.startswith("sqlite"):
-            engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
         db = cls(engine)
         await db.migrate(data_dir)
         return db
