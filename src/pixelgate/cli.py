@@ -276,16 +276,8 @@ def generate(
         body["seed"] = seed
     if reference:
         body["reference_images"] = [_data_uri(path) for path in reference]
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=60) as client:
-        try:
-            task = _check(client.post("/v1/images/generations", json=body))
-        except httpx.TransportError as exc:
-            console.print(
-                f"[red]cannot reach {server}: {exc}. Start one with `pixelgate serve --emulate`.[/]"
-            )
-            raise typer.Exit(2) from None
-        task = _follow(client, task)
+    with _client(server, api_key, timeout=60) as client:
+        task = _follow(client, _call(client, "POST", "/v1/images/generations", json=body))
         if task["status"] != "completed":
             error = task.get("error") or {}
             console.print(f"[red]task {task['id']} {task['status']}: {error.get('message', '')}[/]")
@@ -346,16 +338,19 @@ AdminKeyOption = Annotated[
 ]
 
 
-def _admin(server: str, admin_key: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=30)
+def _client(server: str, api_key: str | None, *, timeout: float = 30) -> httpx.Client:
+    """A client of a running server, with the key every route but /healthz needs when auth is on."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
 
 
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    """A request whose answer must be JSON and a success: else its error is printed and the CLI exits."""
     try:
         return _check(client.request(method, path, **kwargs))
     except httpx.TransportError as exc:
-        console.print(f"[red]cannot reach {client.base_url}: {exc}. Start one with `pixelgate serve`.[/]")
+        server = str(client.base_url).rstrip("/")
+        console.print(f"[red]cannot reach {server}: {exc}. Start one with `pixelgate serve --emulate`.[/]")
         raise typer.Exit(2) from None
 
 
@@ -390,7 +385,7 @@ def keys_create(
         "expires_in_days": expires_in_days,
         "limits": {k: v for k, v in limits.items() if v is not None} or None,
     }
-    with _admin(server, admin_key) as client:
+    with _client(server, admin_key) as client:
         made = _call(client, "POST", "/admin/keys", json={k: v for k, v in body.items() if v is not None})
     console.print(
         f"made key [bold]{made['id']}[/] ({made['name']}, owner {made['owner']}); its secret, shown only now:"
@@ -405,7 +400,7 @@ def keys_list(
     admin_key: AdminKeyOption = None,
 ) -> None:
     """Every key (never a secret)."""
-    with _admin(server, admin_key) as client:
+    with _client(server, admin_key) as client:
         listed = _call(client, "GET", "/admin/keys", params={"owner": owner} if owner else None)
     table = Table(title="pixelgate keys")
     for column in ("id", "name", "owner", "models", "state", "created", "expires"):
@@ -428,7 +423,7 @@ def keys_disable(
     key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None
 ) -> None:
     """Refuse a key from now on (it stays listed)."""
-    with _admin(server, admin_key) as client:
+    with _client(server, admin_key) as client:
         key = _call(client, "POST", f"/admin/keys/{key_id}/disable")
     console.print(f"key {key['id']} ({key['name']}) is {key['state']}")
 
@@ -436,7 +431,7 @@ def keys_disable(
 @keys_app.command("delete")
 def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None) -> None:
     """Delete a key for good."""
-    with _admin(server, admin_key) as client:
+    with _client(server, admin_key) as client:
         _call(client, "DELETE", f"/admin/keys/{key_id}")
     console.print(f"key {key_id} is deleted")
 
@@ -456,7 +451,7 @@ def usage(
 ) -> None:
     """What has been billed: succeeded tasks only, summed by key, owner, model or day."""
     params = {"group_by": group_by, "start": start, "end": end, "owner": owner}
-    with _admin(server, api_key) as client:
+    with _client(server, api_key) as client:
         report = _call(client, "GET", "/v1/usage", params={k: v for k, v in params.items() if v})
     groups = report["group_by"]
     table = Table(title="pixelgate usage (succeeded tasks)")

@@ -66,9 +66,7 @@ class GoogleProvider:
         return self.read_response(await self.http.json("POST", path, json=generate_content_body(generation)))
 
     async def check(self) -> str:
-        answer = await self.http.json("GET", f"/{self.options.api_version}/models", params={"pageSize": 1000})
-        models = answer.get("models") if isinstance(answer, dict) else None
-        return f"{len(models or [])} models listed"
+        return await self.http.list_models(f"/{self.options.api_version}/models", "models", pageSize=1000)
 
     def abandon(self, state: dict[str, Any]) -> None:
         return None  # generateContent and store-less Interactions leave no task behind

@@ -178,6 +178,12 @@ class UpstreamHttp:
             if str(answer.get("status", "")).lower() not in running:
                 return answer
 
+    async def list_models(self, path: str, field: str, **params: Any) -> str:
+        """A channel check that costs nothing upstream: list the models (which also proves the key)."""
+        answer = await self.json("GET", path, params=params or None)
+        models = answer.get(field) if isinstance(answer, dict) else None
+        return f"{len(models) if isinstance(models, list) else 0} models listed"
+
     async def follow(
         self,
         task_id: str,

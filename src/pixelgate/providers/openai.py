@@ -149,9 +149,7 @@ class OpenAIProvider:
         )
 
     async def check(self) -> str:
-        answer = await self.http.json("GET", "/models")
-        models = answer.get("data") if isinstance(answer, dict) else None
-        return f"{len(models or [])} models listed"
+        return await self.http.list_models("/models", "data")
 
     def abandon(self, state: dict[str, Any]) -> None:
         if isinstance(state.get("task"), str):
