@@ -13,6 +13,8 @@ from pixelgate.api import admin, chat, files, gemini, health, interactions, mode
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
+from pixelgate.auth import redis_store
+from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGuard
 from pixelgate.auth.keys import KeyStore
 from pixelgate.auth.ledger import Ledger
 from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
@@ -51,7 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         blobs = BlobStore(settings.data_dir / "blobs")
         fetcher = ImageFetcher(settings.limits)
         prices = Prices(channels.prices)
-        rate: RequestRate = RedisRequestRate(settings.redis_url) if settings.redis_url else LocalRequestRate()
+        # Counts every process must share live in Redis when there is one; else each process keeps its own.
+        redis_client = None
+        rate: RequestRate = LocalRequestRate()
+        failures: FailureGuard = LocalFailureGuard()
+        if settings.redis_url:
+            redis_client = redis_store.connect(settings.redis_url)
+            rate, failures = RedisRequestRate(redis_client), RedisFailureGuard(redis_client)
+            if not await redis_store.answers(redis_client):
+                log.warning(
+                    "pixelgate: Redis at %s does not answer: requests that need a shared count get a 503 "
+                    "until it does",
+                    redis_store.without_password(settings.redis_url),
+                )
         worker = None
         if settings.run_workers:
             worker = Worker(
@@ -102,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signer=signer,
             keys=keys,
             auth_enabled=settings.auth_enabled,
+            failures=failures,
         )
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
@@ -116,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop(settings.shutdown_grace_seconds)
             await fetcher.close()
             await router.close()
-            await rate.close()
+            if redis_client is not None:
+                await redis_client.aclose()
             await db.close()
 
     app = FastAPI(

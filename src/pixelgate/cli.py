@@ -354,6 +354,25 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
         raise typer.Exit(2) from None
 
 
+RpmOption = Annotated[int | None, typer.Option(help="Requests per minute (default: unlimited)")]
+ConcurrentOption = Annotated[int | None, typer.Option(help="Tasks queued or running at once")]
+ImagesPerDayOption = Annotated[int | None, typer.Option(help="Images a day (UTC)")]
+BudgetOption = Annotated[float | None, typer.Option(help="Credit budget in USD")]
+LIMIT_FIELDS = {
+    "rpm": "requests_per_minute",
+    "concurrent": "concurrent_tasks",
+    "images-per-day": "images_per_day",
+    "budget": "credit_budget_usd",
+}
+
+
+def _limits(
+    rpm: int | None, concurrent: int | None, images_per_day: int | None, budget: float | None
+) -> dict[str, Any]:
+    given = zip(LIMIT_FIELDS.values(), (rpm, concurrent, images_per_day, budget), strict=True)
+    return {field: value for field, value in given if value is not None}
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. marketing-batch")],
@@ -364,26 +383,20 @@ def keys_create(
         list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; default: all)")
     ] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Days until it stops working")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute (default: unlimited)")] = None,
-    concurrent: Annotated[int | None, typer.Option(help="Tasks queued or running at once")] = None,
-    images_per_day: Annotated[int | None, typer.Option(help="Images a day (UTC)")] = None,
-    budget: Annotated[float | None, typer.Option(help="Credit budget in USD")] = None,
+    rpm: RpmOption = None,
+    concurrent: ConcurrentOption = None,
+    images_per_day: ImagesPerDayOption = None,
+    budget: BudgetOption = None,
     server: ServerOption = DEFAULT_SERVER,
     admin_key: AdminKeyOption = None,
 ) -> None:
     """Make a key; its secret is printed this once."""
-    limits = {
-        "requests_per_minute": rpm,
-        "concurrent_tasks": concurrent,
-        "images_per_day": images_per_day,
-        "credit_budget_usd": budget,
-    }
     body: dict[str, Any] = {
         "name": name,
         "owner": owner,
         "models": model or None,
         "expires_in_days": expires_in_days,
-        "limits": {k: v for k, v in limits.items() if v is not None} or None,
+        "limits": _limits(rpm, concurrent, images_per_day, budget) or None,
     }
     with _client(server, admin_key) as client:
         made = _call(client, "POST", "/admin/keys", json={k: v for k, v in body.items() if v is not None})
@@ -391,6 +404,74 @@ def keys_create(
         f"made key [bold]{made['id']}[/] ({made['name']}, owner {made['owner']}); its secret, shown only now:"
     )
     print(made["key"])
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    name: Annotated[str | None, typer.Option(help="A new name")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="The models it may use from now on (repeatable)")
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all-models", help="Allow every model")] = False,
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="Days from now until it stops working")
+    ] = None,
+    never_expires: Annotated[bool, typer.Option("--never-expires", help="Remove its expiry")] = False,
+    rpm: RpmOption = None,
+    concurrent: ConcurrentOption = None,
+    images_per_day: ImagesPerDayOption = None,
+    budget: BudgetOption = None,
+    unlimited: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Remove a limit (repeatable): {', '.join(LIMIT_FIELDS)}"),
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Change a key's name, models, expiry or limits; what is not given stays as it is."""
+    if model and all_models:
+        raise typer.BadParameter("give --model or --all-models, not both")
+    if expires_in_days is not None and never_expires:
+        raise typer.BadParameter("give --expires-in-days or --never-expires, not both")
+    limits: dict[str, Any] = _limits(rpm, concurrent, images_per_day, budget)
+    for removed in unlimited or []:
+        if removed not in LIMIT_FIELDS:
+            raise typer.BadParameter(f"--unlimited {removed!r} is not a limit: use {', '.join(LIMIT_FIELDS)}")
+        if LIMIT_FIELDS[removed] in limits:
+            raise typer.BadParameter(f"--unlimited {removed} and --{removed} contradict each other: give one")
+        limits[LIMIT_FIELDS[removed]] = None
+    body: dict[str, Any] = {"name": name} if name is not None else {}
+    if model or all_models:
+        body["models"] = model or None
+    if expires_in_days is not None or never_expires:
+        body["expires_in_days" if expires_in_days is not None else "expires_at"] = expires_in_days
+    if limits:
+        body["limits"] = limits
+    if not body:
+        raise typer.BadParameter(
+            "nothing to change: give --name, --model, --all-models, an expiry or a limit"
+        )
+    with _client(server, admin_key) as client:
+        key = _call(client, "PATCH", f"/admin/keys/{key_id}", json=body)
+    console.print(
+        f"key {key['id']} ({key['name']}, {key['state']}): models {_models_text(key)}, "
+        f"expires {_expiry_text(key)}, limits {_limits_text(key)}"
+    )
+
+
+def _models_text(key: dict[str, Any]) -> str:
+    return " ".join(key["models"]) if key["models"] else "all"
+
+
+def _expiry_text(key: dict[str, Any]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(key["expires_at"])) if key["expires_at"] else "never"
+
+
+def _limits_text(key: dict[str, Any]) -> str:
+    names = {field: flag for flag, field in LIMIT_FIELDS.items()}
+    shown = [f"{names.get(field, field)} {value:g}" for field, value in key["limits"].items()]
+    return ", ".join(shown) or "none"
 
 
 @keys_app.command("list")
@@ -403,17 +484,18 @@ def keys_list(
     with _client(server, admin_key) as client:
         listed = _call(client, "GET", "/admin/keys", params={"owner": owner} if owner else None)
     table = Table(title="pixelgate keys")
-    for column in ("id", "name", "owner", "models", "state", "created", "expires"):
+    for column in ("id", "name", "owner", "models", "limits", "state", "created", "expires"):
         table.add_column(column, overflow="fold")
     for key in listed["data"]:
         table.add_row(
             key["id"],
             key["name"],
             key["owner"],
-            " ".join(key["models"]) if key["models"] else "all",
+            _models_text(key),
+            _limits_text(key),
             key["state"],
             time.strftime("%Y-%m-%d %H:%M", time.gmtime(key["created_at"])),
-            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key["expires_at"])) if key["expires_at"] else "never",
+            _expiry_text(key),
         )
     console.print(table)
 
@@ -428,6 +510,14 @@ def keys_disable(
     console.print(f"key {key['id']} ({key['name']}) is {key['state']}")
 
 
+@keys_app.command("enable")
+def keys_enable(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None) -> None:
+    """Accept a disabled key again."""
+    with _client(server, admin_key) as client:
+        key = _call(client, "POST", f"/admin/keys/{key_id}/enable")
+    console.print(f"key {key['id']} ({key['name']}) is {key['state']}")
+
+
 @keys_app.command("delete")
 def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None) -> None:
     """Delete a key for good."""
@@ -439,7 +529,7 @@ def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: A
 @app.command()
 def usage(
     group_by: Annotated[
-        str, typer.Option(help="Any of key, owner, model, day, comma-separated")
+        str, typer.Option(help="Any of key, owner, model, dialect, day, comma-separated")
     ] = "model,day",
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC)")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (UTC)")] = None,
@@ -449,7 +539,7 @@ def usage(
         str | None, typer.Option(envvar=["PIXELGATE_API_KEY", "PIXELGATE_ADMIN_KEY"], help="API key")
     ] = None,
 ) -> None:
-    """What has been billed: succeeded tasks only, summed by key, owner, model or day."""
+    """What has been billed: succeeded tasks only, summed by key, owner, model, dialect or day."""
     params = {"group_by": group_by, "start": start, "end": end, "owner": owner}
     with _client(server, api_key) as client:
         report = _call(client, "GET", "/v1/usage", params={k: v for k, v in params.items() if v})

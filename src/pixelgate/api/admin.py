@@ -4,18 +4,22 @@ POST   /admin/keys                 {name, owner?, models?, expires_in_days? | ex
                                    -> the key, with its secret (shown this once)
 GET    /admin/keys[?owner=…]       -> every key (never a secret)
 GET    /admin/keys/{id}
+PATCH  /admin/keys/{id}            {name?, models?, expires_in_days? | expires_at?, limits?}: fields left out
+                                   stay; ``models: null`` allows every model, ``expires_at: null`` never
+                                   expires, a limit set to null is removed (unlimited)
 POST   /admin/keys/{id}/disable    -> refused from then on (kept, for the record)
+POST   /admin/keys/{id}/enable     -> accepted again
 DELETE /admin/keys/{id}
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from pixelgate.api.auth import admin_only, authenticate
@@ -31,7 +35,7 @@ router = APIRouter(
 
 
 class Limits(BaseModel):
-    """A key's limits; each left out is unlimited."""
+    """A key's limits; each left out is unlimited (when a key is made) or unchanged (when it is changed)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,6 +45,14 @@ class Limits(BaseModel):
     credit_budget_usd: float | None = Field(None, ge=0)
 
 
+def _distinct_models(models: list[str] | None) -> list[str] | None:
+    if models is not None and not models:
+        raise ValueError("models is empty: leave it out (or null) for every model, or name at least one")
+    return list(dict.fromkeys(models)) if models is not None else None
+
+
+ModelList = Annotated[list[str] | None, AfterValidator(_distinct_models)]  # None: every model
+
 MAX_DAYS = 100 * 366  # a key that outlives its gateway is "never expires": leave the field out
 
 
@@ -49,47 +61,89 @@ class NewKey(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     owner: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.@-]+$")
-    models: list[str] | None = None
+    models: ModelList = None
     expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
     limits: Limits = Field(default_factory=lambda: Limits())
 
-    @field_validator("models")
-    @classmethod
-    def _some_models(cls, models: list[str] | None) -> list[str] | None:
-        if models is not None and not models:
-            raise ValueError("models is empty: leave it out for every model, or name at least one")
-        return list(dict.fromkeys(models)) if models is not None else None
+
+class KeyChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    models: ModelList = None
+    expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
+    expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
+    limits: Limits = Field(default_factory=lambda: Limits())
 
 
-@router.post("/keys")
-async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
-    body = parse_model(NewKey, await read_json_object(request))
-    for model in body.models or []:
+def _check_models(models: list[str] | None, gw: GatewayDep) -> None:
+    for model in models or []:
         if model not in gw.catalog:
             raise InvalidRequest(
                 f"models names {model!r}, which is not in the catalog: use {one_of(gw.catalog.ids)}",
                 param="models",
                 code="model_not_found",
             )
-    if body.expires_in_days is not None and body.expires_at is not None:
+
+
+def _expiry(expires_in_days: float | None, expires_at: int | None, now: float) -> float | None:
+    if expires_in_days is not None and expires_at is not None:
         raise InvalidRequest(
             "give expires_in_days or expires_at, not both", param="expires_at", code="conflicting_expiry"
         )
-    now = time.time()
-    expires_at = body.expires_at or (now + body.expires_in_days * 86400 if body.expires_in_days else None)
-    if expires_at is not None and expires_at <= now:
+    expiry = expires_at or (now + expires_in_days * 86400 if expires_in_days else None)
+    if expiry is not None and expiry <= now:
         raise InvalidRequest(
-            f"expires_at {int(expires_at)} is in the past (now is {int(now)})", param="expires_at"
+            f"expires_at {int(expiry)} is in the past (now is {int(now)})", param="expires_at"
         )
+    return expiry
+
+
+@router.post("/keys")
+async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
+    body = parse_model(NewKey, await read_json_object(request))
+    _check_models(body.models, gw)
+    now = time.time()
     record, secret = await gw.keys.create(
         name=body.name,
         owner=body.owner or body.name,
         models=body.models,
-        expires_at=expires_at,
+        expires_at=_expiry(body.expires_in_days, body.expires_at, now),
         limits=KeyLimits(**body.limits.model_dump()),
     )
     return JSONResponse({**record.describe(now), "key": secret}, status_code=201)
+
+
+@router.patch("/keys/{key_id}")
+async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
+    data = await read_json_object(request)
+    if "owner" in data:
+        raise InvalidRequest(
+            "a key's owner cannot be changed: the owner's tasks and usage would change hands with it; make "
+            "a new key for the other owner and delete this one",
+            param="owner",
+            code="owner_immutable",
+        )
+    body = parse_model(KeyChanges, data)
+    given = body.model_fields_set
+    if not given:
+        raise InvalidRequest(
+            "the body changes nothing: give name, models, expires_in_days, expires_at or limits",
+            code="nothing_to_change",
+        )
+    if "name" in given and body.name is None:
+        raise InvalidRequest("name null is not valid: a key keeps a name", param="name", code="invalid_field")
+    _check_models(body.models, gw)
+    changes: dict[str, Any] = {}
+    if "name" in given:
+        changes["name"] = body.name
+    if "models" in given:
+        changes["models"] = body.models
+    if given & {"expires_in_days", "expires_at"}:
+        changes["expires_at"] = _expiry(body.expires_in_days, body.expires_at, time.time())
+    limits = {name: getattr(body.limits, name) for name in body.limits.model_fields_set}
+    return (await gw.keys.update(key_id, changes, limits)).describe(time.time())
 
 
 @router.get("/keys")
@@ -106,6 +160,11 @@ async def get_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
 @router.post("/keys/{key_id}/disable")
 async def disable_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
     return (await gw.keys.disable(key_id)).describe(time.time())
+
+
+@router.post("/keys/{key_id}/enable")
+async def enable_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
+    return (await gw.keys.enable(key_id)).describe(time.time())
 
 
 @router.delete("/keys/{key_id}")

@@ -2,8 +2,8 @@
 
 OpenAI's SDKs send ``Authorization: Bearer <key>``; Google's send ``x-goog-api-key`` (or ``?key=``); all
 three are accepted on every route. A refused key is a 401 in the caller's dialect whose message never says
-whether the key exists. Failed attempts are counted per client address (``auth/guard.py``): past 20 a
-minute, that address gets a 429 instead of another guess.
+whether the key exists. Failed attempts are counted per client address (``auth/guard.py``, shared through
+Redis when there is one): past 20 a minute, that address gets a 429 instead of another guess.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def authenticate(request: Request, gw: GatewayDep) -> Caller:
         caller = ANONYMOUS
     else:
         address = request.client.host if request.client else "unknown"
-        gw.failures.check(address)
+        await gw.failures.check(address)
         key = presented_key(request)
         if key is None:
             raise AuthenticationError(
@@ -41,7 +41,7 @@ async def authenticate(request: Request, gw: GatewayDep) -> Caller:
             )
         found = await gw.keys.verify(key)
         if found is None:
-            gw.failures.failed(address)
+            await gw.failures.failed(address)
             raise AuthenticationError(
                 "the API key is not valid (unknown, wrong, expired, disabled or deleted): ask the "
                 "gateway's admin for a valid key",

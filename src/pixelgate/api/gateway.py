@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pixelgate.auth.guard import FailureGuard
+from pixelgate.auth.guard import FailureGuard, LocalFailureGuard
 from pixelgate.auth.keys import KeyStore
 from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
@@ -27,7 +27,7 @@ class Gateway:
     signer: UrlSigner
     keys: KeyStore
     auth_enabled: bool
-    failures: FailureGuard = field(default_factory=FailureGuard)
+    failures: FailureGuard = field(default_factory=LocalFailureGuard)
 
     def image_url(self, request: Request, task: Task, image: GeneratedImage) -> str:
         base = (self.settings.public_url or str(request.base_url)).rstrip("/")

@@ -1,6 +1,6 @@
 """``GET /v1/usage``: what a key's owner has been billed, from the ledger (succeeded tasks only).
 
-Query: ``group_by`` (comma-separated: key, owner, model, day; default ``model,day``), ``start`` and ``end``
+Query: ``group_by`` (comma-separated: key, owner, model, dialect, day; default ``model,day``), ``start`` and ``end``
 (UTC days, ``YYYY-MM-DD``, both included). A key sees its owner's usage; the admin key (or a server
 without auth) sees everyone's, or one owner's with ``owner=``.
 """

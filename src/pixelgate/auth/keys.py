@@ -179,6 +179,32 @@ class KeyStore:
         self._forget(key_id)
         return await self.get(key_id)
 
+    async def enable(self, key_id: str) -> KeyRecord:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(disabled_at=None))
+        self._forget(key_id)
+        return await self.get(key_id)
+
+    async def update(self, key_id: str, changes: dict[str, Any], limits: dict[str, Any]) -> KeyRecord:
+        """Change a key's ``name``, ``models`` or ``expires_at`` (``changes``, by column) and its ``limits``
+        (a value sets that limit, None removes it, one left out stays). This process sees the change at
+        once; others within the ``cache_seconds`` they may keep a verified key."""
+        unknown = set(changes) - {"name", "models", "expires_at"}
+        if unknown:
+            raise ValueError(f"these columns of a key cannot be changed: {sorted(unknown)}")
+        mine = api_keys.c.id == key_id
+        async with self.db.engine.begin() as conn:
+            # Written first so that the row is locked (the write lock, in SQLite) before its limits are
+            # read: two changes of different limits at once both stay.
+            outcome = await conn.execute(api_keys.update().where(mine).values(id=key_id, **changes))
+            if not outcome.rowcount:
+                raise _no_such_key(key_id)
+            kept = await conn.scalar(sa.select(api_keys.c.limits).where(mine))
+            merged = KeyLimits.from_record({**(kept or {}), **limits}).to_record()
+            await conn.execute(api_keys.update().where(mine).values(limits=merged or None))
+        self._forget(key_id)
+        return await self.get(key_id)
+
     async def delete(self, key_id: str) -> None:
         async with self.db.engine.begin() as conn:
             outcome = await conn.execute(api_keys.delete().where(api_keys.c.id == key_id))

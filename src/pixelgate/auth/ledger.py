@@ -27,7 +27,7 @@ from pixelgate.store.db import Database
 from pixelgate.store.schema import api_keys, usage
 
 RESERVED, SETTLED, RELEASED = "reserved", "settled", "released"
-GROUPS = ("key", "owner", "model", "day")
+GROUPS = ("key", "owner", "model", "dialect", "day")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Ledger:
         owner: str | None,
         limits: KeyLimits,
         model: str,
+        dialect: str,
         images: int,
         estimate_usd: float,
         now: float | None = None,
@@ -84,6 +85,7 @@ class Ledger:
                     key_id=key_id,
                     owner=owner,
                     model=model,
+                    dialect=dialect,
                     day=day,
                     state=RESERVED,
                     images=images,

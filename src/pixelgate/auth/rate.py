@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from pixelgate.auth.redis_store import shared_counts
 from pixelgate.core.errors import RateLimited
 
 
@@ -17,8 +18,6 @@ class RequestRate(Protocol):
     async def hit(self, key_id: str, limit: int) -> None:
         """Count one request of ``key_id``; raise ``RateLimited`` if it is over ``limit`` a minute."""
         ...
-
-    async def close(self) -> None: ...
 
 
 def _over(key_id: str, count: int, limit: int, now: float) -> RateLimited:
@@ -46,25 +45,18 @@ class LocalRequestRate:
         if count > limit:
             raise _over(key_id, count, limit, now)
 
-    async def close(self) -> None:
-        return None
-
 
 class RedisRequestRate:
     """One counter per key and minute (``pixelgate:rpm:<key>:<minute>``), expiring after two minutes."""
 
-    def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
-
-        self.client: Any = redis.Redis.from_url(url)
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     async def hit(self, key_id: str, limit: int) -> None:
         now = time.time()
         name = f"pixelgate:rpm:{key_id}:{int(now // 60)}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            count, _ = await pipe.incr(name).expire(name, 120).execute()
+        with shared_counts("requests per minute"):
+            async with self.client.pipeline(transaction=True) as pipe:
+                count, _ = await pipe.incr(name).expire(name, 120).execute()
         if count > limit:
             raise _over(key_id, int(count), limit, now)
-
-    async def close(self) -> None:
-        await self.client.aclose()

@@ -16,6 +16,7 @@
     │   └── UpstreamTimeout              504    upstream_timeout
     ├── StillRunning                     504    still_running (a synchronous wait ran out; the task goes on)
     ├── NoUpstreamConfigured             503    model_not_configured
+    ├── ServiceUnavailable               503    service_unavailable (a store pixelgate needs is down)
     └── TaskCancelled                    499    cancelled (a waiter whose task was cancelled)
 
 A message always says what was wrong, the value received and what is allowed. ``param`` names the
@@ -159,6 +160,14 @@ class NoUpstreamConfigured(PixelgateError):
     default_code = "model_not_configured"
 
 
+class ServiceUnavailable(PixelgateError):
+    """Something pixelgate itself depends on (Redis, the database) did not answer: retry later."""
+
+    status = 503
+    kind = "service_unavailable"
+    default_code = "service_unavailable"
+
+
 _BY_KIND: dict[str, type[PixelgateError]] = {
     cls.kind: cls
     for cls in (
@@ -175,6 +184,7 @@ _BY_KIND: dict[str, type[PixelgateError]] = {
         UpstreamTimeout,
         StillRunning,
         NoUpstreamConfigured,
+        ServiceUnavailable,
     )
 }
 

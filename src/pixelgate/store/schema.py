@@ -61,6 +61,7 @@ usage = sa.Table(
     sa.Column("key_id", sa.String(32), nullable=True),
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("dialect", sa.String(32), nullable=True),  # None: made before 0.1's migration 0005
     sa.Column("day", sa.String(10), nullable=False),  # UTC date the task was accepted, YYYY-MM-DD
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("images", sa.Integer, nullable=False),

@@ -164,6 +164,7 @@ class TaskService:
             owner=owner,
             limits=caller.limits,
             model=spec.id,
+            dialect=dialect,
             images=request.n,
             estimate_usd=round((self.prices.price_of(spec) or 0.0) * request.n, 6),
         )
