@@ -280,18 +280,87 @@ def test_failed_key_checks_are_counted_across_processes(redis_pair: list[ServerP
     assert call(first, "GET", "/v1/models", good, source=bystander).status_code == 200
 
 
-def test_a_redis_that_is_down_is_a_503_not_an_uncounted_request(make_server: MakeServer) -> None:
+def test_a_redis_that_is_down_refuses_rate_limited_requests_and_nothing_else(make_server: MakeServer) -> None:
+    """Requests per minute, a limit someone pays for, are refused (503) while they cannot be counted; the
+    failed-key guard falls back to counting in the process, so everyone else is still served."""
     server = make_server(
-        "sqlite", "--emulate", "--auth", "--redis-url", "redis://:hunter2@127.0.0.1:1/0", env=ADMIN_ENV
+        "sqlite",
+        "--emulate",
+        "--auth",
+        "--redis-url",
+        "redis://:hunter2@127.0.0.1:1/0?password=hunter3",
+        env=ADMIN_ENV,
     )
-    log = server.log()
-    assert "does not answer" in log and "127.0.0.1:1" in log, log
-    assert "hunter2" not in log, "the Redis password is not logged"
-    error = openai_error(call(server, "GET", "/v1/models", ADMIN), 503, "redis_unavailable")
-    assert "Redis" in error["message"] and "hunter2" not in error["message"], error
-    gemini = call(server, "GET", "/v1beta/models", ADMIN, how="x-goog-api-key")
+    assert call(server, "GET", "/v1/models", ADMIN).status_code == 200
+    assert call(server, "GET", "/v1beta/models", ADMIN, how="x-goog-api-key").status_code == 200
+    limited = new_key(server, "metered", limits={"requests_per_minute": 100})["key"]
+    unlimited = new_key(server, "unmetered")["key"]
+    error = openai_error(generate(server, limited), 503, "redis_unavailable")
+    assert "127.0.0.1" not in error["message"] and "hunter" not in error["message"], error
+    gemini = call(
+        server,
+        "POST",
+        f"/v1beta/models/{FLASH}:generateContent",
+        limited,
+        how="x-goog-api-key",
+        body=generation_body("/v1beta/models"),
+    )
     assert gemini.status_code == 503 and gemini.json()["error"]["status"] == "UNAVAILABLE", gemini.text
-    assert call(server, "GET", "/healthz").status_code == 200, "the server itself still serves"
+    assert generate(server, unlimited).status_code == 200
+    # Failed keys are still counted (here, in the process) and still refused past 20.
+    guesser = address()
+    for i in range(20):
+        openai_error(
+            call(server, "GET", "/v1/models", f"pgk_{i:012d}_x", source=guesser), 401, "invalid_api_key"
+        )
+    openai_error(call(server, "GET", "/v1/models", ADMIN, source=guesser), 429, "too_many_invalid_keys")
+    log = server.log()
+    assert "does not answer" in log and "Redis failed while counting" in log, log
+    assert "hunter2" not in log and "hunter3" not in log, "no Redis password is logged"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "bad\\u0000name"}',
+        '{"name": "tab\\tname"}',
+        '{"name": "x", "limits": {"credit_budget_usd": Infinity}}',
+        '{"name": "x", "limits": {"credit_budget_usd": NaN}}',
+    ],
+    ids=["nul", "tab", "infinite-budget", "nan-budget"],
+)
+def test_values_no_database_can_keep_are_a_400(main: ServerProcess, text: str) -> None:
+    """Python's JSON reader takes these; PostgreSQL would refuse them with a 500."""
+    made = new_key(main, "victim")
+    headers = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    count = len(admin(main, "GET", "/admin/keys").json()["data"])
+    with httpx.Client(base_url=main.url, timeout=30, headers=headers) as http:
+        for response in (
+            http.post("/admin/keys", content=text),
+            http.patch(f"/admin/keys/{made['id']}", content=text),
+        ):
+            assert response.status_code == 400, response.text
+    assert len(admin(main, "GET", "/admin/keys").json()["data"]) == count, "no key was made"
+    assert admin(main, "GET", f"/admin/keys/{made['id']}").json()["name"] == "victim"
+
+
+@pytest.mark.parametrize("key_id", ["%00", "x" * 5000, "ADMIN", "123"])
+def test_an_id_that_cannot_be_a_key_is_a_404(main: ServerProcess, key_id: str) -> None:
+    for method, path, body in [
+        ("GET", "/admin/keys/{}", None),
+        ("PATCH", "/admin/keys/{}", {"name": "x"}),
+        ("POST", "/admin/keys/{}/enable", None),
+        ("POST", "/admin/keys/{}/disable", None),
+        ("DELETE", "/admin/keys/{}", None),
+    ]:
+        openai_error(admin(main, method, path.format(key_id), body), 404, "key_not_found")
+
+
+def test_expires_in_days_null_is_refused_rather_than_removing_an_expiry(main: ServerProcess) -> None:
+    made = new_key(main, "expiring", expires_in_days=3)
+    error = openai_error(patch(main, made["id"], {"expires_in_days": None}), 400, "invalid_field")
+    assert "expires_at: null" in error["message"]
+    assert admin(main, "GET", f"/admin/keys/{made['id']}").json()["expires_at"] == made["expires_at"]
 
 
 # --- usage by dialect ---------------------------------------------------------------------------------------

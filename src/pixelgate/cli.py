@@ -62,7 +62,7 @@ def serve(
     ] = None,
     redis_url: Annotated[
         str | None,
-        typer.Option(help="redis://host:6379 to share per-minute request limits between processes"),
+        typer.Option(help="redis://host:6379: processes share requests-per-minute and failed-key counts"),
     ] = None,
     auth: Annotated[
         bool | None,
@@ -354,7 +354,7 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[s
         raise typer.Exit(2) from None
 
 
-RpmOption = Annotated[int | None, typer.Option(help="Requests per minute (default: unlimited)")]
+RpmOption = Annotated[int | None, typer.Option(help="Requests per minute")]
 ConcurrentOption = Annotated[int | None, typer.Option(help="Tasks queued or running at once")]
 ImagesPerDayOption = Annotated[int | None, typer.Option(help="Images a day (UTC)")]
 BudgetOption = Annotated[float | None, typer.Option(help="Credit budget in USD")]
@@ -390,7 +390,7 @@ def keys_create(
     server: ServerOption = DEFAULT_SERVER,
     admin_key: AdminKeyOption = None,
 ) -> None:
-    """Make a key; its secret is printed this once."""
+    """Make a key; its secret is printed this once. A limit left out is unlimited."""
     body: dict[str, Any] = {
         "name": name,
         "owner": owner,

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     auth: bool | None = None
     admin_key: SecretStr | None = None  # PIXELGATE_ADMIN_KEY; without it one is made and shown once
 
-    redis_url: str | None = None  # shares the per-minute request counts between processes
+    redis_url: str | None = None  # shares requests-per-minute and failed-key counts between processes
     emulate: bool = False
     emulate_latency: float = 0.0
     emulate_faults: FaultSpec = ""

@@ -42,7 +42,7 @@ class Limits(BaseModel):
     requests_per_minute: int | None = Field(None, ge=1)
     concurrent_tasks: int | None = Field(None, ge=1)
     images_per_day: int | None = Field(None, ge=1)
-    credit_budget_usd: float | None = Field(None, ge=0)
+    credit_budget_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 def _distinct_models(models: list[str] | None) -> list[str] | None:
@@ -53,13 +53,14 @@ def _distinct_models(models: list[str] | None) -> list[str] | None:
 
 ModelList = Annotated[list[str] | None, AfterValidator(_distinct_models)]  # None: every model
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 MAX_DAYS = 100 * 366  # a key that outlives its gateway is "never expires": leave the field out
 
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
     owner: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.@-]+$")
     models: ModelList = None
     expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
@@ -70,7 +71,7 @@ class NewKey(BaseModel):
 class KeyChanges(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(None, min_length=1, max_length=128)
+    name: str | None = Field(None, min_length=1, max_length=128, pattern=PRINTABLE)
     models: ModelList = None
     expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
@@ -131,6 +132,12 @@ async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str,
         raise InvalidRequest(
             "the body changes nothing: give name, models, expires_in_days, expires_at or limits",
             code="nothing_to_change",
+        )
+    if "expires_in_days" in given and body.expires_in_days is None:
+        raise InvalidRequest(
+            "expires_in_days null is not valid: to remove a key's expiry, send expires_at: null",
+            param="expires_in_days",
+            code="invalid_field",
         )
     if "name" in given and body.name is None:
         raise InvalidRequest("name null is not valid: a key keeps a name", param="name", code="invalid_field")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import pybase64
 from fastapi import Depends, Request
 
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard
@@ -40,7 +40,7 @@ class Gateway:
 
     async def blob_b64(self, key: str) -> str:
         data = await self.blobs.get(key)
-        return await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
+        return await asyncio.to_thread(pybase64.b64encode_as_string, data)
 
 
 def gateway(request: Request) -> Gateway:

@@ -40,6 +40,7 @@ from pixelgate.api.gemini_common import (
     parse_wire,
 )
 from pixelgate.api.parsing import read_json_object
+from pixelgate.api.responses import FastJSONResponse
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
@@ -390,7 +391,7 @@ async def generate_content(
     if streaming:
         return StreamingResponse(_stream(gw, task), media_type="text/event-stream")
     done = await gw.service.wait_for_result(task.id)
-    return JSONResponse(await render_response(gw, done))
+    return FastJSONResponse(await render_response(gw, done))
 
 
 for _version in API_VERSIONS:

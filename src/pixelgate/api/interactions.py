@@ -38,6 +38,7 @@ from pixelgate.api.gemini_common import (
 )
 from pixelgate.api.interaction_stream import stream_interaction
 from pixelgate.api.parsing import read_json_object
+from pixelgate.api.responses import FastJSONResponse
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
@@ -464,7 +465,7 @@ async def create_interaction(
         caller=caller,
     )
     if body.background:
-        return JSONResponse(await render_interaction(gw, request, task))
+        return FastJSONResponse(await render_interaction(gw, request, task))
     if body.stream:
         events = stream_interaction(gw, request, task, render_interaction, forget=body.store is False)
         return StreamingResponse(events, media_type="text/event-stream")
@@ -472,7 +473,7 @@ async def create_interaction(
     answer = await render_interaction(gw, request, done)
     if body.store is False:
         await gw.service.delete(task.id)
-    return JSONResponse(answer)
+    return FastJSONResponse(answer)
 
 
 @contextmanager
@@ -496,7 +497,7 @@ async def get_interaction(
     include_input = request.query_params.get("include_input", "").lower() == "true"
     with _interaction_named(interaction_id):
         task = await gw.service.get(interaction_id, owner=caller.owner)
-    return JSONResponse(await render_interaction(gw, request, task, include_input=include_input))
+    return FastJSONResponse(await render_interaction(gw, request, task, include_input=include_input))
 
 
 async def cancel_interaction(
@@ -504,7 +505,7 @@ async def cancel_interaction(
 ) -> JSONResponse:
     with _interaction_named(interaction_id):
         task = await gw.service.cancel(interaction_id, owner=caller.owner)
-    return JSONResponse(await render_interaction(gw, request, task))
+    return FastJSONResponse(await render_interaction(gw, request, task))
 
 
 async def delete_interaction(interaction_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
+from pixelgate.api.responses import FastJSONResponse
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import InvalidRequest, one_of
@@ -219,9 +220,9 @@ async def _create(
         caller=caller,
     )
     if as_task:
-        return JSONResponse(render_task_style(request, gw, task))
+        return FastJSONResponse(render_task_style(request, gw, task))
     done = await gw.service.wait_for_result(task.id)
-    return JSONResponse(await render_images_response(request, gw, done))
+    return FastJSONResponse(await render_images_response(request, gw, done))
 
 
 @router.post("/v1/images/generations")

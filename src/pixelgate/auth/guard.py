@@ -11,7 +11,9 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from pixelgate.auth.redis_store import shared_counts
+from redis.exceptions import RedisError
+
+from pixelgate.auth.redis_store import complain
 from pixelgate.core.errors import RateLimited
 
 MAX_FAILURES = 20
@@ -70,32 +72,50 @@ class LocalFailureGuard:
 
 class RedisFailureGuard:
     """The same sliding window, as one sorted set per address (``pixelgate:keyfail:<address>``, scored by
-    the time of each failure) that every process on that Redis shares."""
+    the time of each failure) that every process on that Redis shares.
+
+    If Redis fails, this process counts on its own until it answers again: the guard is a second line of
+    defence (keys carry 256 random bits), and a Redis outage must not lock every caller out, the admin
+    included. Requests per minute, a limit someone pays for, stay refused while Redis is down.
+    """
 
     def __init__(self, client: Any, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
         self.client = client
         self.limit = limit
         self.window = window
+        self.fallback = LocalFailureGuard(limit, window)
 
     async def check(self, address: str) -> None:
+        try:
+            await self._check(address)
+        except RedisError as error:
+            complain("failed key checks (counted in this process meanwhile)", error)
+            await self.fallback.check(address)
+
+    async def failed(self, address: str) -> None:
+        try:
+            await self._failed(address)
+        except RedisError as error:
+            complain("failed key checks (counted in this process meanwhile)", error)
+            await self.fallback.failed(address)
+
+    async def _check(self, address: str) -> None:
         now = time.time()
         name = f"pixelgate:keyfail:{address}"
-        with shared_counts("failed key checks"):
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(name, "-inf", now - self.window)
-                pipe.zcard(name)
-                pipe.zrange(name, 0, 0, withscores=True)
-                _, count, oldest = await pipe.execute()
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, "-inf", now - self.window)
+            pipe.zcard(name)
+            pipe.zrange(name, 0, 0, withscores=True)
+            _, count, oldest = await pipe.execute()
         if count >= self.limit:
             first = oldest[0][1] if oldest else now
             raise _refusal(address, int(count), self.limit, self.window, first + self.window - now)
 
-    async def failed(self, address: str) -> None:
+    async def _failed(self, address: str) -> None:
         now = time.time()
         name = f"pixelgate:keyfail:{address}"
-        with shared_counts("failed key checks"):
-            async with self.client.pipeline(transaction=True) as pipe:
-                # A random member: two failures in the same instant, from two processes, are two.
-                pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
-                pipe.expire(name, int(self.window) + 1)
-                await pipe.execute()
+        async with self.client.pipeline(transaction=True) as pipe:
+            # A random member: two failures in the same instant, from two processes, are two.
+            pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
+            pipe.expire(name, int(self.window) + 1)
+            await pipe.execute()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -101,7 +102,18 @@ def _record(row: Any) -> KeyRecord:
 
 
 def _no_such_key(key_id: str) -> NotFound:
-    return NotFound(f"no API key has the id {key_id!r}", param="key_id", code="key_not_found")
+    return NotFound(f"no API key has the id {key_id[:64]!r}", param="key_id", code="key_not_found")
+
+
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def _known_shape(key_id: str) -> str:
+    """``key_id`` if it could be a key's id; anything else (a NUL byte, a megabyte) is not one, and is
+    never sent to the database."""
+    if not _KEY_ID.fullmatch(key_id):
+        raise _no_such_key(key_id)
+    return key_id
 
 
 class KeyStore:
@@ -139,7 +151,7 @@ class KeyStore:
             disabled_at=None,
             limits=limits or KeyLimits(),
         )
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             await conn.execute(
                 api_keys.insert().values(
                     id=key_id,
@@ -163,6 +175,7 @@ class KeyStore:
             return [_record(row) for row in (await conn.execute(query)).all()]
 
     async def get(self, key_id: str) -> KeyRecord:
+        _known_shape(key_id)
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
         if row is None:
@@ -170,7 +183,8 @@ class KeyStore:
         return _record(row)
 
     async def disable(self, key_id: str) -> KeyRecord:
-        async with self.db.engine.begin() as conn:
+        _known_shape(key_id)
+        async with self.db.transaction() as conn:
             await conn.execute(
                 api_keys.update()
                 .where(api_keys.c.id == key_id, api_keys.c.disabled_at.is_(None))
@@ -180,7 +194,8 @@ class KeyStore:
         return await self.get(key_id)
 
     async def enable(self, key_id: str) -> KeyRecord:
-        async with self.db.engine.begin() as conn:
+        _known_shape(key_id)
+        async with self.db.transaction() as conn:
             await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(disabled_at=None))
         self._forget(key_id)
         return await self.get(key_id)
@@ -189,11 +204,12 @@ class KeyStore:
         """Change a key's ``name``, ``models`` or ``expires_at`` (``changes``, by column) and its ``limits``
         (a value sets that limit, None removes it, one left out stays). This process sees the change at
         once; others within the ``cache_seconds`` they may keep a verified key."""
+        _known_shape(key_id)
         unknown = set(changes) - {"name", "models", "expires_at"}
         if unknown:
             raise ValueError(f"these columns of a key cannot be changed: {sorted(unknown)}")
         mine = api_keys.c.id == key_id
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             # Written first so that the row is locked (the write lock, in SQLite) before its limits are
             # read: two changes of different limits at once both stay.
             outcome = await conn.execute(api_keys.update().where(mine).values(id=key_id, **changes))
@@ -206,7 +222,8 @@ class KeyStore:
         return await self.get(key_id)
 
     async def delete(self, key_id: str) -> None:
-        async with self.db.engine.begin() as conn:
+        _known_shape(key_id)
+        async with self.db.transaction() as conn:
             outcome = await conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
         if not outcome.rowcount:
             raise _no_such_key(key_id)

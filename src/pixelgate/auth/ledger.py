@@ -75,7 +75,7 @@ class Ledger:
         """Count a task that is being accepted; raise if the key's limits do not allow it."""
         now = time.time() if now is None else now
         day = utc_day(now)
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             if key_id is not None:
                 await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
                 await _check_limits(conn, key_id, limits, images, estimate_usd, now, day)
@@ -99,7 +99,7 @@ class Ledger:
 
     async def release(self, task_id: str) -> None:
         """Give back a reservation whose task was never stored (it failed on the way in)."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             await settle(conn, task_id, None)
 
     async def report(

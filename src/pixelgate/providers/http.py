@@ -28,6 +28,8 @@ import time
 from typing import Any
 
 import httpx
+import orjson
+import pybase64
 
 from pixelgate.config import ChannelConfig
 from pixelgate.core.errors import (
@@ -125,8 +127,8 @@ class UpstreamHttp:
 
     def parse_json(self, response: httpx.Response) -> Any:
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return orjson.loads(response.content)  # a 4K image in base64 is 36 MB of JSON
+        except orjson.JSONDecodeError:
             raise self.malformed(f"an answer that is not JSON: {self.describe_body(response)}") from None
 
     async def download(self, url: str) -> bytes:
@@ -348,7 +350,7 @@ class UpstreamHttp:
         if not isinstance(text, str) or not text:
             raise self.malformed(f"no image data in {where}")
         try:
-            return base64.b64decode(text, validate=True)
+            return pybase64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             try:  # some upstreams (and Google's own SDK) use the URL-safe alphabet
                 return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from pixelgate.store.schema import meta
 
@@ -31,6 +33,19 @@ def sqlite_url(data_dir: Path) -> str:
 class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite lets one connection write at a time; the others spin in its busy handler, sleeping up to
+        # 100 ms a try. Writers of this process queue here instead, and are woken the moment it is free.
+        self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that writes: committed on success, rolled back on an error."""
+        if self._sqlite_writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._sqlite_writer, self.engine.begin() as conn:
+            yield conn
 
     @property
     def is_postgres(self) -> bool:
@@ -91,7 +106,7 @@ class Database:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        async with self.engine.begin() as conn:
+        async with self.transaction() as conn:
             outcome = await conn.execute(insert(meta).values(key=name, value=value).on_conflict_do_nothing())
         return bool(outcome.rowcount)
 

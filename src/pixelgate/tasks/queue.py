@@ -64,7 +64,7 @@ class TaskQueue:
         self.result_ttl = result_ttl
 
     async def insert(self, task: Task) -> None:
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             await conn.execute(
                 tasks.insert().values(
                     id=task.id,
@@ -126,7 +126,7 @@ class TaskQueue:
             )
             .returning(*tasks.c)
         )
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             rows = (await conn.execute(statement)).all()
         return sorted((_row_to_task(row) for row in rows), key=lambda t: (-t.priority, t.created_at))
 
@@ -139,7 +139,7 @@ class TaskQueue:
         held = sa.and_(
             tasks.c.id.in_(ids), tasks.c.worker_id == worker_id, tasks.c.status == Status.RUNNING.value
         )
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             await conn.execute(
                 tasks.update().where(held).values(lease_expires_at=time.time() + lease_seconds)
             )
@@ -155,7 +155,7 @@ class TaskQueue:
 
     async def _update_held(self, task_id: str, worker_id: str, **values: Any) -> bool:
         """Change a running task, only while ``worker_id`` still holds it; whether it did."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             outcome = await conn.execute(
                 tasks.update()
                 .where(
@@ -178,7 +178,7 @@ class TaskQueue:
     ) -> bool:
         """End this worker's hold on a task. A task that ``ended`` settles its ledger row in the same
         transaction (what it ``made``, or nothing); otherwise its reservation stands (it runs again)."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             outcome = await conn.execute(
                 tasks.update()
                 .where(
@@ -231,7 +231,7 @@ class TaskQueue:
         )
         if owner is not None:
             condition = sa.and_(condition, tasks.c.owner == owner)
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             outcome = await conn.execute(
                 tasks.update()
                 .where(condition)
@@ -254,7 +254,7 @@ class TaskQueue:
         condition = tasks.c.id == task_id
         if owner is not None:
             condition = sa.and_(condition, tasks.c.owner == owner)
-        async with self.db.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             outcome = await conn.execute(tasks.delete().where(condition))
         if not outcome.rowcount:
             raise _no_such_task(task_id)

@@ -1,0 +1,83 @@
+"""The processes a benchmark compares: the fixed-image upstream, pixelgate relaying to it, LiteLLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.common import Service, free_port, python_command
+
+MODEL = "gemini-3.1-flash-image"  # pixelgate's public name; the upstream is asked for "bench-image"
+UPSTREAM_MODEL = "bench-image"
+
+
+def upstream(workdir: Path, image: str, latency: float = 0.0) -> Service:
+    port = free_port()
+    command = python_command("-m", "bench.upstream", "--port", str(port), "--image", image)
+    return Service(
+        name=f"upstream ({image})",
+        command=[*command, "--latency", str(latency)],
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log_path=workdir / f"upstream-{port}.log",
+    )
+
+
+def base_url(service: Service) -> str:
+    return service.health_url.removesuffix("/healthz")
+
+
+def pixelgate(
+    workdir: Path,
+    upstream_url: str,
+    *,
+    concurrency: int = 1024,
+    worker_concurrency: int = 1024,
+    extra: tuple[str, ...] = (),
+) -> Service:
+    """``pixelgate serve`` in front of ``upstream_url`` (an OpenAI Images API), one process, SQLite in a
+    fresh data dir: every task is persisted, as in production."""
+    port = free_port()
+    data_dir = workdir / f"pixelgate-{port}"
+    data_dir.mkdir(parents=True)
+    config = data_dir / "pixelgate.toml"
+    config.write_text(
+        f"""
+[[channels]]
+name = "bench"
+provider = "openai"
+base_url = "{upstream_url}/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = {{ "{MODEL}" = "{UPSTREAM_MODEL}" }}
+concurrency = {concurrency}
+timeout = 600
+"""
+    )
+    command = python_command(
+        "-m",
+        "pixelgate",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+        "--worker-concurrency",
+        str(worker_concurrency),
+        *extra,
+    )
+    return Service(
+        name="pixelgate",
+        command=command,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env={"BENCH_UPSTREAM_KEY": "bench"},
+        log_path=workdir / f"pixelgate-{port}.log",
+    )
+
+
+def litellm(workdir: Path, executable: Path, upstream_url: str) -> Service:
+    """The LiteLLM proxy, one process, relaying ``bench-image`` to ``upstream_url``."""
+    from bench.litellm_proxy import litellm_service
+
+    return litellm_service(executable, upstream_url, free_port(), workdir)

@@ -1,0 +1,285 @@
+"""The LiteLLM proxy as a relay in front of one OpenAI Images upstream, for the relay benchmark.
+
+LiteLLM lives in a virtual environment of its own (``ensure_litellm``), pinned, so that its dependencies
+never meet pixelgate's. The proxy runs as one process with one uvicorn worker on 127.0.0.1, from a config
+written into a work directory, and exposes one model, ``bench-image``, relayed to the upstream's
+``POST /v1/images/generations`` under the upstream model name given (``bench-image`` by default).
+
+What the config and the environment do, and why:
+
+- ``model: openai/<upstream model>`` with ``api_base`` = the upstream: LiteLLM's OpenAI provider, which
+  calls the upstream with the OpenAI SDK and sends the name after ``openai/`` as ``model``. Any name works.
+- ``base_model: dall-e-3``: LiteLLM picks the parameters it lets through by model name, and for any name
+  that is not ``dall-e-2``/``dall-e-3`` it uses its gpt-image rules, which refuse ``response_format``
+  (a 400 ``UnsupportedParamsError``) unless ``drop_params`` is on, which would silently drop it. The
+  ``base_model`` only selects those rules (dall-e-3's: n, response_format, quality, size, user, style)
+  and the cost-map entry; the upstream still receives the configured model name. ``size`` is not checked
+  against a list (``1024x1024``, ``1000x777`` both pass), and ``b64_json`` and ``url`` answers come back
+  as the upstream sent them (LiteLLM adds null fields such as ``revised_prompt``, ``usage``).
+- ``model_info.mode: image_generation``: what the model is for (health checks, the UI); not required.
+- No master key, so no authentication, like pixelgate in the benchmark (clients send no key). LiteLLM
+  1.106 refuses to start without one unless ``dangerously_permit_weak_or_unset_master_key`` is on, so it
+  is. With ``master_key=...`` the proxy checks ``Authorization: Bearer <key>`` instead.
+- ``disable_model_info_refresh``: otherwise LiteLLM asks the upstream for ``GET /v1/models`` at startup and
+  every 5 minutes (token limits, meaningless for images).
+- No database, no Redis, no callbacks: nothing is persisted or logged per request beyond LiteLLM's own
+  in-process bookkeeping (cost calculation, which runs for every call as it would in production).
+- Retries: LiteLLM's default unless ``num_retries`` is given (see ``litellm_config``); they only matter
+  when the upstream fails, and pixelgate retries too.
+- Environment: ``LITELLM_LOCAL_MODEL_COST_MAP`` (and the other ``LITELLM_LOCAL_*``) so that nothing is
+  fetched from GitHub (otherwise the proxy looks up raw.githubusercontent.com three times in its first
+  8 s, in the background, for the cost map); ``LITELLM_MODE=PRODUCTION`` so that no ``.env`` file is read; ``LITELLM_LOG=ERROR``,
+  which also sets uvicorn's log level, so there is no access log line per request; ``NO_PROXY`` for
+  loopback; database, worker-count, ``LITELLM_*`` and ``OPENAI_*`` variables of the caller removed.
+  LiteLLM has no telemetry to turn off.
+
+What a benchmark should know: LiteLLM gzips every answer over 500 bytes when the client accepts gzip
+(aiohttp, httpx and the OpenAI SDK all send ``Accept-Encoding: gzip, deflate`` by default), at level 6, in
+a thread for answers over 1 MiB; for a 2 MB ``b64_json`` answer that is most of its CPU time. There is no
+setting for it: a client that sends ``Accept-Encoding: identity`` gets the plain answer. A ``url`` answer
+is the upstream's URL, passed on as it is (the image itself never goes through LiteLLM). The first request
+after startup takes about a second (lazy imports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+if TYPE_CHECKING:
+    from bench.common import Service
+
+LITELLM_VERSION = "1.106.2"
+MODEL = "bench-image"  # the name the proxy exposes
+UPSTREAM_API_KEY = "bench"  # sent to the upstream as Authorization: Bearer (it takes any)
+READY_PATH = "/health/readiness"  # answers {"status": "healthy", "db": "Not connected"} once started
+
+# The caller's variables that would change what the proxy does: a database (spend logs, keys), workers.
+_REMOVED_VARIABLES = frozenset(
+    {"DATABASE_URL", "DIRECT_URL", "DATABASE_URL_READ_REPLICA", "NUM_WORKERS", "REDIS_URL", "REDIS_HOST"}
+)
+_REMOVED_PREFIXES = ("LITELLM_", "OPENAI_")
+_OFFLINE = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_LOG": "ERROR",
+}
+
+
+def ensure_litellm(venv: Path, version: str = LITELLM_VERSION) -> Path:
+    """The ``litellm`` executable in ``venv``, installing ``litellm[proxy]==version`` there first if it is
+    missing (about a minute)."""
+    executable = venv / "bin" / "litellm"
+    if executable.exists():
+        return executable
+    print(f"installing litellm[proxy]=={version} into {venv} (about a minute)", file=sys.stderr, flush=True)
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"litellm[proxy]=={version}"], check=True
+    )
+    if not executable.exists():
+        raise RuntimeError(
+            f"pip installed litellm[proxy]=={version} into {venv} but there is no {executable}"
+        )
+    return executable
+
+
+def openai_base(url: str) -> str:
+    """The upstream's OpenAI base URL, ending in ``/v1`` (added when ``url`` is the bare server)."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def litellm_config(
+    upstream_base_url: str,
+    *,
+    upstream_model: str = MODEL,
+    master_key: str | None = None,
+    num_retries: int | None = None,
+) -> dict[str, object]:
+    """The proxy's config (see the module's docstring).
+
+    ``num_retries`` is the router's retries; ``None`` keeps LiteLLM's default, 2. Under each router attempt
+    the OpenAI SDK retries a 5xx, 429 or connection error twice more, whatever the config says (1.106.2's
+    image path ignores ``max_retries``): with the default, one request that the upstream answers 500
+    reaches it 9 times and fails after about 10 s; with ``num_retries=0``, 3 times in about 2 s."""
+    params: dict[str, object] = {
+        "model": f"openai/{upstream_model}",
+        "api_base": openai_base(upstream_base_url),
+        "api_key": UPSTREAM_API_KEY,
+        "base_model": "dall-e-3",
+    }
+    general: dict[str, object] = {"disable_model_info_refresh": True}
+    if master_key is None:
+        general["dangerously_permit_weak_or_unset_master_key"] = True
+    else:
+        general["master_key"] = master_key
+    config: dict[str, object] = {
+        "model_list": [
+            {"model_name": MODEL, "litellm_params": params, "model_info": {"mode": "image_generation"}}
+        ],
+        "litellm_settings": {"drop_params": False},
+        "general_settings": general,
+    }
+    if num_retries is not None:
+        config["router_settings"] = {"num_retries": num_retries}
+    return config
+
+
+def write_config(workdir: Path, config: Mapping[str, object], name: str = "litellm-config.yaml") -> Path:
+    """``config`` as YAML (JSON is YAML, so no YAML writer is needed)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / name
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def litellm_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The proxy's whole environment: the caller's, less what would change the proxy, plus offline mode."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _REMOVED_VARIABLES and not name.startswith(_REMOVED_PREFIXES)
+    }
+    loopback = "127.0.0.1,localhost"
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = f"{env[name]},{loopback}" if env.get(name) else loopback
+    return {**env, **_OFFLINE, **(extra or {})}
+
+
+def litellm_command(litellm: Path, config: Path, port: int) -> list[str]:
+    return [
+        str(litellm),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log_path: Path | None) -> float:
+    """Seconds until ``url`` answers 200; raises if the process exits first or ``timeout`` passes."""
+    started = time.monotonic()
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"litellm exited with {process.returncode} while starting: see {log_path}")
+            try:
+                if client.get(url).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"litellm did not answer {url} within {timeout:g} s: see {log_path}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM to the proxy's process group, then SIGKILL if it is still there after ``timeout``."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def run_litellm(
+    litellm: Path,
+    upstream_base_url: str,
+    port: int,
+    workdir: Path,
+    *,
+    upstream_model: str = MODEL,
+    master_key: str | None = None,
+    num_retries: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    startup_timeout: float = 180.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The proxy on 127.0.0.1:``port``, started and answering, stopped on exit; its output goes to
+    ``workdir/litellm-<port>.log``. Requests go to ``http://127.0.0.1:<port>/v1/images/generations`` with
+    ``"model": "bench-image"`` (and ``Authorization: Bearer <master_key>`` when one is given)."""
+    config = write_config(
+        workdir,
+        litellm_config(
+            upstream_base_url, upstream_model=upstream_model, master_key=master_key, num_retries=num_retries
+        ),
+        f"litellm-{port}.yaml",
+    )
+    log_path = workdir / f"litellm-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            litellm_command(litellm, config, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=litellm_env(extra_env),
+            cwd=workdir,
+            start_new_session=True,  # its own process group: stop() reaches anything it starts
+        )
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}{READY_PATH}", startup_timeout, log_path)
+        yield process
+    finally:
+        stop(process)
+
+
+def litellm_service(
+    litellm: Path,
+    upstream_base_url: str,
+    port: int,
+    workdir: Path,
+    *,
+    upstream_model: str = MODEL,
+    master_key: str | None = None,
+    num_retries: int | None = None,
+) -> Service:
+    """The same proxy as a ``bench.common.Service`` (memory-watched, started by ``with``).
+
+    LiteLLM has no ``/healthz``: the health URL is that path anyway, because ``bench.gateways.base_url``
+    strips it to find the server, and ``Service`` counts any answer under 500 as up; LiteLLM's 404 comes
+    only once uvicorn serves, which is after the proxy's startup has finished."""
+    from bench.common import Service
+
+    config = write_config(
+        workdir,
+        litellm_config(
+            upstream_base_url, upstream_model=upstream_model, master_key=master_key, num_retries=num_retries
+        ),
+        f"litellm-{port}.yaml",
+    )
+    removed = {name for name in os.environ if name not in litellm_env()}
+    if removed:
+        # Service adds its env to os.environ; what litellm_env() removes cannot be removed that way.
+        print(f"note: litellm inherits {', '.join(sorted(removed))}", file=sys.stderr)
+    return Service(
+        name="litellm",
+        command=litellm_command(litellm, config, port),
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=litellm_env(),
+        log_path=workdir / f"litellm-{port}.log",
+    )

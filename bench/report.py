@@ -1,0 +1,186 @@
+"""The results as Markdown tables (printed, and kept beside the JSON for the README) and as plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def tables(results: dict[str, Any]) -> str:
+    out = [f"Run {results['date']} on {results['machine']}{' (--quick)' if results['quick'] else ''}.", ""]
+    if "relay" in results:
+        relay = results["relay"]
+        out += ["**Relay overhead** (added latency = the gateway's percentile minus the direct call's)", ""]
+        out.append(
+            _table(
+                [
+                    "image",
+                    "format",
+                    "clients",
+                    "target",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "added p50",
+                    "added p99",
+                    "peak MiB",
+                    "errors",
+                ],
+                [
+                    [
+                        r["image"],
+                        r["response_format"],
+                        r["clients"],
+                        r["target"],
+                        r["throughput_rps"],
+                        r["p50_ms"],
+                        r["p99_ms"],
+                        r["added_p50_ms"],
+                        r["added_p99_ms"],
+                        r["peak_rss_mib"],
+                        sum(r["errors"].values()) or "",
+                    ]
+                    for r in relay["rows"]
+                ],
+            )
+        )
+        verdict = relay["verdict"]
+        if verdict.get("checked"):
+            out += [
+                "",
+                f"At 64 clients (1K, b64_json): pixelgate's throughput is {verdict['throughput_ratio']}x LiteLLM's "
+                f"(target 2x: {'met' if verdict['throughput_target_met'] else 'not met'}); its added p99 is "
+                f"{verdict['added_p99_ratio']}x LiteLLM's (target at most 0.5x: "
+                f"{'met' if verdict['added_p99_target_met'] else 'not met'}). pixelgate persisted "
+                f"{relay['pixelgate_tasks_persisted']:,} tasks; LiteLLM persists nothing.",
+            ]
+        out.append("")
+    if "inflight" in results:
+        r = results["inflight"]
+        out += ["**In flight**", ""]
+        out.append(
+            _table(
+                [
+                    "tasks",
+                    "upstream s/image",
+                    "channel concurrency",
+                    "submitted/s",
+                    "polls/s",
+                    "done in s",
+                    "ideal s",
+                    "completed",
+                    "upstream calls",
+                    "peak MiB",
+                ],
+                [
+                    [
+                        f"{r['tasks']:,}",
+                        r["latency"],
+                        r["concurrency"],
+                        r["submissions_per_s"],
+                        r["polls_per_s"],
+                        r["makespan_s"],
+                        r["ideal_makespan_s"],
+                        f"{r['completed']:,}",
+                        f"{r['upstream_generations']:,}",
+                        r["peak_rss_mib"],
+                    ]
+                ],
+            )
+        )
+        out.append("")
+    if "large" in results:
+        out += ["**Large payloads** (memory per request in flight, in copies of the payload)", ""]
+        out.append(
+            _table(
+                [
+                    "case",
+                    "clients",
+                    "target",
+                    "p50 ms",
+                    "added p50 ms",
+                    "payload MiB",
+                    "MiB per request",
+                    "copies",
+                    "errors",
+                ],
+                [
+                    [
+                        r["case"],
+                        r["clients"],
+                        r["target"],
+                        r["p50_ms"],
+                        r["added_p50_ms"],
+                        r["payload_mib"],
+                        r.get("memory_per_request_mib"),
+                        r.get("payload_copies"),
+                        sum(r["errors"].values()) or "",
+                    ]
+                    for r in results["large"]["rows"]
+                ],
+            )
+        )
+        out.append("")
+    if "emulator" in results:
+        out += ["**The emulator** (baseline: Pillow encoding the same PNG in one process)", ""]
+        out.append(
+            _table(
+                ["size", "pixels", "images/s", "p50 ms", "bare PNG encodes/s", "ratio"],
+                [
+                    [
+                        r["size"],
+                        r["pixels"],
+                        r["images_per_s"],
+                        r["p50_ms"],
+                        r["baseline_png_encodes_per_s"],
+                        r["ratio_to_baseline"],
+                    ]
+                    for r in results["emulator"]["rows"]
+                ],
+            )
+        )
+        out.append("")
+    return "\n".join(out)
+
+
+def plots(results: dict[str, Any], out: Path, name: str) -> None:
+    """Latency by concurrency for each relay target; memory is in the tables. Skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    if "relay" not in results:
+        return
+    rows = results["relay"]["rows"]
+    combos = sorted({(r["image"], r["response_format"]) for r in rows})
+    figure, axes = plt.subplots(1, len(combos), figsize=(5 * len(combos), 4), squeeze=False)
+    for axis, (image, response_format) in zip(axes[0], combos, strict=True):
+        for target in dict.fromkeys(r["target"] for r in rows):
+            cells = [
+                r
+                for r in rows
+                if (r["image"], r["response_format"], r["target"]) == (image, response_format, target)
+            ]
+            clients = [r["clients"] for r in cells]
+            axis.plot(clients, [r["p50_ms"] for r in cells], marker="o", label=f"{target} p50")
+            axis.plot(
+                clients, [r["p99_ms"] for r in cells], marker="x", linestyle="--", label=f"{target} p99"
+            )
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel("latency (ms)")
+        axis.set_title(f"relay, {image} PNG, {response_format}")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / f"{name}-relay-latency.png", dpi=110)
+    plt.close(figure)

@@ -1,0 +1,50 @@
+"""The benchmarks' ``--quick`` run, so that ``bench/`` keeps working as pixelgate changes. It checks what
+the run reports, not how fast anything was: speed is the benchmarks' business, measured as ratios."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-litellm", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "quick.json").read_text())
+    assert results["quick"] is True and results["machine"]
+
+    relay = results["relay"]
+    targets = {row["target"] for row in relay["rows"]}
+    assert targets == {"direct", "pixelgate"}, targets
+    for row in relay["rows"]:
+        assert row["requests"] > 0 and not row["errors"], row
+    assert relay["pixelgate_tasks_persisted"] >= sum(
+        r["requests"] for r in relay["rows"] if r["target"] == "pixelgate"
+    )
+    assert relay["verdict"]["checked"] is False, "the targets need the full run with LiteLLM"
+
+    inflight = results["inflight"]
+    assert inflight["exactly_once"] is True, inflight
+    assert inflight["completed"] == inflight["tasks"] == inflight["upstream_generations"]
+
+    large = results["large"]["rows"]
+    assert {row["case"] for row in large} == {"14-references"}
+    assert all(row["requests"] > 0 and not row["errors"] for row in large), large
+
+    emulator = results["emulator"]["rows"]
+    assert [row["size"] for row in emulator] == ["512", "1K", "2K", "4K"]
+    assert all(row["images_per_s"] > 0 and not row["errors"] for row in emulator), emulator
+
+    table = (tmp_path / "quick.md").read_text()
+    for heading in ("Relay overhead", "In flight", "Large payloads", "The emulator"):
+        assert heading in table
