@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             litellm_exe = ensure_litellm(args.litellm_venv)
 
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine(),
-        "quick": args.quick,
-    }
+    name = "quick" if args.quick else "latest"
+    path = args.out / f"{name}.json"
+    # A run of some suites updates their figures and keeps the others' (each suite says when it ran).
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    results.update(machine=machine(), quick=args.quick)
     with tempfile.TemporaryDirectory(prefix="pixelgate-bench-") as tmp:
         workdir = Path(tmp)
         for suite in suites:
@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results[suite] = emulator.run(workdir, quick=args.quick)
             results[suite]["seconds"] = round(time.perf_counter() - started, 1)
-    name = "quick" if args.quick else "latest"
-    path = args.out / f"{name}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+            results[suite]["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            path.write_text(json.dumps(results, indent=2) + "\n")  # kept as each suite ends
     markdown = report.tables(results)
     (args.out / f"{name}.md").write_text(markdown)
     print(markdown)

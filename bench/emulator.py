@@ -53,7 +53,7 @@ def encode_rate(side: int, duration: float) -> float:
 
 
 def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
-    duration = 1.0 if quick else 8.0
+    duration = 1.0 if quick else 5.0
     rows = []
     with emulator(workdir) as server:
         url = server.health_url.removesuffix("/healthz") + "/v1/images/generations"

@@ -27,7 +27,7 @@ TERMINAL = {"completed", "failed", "cancelled"}
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"tasks": 200, "latency": 1.0, "concurrency": 100, "submitters": 16, "pollers": 16}
-    return {"tasks": 10_000, "latency": 10.0, "concurrency": 1000, "submitters": 64, "pollers": 64}
+    return {"tasks": 10_000, "latency": 10.0, "concurrency": 1000, "submitters": 32, "pollers": 8}
 
 
 async def submit_all(url: str, count: int, submitters: int) -> tuple[list[str], float, int]:

@@ -13,7 +13,12 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def tables(results: dict[str, Any]) -> str:
-    out = [f"Run {results['date']} on {results['machine']}{' (--quick)' if results['quick'] else ''}.", ""]
+    dates = sorted({results[s]["date"] for s in ("relay", "inflight", "large", "emulator") if s in results})
+    out = [
+        f"Run {' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '?'} on {results['machine']}"
+        f"{' (--quick)' if results['quick'] else ''}.",
+        "",
+    ]
     if "relay" in results:
         relay = results["relay"]
         out += ["**Relay overhead** (added latency = the gateway's percentile minus the direct call's)", ""]
