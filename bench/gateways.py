@@ -22,7 +22,9 @@ def upstream(workdir: Path, image: str, latency: float = 0.0) -> Service:
 
 
 def base_url(service: Service) -> str:
-    return service.health_url.removesuffix("/healthz")
+    """``http://127.0.0.1:<port>``: the service's address without its health path."""
+    scheme, _, host, *_ = service.health_url.split("/", 3)
+    return f"{scheme}//{host}"
 
 
 def pixelgate(

@@ -45,16 +45,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import httpx
 
 if TYPE_CHECKING:
     from bench.common import Service
@@ -176,78 +171,6 @@ def litellm_command(litellm: Path, config: Path, port: int) -> list[str]:
     ]
 
 
-def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log_path: Path | None) -> float:
-    """Seconds until ``url`` answers 200; raises if the process exits first or ``timeout`` passes."""
-    started = time.monotonic()
-    with httpx.Client(timeout=2.0, trust_env=False) as client:
-        while time.monotonic() - started < timeout:
-            if process.poll() is not None:
-                raise RuntimeError(f"litellm exited with {process.returncode} while starting: see {log_path}")
-            try:
-                if client.get(url).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"litellm did not answer {url} within {timeout:g} s: see {log_path}")
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM to the proxy's process group, then SIGKILL if it is still there after ``timeout``."""
-    if process.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@contextmanager
-def run_litellm(
-    litellm: Path,
-    upstream_base_url: str,
-    port: int,
-    workdir: Path,
-    *,
-    upstream_model: str = MODEL,
-    master_key: str | None = None,
-    num_retries: int | None = None,
-    extra_env: Mapping[str, str] | None = None,
-    startup_timeout: float = 180.0,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The proxy on 127.0.0.1:``port``, started and answering, stopped on exit; its output goes to
-    ``workdir/litellm-<port>.log``. Requests go to ``http://127.0.0.1:<port>/v1/images/generations`` with
-    ``"model": "bench-image"`` (and ``Authorization: Bearer <master_key>`` when one is given)."""
-    config = write_config(
-        workdir,
-        litellm_config(
-            upstream_base_url, upstream_model=upstream_model, master_key=master_key, num_retries=num_retries
-        ),
-        f"litellm-{port}.yaml",
-    )
-    log_path = workdir / f"litellm-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            litellm_command(litellm, config, port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=litellm_env(extra_env),
-            cwd=workdir,
-            start_new_session=True,  # its own process group: stop() reaches anything it starts
-        )
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}{READY_PATH}", startup_timeout, log_path)
-        yield process
-    finally:
-        stop(process)
-
-
 def litellm_service(
     litellm: Path,
     upstream_base_url: str,
@@ -258,11 +181,8 @@ def litellm_service(
     master_key: str | None = None,
     num_retries: int | None = None,
 ) -> Service:
-    """The same proxy as a ``bench.common.Service`` (memory-watched, started by ``with``).
-
-    LiteLLM has no ``/healthz``: the health URL is that path anyway, because ``bench.gateways.base_url``
-    strips it to find the server, and ``Service`` counts any answer under 500 as up; LiteLLM's 404 comes
-    only once uvicorn serves, which is after the proxy's startup has finished."""
+    """The proxy as a ``bench.common.Service``: started (ready once ``READY_PATH`` answers, which needs no
+    key), memory-watched and stopped by ``with``."""
     from bench.common import Service
 
     config = write_config(
@@ -279,7 +199,7 @@ def litellm_service(
     return Service(
         name="litellm",
         command=litellm_command(litellm, config, port),
-        health_url=f"http://127.0.0.1:{port}/healthz",
+        health_url=f"http://127.0.0.1:{port}{READY_PATH}",
         env=litellm_env(),
         log_path=workdir / f"litellm-{port}.log",
     )
