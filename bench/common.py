@@ -87,6 +87,7 @@ class Service:
     health_url: str
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    data_dir: Path | None = None  # where a pixelgate keeps its database and images
     process: subprocess.Popen[bytes] | None = None
     memory: MemoryWatch | None = None
 

@@ -12,34 +12,13 @@ from typing import Any
 
 from PIL import Image
 
-from bench.common import Service, free_port, mib, percentile, python_command
+from bench.common import mib
+from bench.gateways import base_url, pixelgate_serve
 from bench.load import closed_loop, post_json
 
 MODEL = "gemini-3.1-flash-image"
 SIDES = {"512": 512, "1K": 1024, "2K": 2048, "4K": 4096}  # the model's 1:1 sizes
 CLIENTS = 4
-
-
-def emulator(workdir: Path) -> Service:
-    port = free_port()
-    data_dir = workdir / f"emulator-{port}"
-    return Service(
-        name="pixelgate --emulate",
-        command=python_command(
-            "-m",
-            "pixelgate",
-            "serve",
-            "--emulate",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-        ),
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        log_path=workdir / f"emulator-{port}.log",
-    )
 
 
 def encode_rate(side: int, duration: float) -> float:
@@ -55,8 +34,8 @@ def encode_rate(side: int, duration: float) -> float:
 def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
     duration = 1.0 if quick else 5.0
     rows = []
-    with emulator(workdir) as server:
-        url = server.health_url.removesuffix("/healthz") + "/v1/images/generations"
+    with pixelgate_serve(workdir, "pixelgate --emulate", "--emulate") as server:
+        url = f"{base_url(server)}/v1/images/generations"
         for size, side in SIDES.items():
             body = {
                 "model": MODEL,
@@ -66,17 +45,19 @@ def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
             }
             assert server.memory is not None
             server.memory.reset_peak()
-            result = asyncio.run(closed_loop(post_json(url, body), CLIENTS, duration, warmup=1))
+            summary = asyncio.run(closed_loop(post_json(url, body), CLIENTS, duration, warmup=1)).summary()
             baseline = encode_rate(side, min(duration, 3.0))
             row = {
                 "size": size,
                 "pixels": f"{side}x{side}",
                 "clients": CLIENTS,
-                "images_per_s": round(result.throughput, 2),
-                "p50_ms": round(percentile(result.latencies, 50) * 1000, 1),
-                "errors": dict(result.errors),
+                "images_per_s": summary["throughput_rps"],
+                "p50_ms": summary["p50_ms"],
+                "errors": summary["errors"],
                 "baseline_png_encodes_per_s": round(baseline, 2),
-                "ratio_to_baseline": round(result.throughput / baseline, 2) if baseline else None,
+                "ratio_to_baseline": round(float(summary["throughput_rps"]) / baseline, 2)
+                if baseline
+                else None,
                 "peak_rss_mib": mib(server.memory.peak),
             }
             rows.append(row)

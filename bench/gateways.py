@@ -27,20 +27,30 @@ def base_url(service: Service) -> str:
     return f"{scheme}//{host}"
 
 
-def pixelgate(
-    workdir: Path,
-    upstream_url: str,
-    *,
-    concurrency: int = 1024,
-    worker_concurrency: int = 1024,
-    extra: tuple[str, ...] = (),
-) -> Service:
-    """``pixelgate serve`` in front of ``upstream_url`` (an OpenAI Images API), one process, SQLite in a
-    fresh data dir: every task is persisted, as in production."""
+def pixelgate_serve(workdir: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
+    """``pixelgate serve ARGS`` as one process on a free port, with SQLite in a fresh data dir: every task
+    is persisted, as in production."""
     port = free_port()
     data_dir = workdir / f"pixelgate-{port}"
     data_dir.mkdir(parents=True)
-    config = data_dir / "pixelgate.toml"
+    command = python_command(
+        "-m", "pixelgate", "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"
+    )
+    return Service(
+        name=name,
+        command=[*command, *args],
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=env or {},
+        log_path=workdir / f"pixelgate-{port}.log",
+        data_dir=data_dir,
+    )
+
+
+def pixelgate(
+    workdir: Path, upstream_url: str, *, concurrency: int = 1024, worker_concurrency: int = 1024
+) -> Service:
+    """pixelgate relaying to ``upstream_url`` (an OpenAI Images API) through one ``openai`` channel."""
+    config = workdir / f"pixelgate-{free_port()}.toml"
     config.write_text(
         f"""
 [[channels]]
@@ -53,28 +63,14 @@ concurrency = {concurrency}
 timeout = 600
 """
     )
-    command = python_command(
-        "-m",
+    return pixelgate_serve(
+        workdir,
         "pixelgate",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
         "--config",
         str(config),
-        "--log-level",
-        "warning",
         "--worker-concurrency",
         str(worker_concurrency),
-        *extra,
-    )
-    return Service(
-        name="pixelgate",
-        command=command,
-        health_url=f"http://127.0.0.1:{port}/healthz",
         env={"BENCH_UPSTREAM_KEY": "bench"},
-        log_path=workdir / f"pixelgate-{port}.log",
     )
 
 

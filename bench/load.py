@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from bench.common import percentile
+
 # One request: sends it with the session and returns (status, bytes received).
 Request = Callable[[aiohttp.ClientSession], Awaitable[tuple[int, int]]]
 
@@ -24,6 +26,16 @@ class LoadResult:
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def summary(self) -> dict[str, object]:
+        """What every benchmark reports of a load: counts, throughput and latency percentiles."""
+        return {
+            "requests": len(self.latencies),
+            "errors": dict(self.errors),
+            "throughput_rps": round(self.throughput, 2),
+            "p50_ms": round(percentile(self.latencies, 50) * 1000, 1),
+            "p99_ms": round(percentile(self.latencies, 99) * 1000, 1),
+        }
 
 
 def session(clients: int, timeout: float = 600) -> aiohttp.ClientSession:

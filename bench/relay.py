@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import Service, mib, percentile
+from bench.common import Service, mib
 from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, litellm, pixelgate, upstream
 from bench.load import closed_loop, post_json
 
@@ -77,17 +77,12 @@ def measure(
     if service is not None and service.memory is not None:
         service.memory.reset_peak()
     result = asyncio.run(closed_loop(post_json(f"{url}/v1/images/generations", body), clients, duration))
-    latencies = result.latencies
     return {
         "image": image,
         "response_format": response_format,
         "clients": clients,
         "target": target,
-        "requests": len(latencies),
-        "errors": dict(result.errors),
-        "throughput_rps": round(result.throughput, 2),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        **result.summary(),
         "peak_rss_mib": mib(service.memory.peak) if service is not None and service.memory else None,
     }
 
@@ -102,8 +97,8 @@ def describe(row: dict[str, Any]) -> str:
 
 def completed_tasks(gateway: Service) -> int:
     """Tasks pixelgate stored as completed: every relayed request was persisted before it was answered."""
-    data_dir = Path(gateway.command[gateway.command.index("--data-dir") + 1])
-    with sqlite3.connect(data_dir / "pixelgate.db") as db:
+    assert gateway.data_dir is not None
+    with sqlite3.connect(gateway.data_dir / "pixelgate.db") as db:
         return int(db.execute("SELECT COUNT(*) FROM tasks WHERE status = 'succeeded'").fetchone()[0])
 
 

@@ -6,7 +6,7 @@ uvicorn can send it, so that what is measured is what sits between the client an
 POST /v1/images/generations and /v1/images/edits (multipart, read in full and dropped) answer
 ``{"created", "data": [{"b64_json"}]}``, or ``[{"url"}]`` for ``response_format: "url"``, pointing at
 GET /files/image.png. GET /stats counts the generations answered, so a benchmark can tell that each
-request reached the upstream exactly once.
+request reached the upstream exactly once, and gives the size of the PNG it answers with.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ class FixedImageUpstream:
         elif method == "GET" and path == "/files/image.png":
             await self._answer(send, 200, self.png, "image/png")
         elif method == "GET" and path == "/stats":
-            await self._answer(send, 200, json.dumps({"generations": self.served}).encode())
+            stats = {"generations": self.served, "image_bytes": len(self.png)}
+            await self._answer(send, 200, json.dumps(stats).encode())
         elif method == "GET" and path in ("/healthz", "/v1/models"):
             await self._answer(
                 send, 200, b'{"object": "list", "data": [{"id": "bench-image", "object": "model"}]}'
