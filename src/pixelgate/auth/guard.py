@@ -102,11 +102,11 @@ class RedisFailureGuard:
     async def _check(self, address: str) -> None:
         now = time.time()
         name = f"pixelgate:keyfail:{address}"
+        # Read only: every authenticated request passes here; old failures are trimmed where one is added.
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(name, "-inf", now - self.window)
-            pipe.zcard(name)
-            pipe.zrange(name, 0, 0, withscores=True)
-            _, count, oldest = await pipe.execute()
+            pipe.zcount(name, f"({now - self.window}", "+inf")
+            pipe.zrangebyscore(name, f"({now - self.window}", "+inf", start=0, num=1, withscores=True)
+            count, oldest = await pipe.execute()
         if count >= self.limit:
             first = oldest[0][1] if oldest else now
             raise _refusal(address, int(count), self.limit, self.window, first + self.window - now)
@@ -115,6 +115,7 @@ class RedisFailureGuard:
         now = time.time()
         name = f"pixelgate:keyfail:{address}"
         async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, "-inf", now - self.window)
             # A random member: two failures in the same instant, from two processes, are two.
             pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
             pipe.expire(name, int(self.window) + 1)
