@@ -9,7 +9,7 @@ import email.utils
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pixelgate.catalog import default_catalog
@@ -30,10 +30,10 @@ async def http() -> Any:
     await upstream.close()
 
 
-def answer(status: int, body: Any = None, *, text: str | None = None, **headers: str) -> httpx.Response:
+def answer(status: int, body: Any = None, *, text: str | None = None, **headers: str) -> httpx2.Response:
     if text is not None:
-        return httpx.Response(status, text=text, headers=headers)
-    return httpx.Response(status, json=body, headers=headers)
+        return httpx2.Response(status, text=text, headers=headers)
+    return httpx2.Response(status, json=body, headers=headers)
 
 
 def google_error(code: int, status: str, message: str, *details: dict[str, Any]) -> dict[str, Any]:
@@ -144,15 +144,15 @@ async def test_who_stops_an_upstream_task(
     seen: list[str] = []
     polled = asyncio.Event()
 
-    def upstream(request: httpx.Request) -> httpx.Response:
+    def upstream(request: httpx2.Request) -> httpx2.Response:
         seen.append(f"{request.method} {request.url.path}")
         if request.method == "GET":
             polled.set()
-        return httpx.Response(200, json={"id": "up-1", "status": "processing"})
+        return httpx2.Response(200, json={"id": "up-1", "status": "processing"})
 
     await http.client.aclose()
-    http.client = httpx.AsyncClient(
-        base_url="http://upstream.test/v1", transport=httpx.MockTransport(upstream)
+    http.client = httpx2.AsyncClient(
+        base_url="http://upstream.test/v1", transport=httpx2.MockTransport(upstream)
     )
     following = asyncio.ensure_future(
         http.follow(

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
+import httpx2
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -292,7 +292,7 @@ def generate(
             console.print(f"saved {path} ({task.get('size')})")
 
 
-def _check(response: httpx.Response) -> dict[str, Any]:
+def _check(response: httpx2.Response) -> dict[str, Any]:
     try:
         body: dict[str, Any] = response.json()
     except ValueError:
@@ -307,7 +307,7 @@ def _check(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _follow(client: httpx.Client, task: dict[str, Any]) -> dict[str, Any]:
+def _follow(client: httpx2.Client, task: dict[str, Any]) -> dict[str, Any]:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -338,17 +338,17 @@ AdminKeyOption = Annotated[
 ]
 
 
-def _client(server: str, api_key: str | None, *, timeout: float = 30) -> httpx.Client:
+def _client(server: str, api_key: str | None, *, timeout: float = 30) -> httpx2.Client:
     """A client of a running server, with the key every route but /healthz needs when auth is on."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+    return httpx2.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
 
 
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+def _call(client: httpx2.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     """A request whose answer must be JSON and a success: else its error is printed and the CLI exits."""
     try:
         return _check(client.request(method, path, **kwargs))
-    except httpx.TransportError as exc:
+    except httpx2.TransportError as exc:
         server = str(client.base_url).rstrip("/")
         console.print(f"[red]cannot reach {server}: {exc}. Start one with `pixelgate serve --emulate`.[/]")
         raise typer.Exit(2) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
 from pixelgate.core.images import ImageInfo, decode_inline_image, inspect_image, is_url
@@ -52,7 +52,7 @@ class ImageFetcher:
 
     def __init__(self, limits: Limits, *, timeout: float = 20.0, max_redirects: int = 5) -> None:
         self.limits = limits
-        self._client = httpx.AsyncClient(
+        self._client = httpx2.AsyncClient(
             timeout=timeout,
             follow_redirects=True,
             max_redirects=max_redirects,
@@ -79,7 +79,7 @@ class ImageFetcher:
                     if size > limit:
                         raise PayloadTooLarge(f"{field} {url!r} is larger than {limit:,} bytes", param=field)
                     chunks.append(chunk)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
             raise InvalidRequest(
                 f"{field} {url!r} could not be fetched ({type(exc).__name__}): use a reachable http(s) URL "
                 "or send the image inline as base64",

@@ -27,7 +27,7 @@ import re
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import orjson
 import pybase64
 
@@ -42,6 +42,7 @@ from pixelgate.core.errors import (
 )
 from pixelgate.core.images import inspect_image
 from pixelgate.providers.base import Generation, ProviderImage, abandons_upstream_task
+from pixelgate.providers.lanes import LanedTransport
 
 MAX_QUOTED_CHARS = 300
 MAX_POLL_MISSES = 5
@@ -56,6 +57,9 @@ REFUSAL_CODES = frozenset(
     }
 )
 MAX_UPSTREAM_IMAGE_PIXELS = 16384 * 16384
+# Answers whose bodies are read at once, per channel. The rest wait with their bytes in the kernel's socket
+# buffers: a thousand answers that arrive together, read side by side, would all be half in memory at once.
+MAX_ANSWERS_READ_AT_ONCE = 32
 _CODE = re.compile(r"^[A-Za-z][\w.-]{0,63}$")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]+>")
@@ -80,12 +84,18 @@ class UpstreamHttp:
         self.timeout = timeout
         self.max_download_bytes = max_download_bytes
         self._background: set[asyncio.Task[None]] = set()
-        self.client = httpx.AsyncClient(
+        self._reading = asyncio.Semaphore(MAX_ANSWERS_READ_AT_ONCE)
+        self.client = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=LanedTransport(max_connections),
             follow_redirects=False,
+        )
+        # Result images are fetched without the channel's key (their URLs are signed by their host), on a
+        # pool of their own kept for the channel's life: a client per download pays its setup every time.
+        self.downloads = httpx2.AsyncClient(
+            timeout=self.client.timeout, transport=LanedTransport(max_connections), follow_redirects=True
         )
 
     @classmethod
@@ -106,17 +116,24 @@ class UpstreamHttp:
         # Upstream cancels still on their way go out before the connections close.
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.client.aclose()
+        await self.downloads.aclose()
 
     def redact(self, text: str) -> str:
         if self.secret:
             text = text.replace(self.secret, "[redacted]")
         return text
 
-    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         """Send a request; return the response if it is 2xx, else raise the error it stands for."""
+        request = self.client.build_request(method, path, **kwargs)
         try:
-            response = await self.client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            response = await self.client.send(request, stream=True)
+            try:
+                async with self._reading:
+                    await response.aread()
+            finally:
+                await response.aclose()
+        except httpx2.HTTPError as exc:
             raise self.transport_error(exc) from None
         if not response.is_success:
             raise self.status_error(response)
@@ -125,7 +142,7 @@ class UpstreamHttp:
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.parse_json(await self.send(method, path, **kwargs))
 
-    def parse_json(self, response: httpx.Response) -> Any:
+    def parse_json(self, response: httpx2.Response) -> Any:
         try:
             return orjson.loads(response.content)  # a 4K image in base64 is 36 MB of JSON
         except orjson.JSONDecodeError:
@@ -135,25 +152,25 @@ class UpstreamHttp:
         """Fetch a result image by URL (no auth header: result URLs are signed by their host)."""
         try:
             target = self.client.base_url.join(url)
-            async with (
-                httpx.AsyncClient(timeout=self.client.timeout, follow_redirects=True) as plain,
-                plain.stream("GET", target) as response,
-            ):
+            async with self.downloads.stream("GET", target) as response:
                 if not response.is_success:
                     await response.aread()
                     raise self.malformed(
                         f"HTTP {response.status_code} for its result image: {self.describe_body(response)}"
                     )
                 chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_download_bytes:
-                        raise self.malformed(f"a result image of more than {self.max_download_bytes:,} bytes")
-                    chunks.append(chunk)
+                async with self._reading:
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_download_bytes:
+                            raise self.malformed(
+                                f"a result image of more than {self.max_download_bytes:,} bytes"
+                            )
+                        chunks.append(chunk)
                 return b"".join(chunks)
-        except httpx.InvalidURL:
+        except httpx2.InvalidURL:
             raise self.malformed(f"a result URL that is not a URL: {self.quote(url)}") from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise self.transport_error(exc) from None
 
     async def poll(
@@ -243,15 +260,15 @@ class UpstreamHttp:
 
     # -- turning what came back into pixelgate's errors ---------------------------------------------------
 
-    def transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+    def transport_error(self, exc: httpx2.HTTPError) -> UpstreamError:
         # The exception's own text can carry the URL; only its kind is quoted.
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException):
             return UpstreamTimeout(
                 f"channel {self.channel!r}: the upstream did not answer within {self.timeout:g} s "
                 f"({type(exc).__name__})",
                 code="upstream_timeout",
             )
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, httpx2.ConnectError):
             return UpstreamError(
                 f"channel {self.channel!r}: cannot connect to the upstream ({type(exc).__name__})",
                 code="upstream_unreachable",
@@ -262,7 +279,7 @@ class UpstreamHttp:
             code="upstream_connection_lost",
         )
 
-    def status_error(self, response: httpx.Response) -> PixelgateError:
+    def status_error(self, response: httpx2.Response) -> PixelgateError:
         status = response.status_code
         message, code, reason, retry_delay = self._error_fields(response)
         said = f"channel {self.channel!r}: the upstream answered HTTP {status}: {message}"
@@ -293,7 +310,7 @@ class UpstreamHttp:
             )
         return UpstreamError(said, code="upstream_unavailable" if status == 503 else "upstream_error")
 
-    def _error_fields(self, response: httpx.Response) -> tuple[str, str | None, str | None, float | None]:
+    def _error_fields(self, response: httpx2.Response) -> tuple[str, str | None, str | None, float | None]:
         """The upstream's message, code, Google's ErrorInfo reason and RetryInfo delay, from whichever
         shape it answers in."""
         try:
@@ -321,7 +338,7 @@ class UpstreamHttp:
                 delay = parse_retry_after(detail["retryDelay"].removesuffix("s"))
         return self.quote(str(message)), str(code) if code else None, reason, delay
 
-    def describe_body(self, response: httpx.Response) -> str:
+    def describe_body(self, response: httpx2.Response) -> str:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         text = response.text
         start = text.lstrip()[:64].lower()

@@ -60,7 +60,10 @@ class Database:
         PostgreSQL shared by several processes has a hundred in all by default)."""
         overflow = max(0, max_connections - pool_size)
         if url.startswith("sqlite"):
-            engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
+            # Every connection is kept: an SQLite connection is a thread (aiosqlite), and a pool that
+            # closes its overflow after each burst starts threads again in the next one, which stalls the
+            # event loop while each one starts (up to 2 s seen with a thousand tasks in flight).
+            engine = create_async_engine(url, pool_size=max_connections, max_overflow=0)
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)

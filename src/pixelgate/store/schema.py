@@ -30,9 +30,11 @@ tasks = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=True),
     # {image index: {"channel": …, "task": …}}: upstream tasks in flight, resumed after a restart
     sa.Column("upstream", sa.JSON, nullable=True),
-    sa.Index("ix_tasks_claim", "status", "priority", "created_at"),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
+    sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
 )
+# In the claim's order (highest priority, then oldest), so that a claim reads only the rows it takes.
+sa.Index("ix_tasks_claim", tasks.c.status, tasks.c.priority.desc(), tasks.c.created_at)
 
 api_keys = sa.Table(
     "api_keys",

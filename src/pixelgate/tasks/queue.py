@@ -3,7 +3,7 @@
 Claiming is one ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``: on PostgreSQL the inner select
 takes ``FOR UPDATE SKIP LOCKED`` so concurrent workers never claim the same row; on SQLite the single
 writer makes the statement atomic. A claimed task carries a lease; a worker that dies stops renewing it,
-and once it expires the task is claimable again. Every settling update is conditional on the claimant
+and once it expires the next claim puts the task back in the queue. Every settling update is conditional on the claimant
 still holding the task, so a task completes exactly once even if two workers ever ran it.
 """
 
@@ -99,16 +99,19 @@ class TaskQueue:
         return [_row_to_task(row) for row in rows]
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Task]:
-        """Take up to ``limit`` queued tasks (or running ones whose lease ran out) for ``worker_id``."""
+        """Take up to ``limit`` queued tasks for ``worker_id``, after putting back in the queue the running
+        tasks of other workers whose lease ran out (a worker that died, or lost touch with the database)."""
         now = time.time()
+        expired = sa.and_(
+            tasks.c.status == Status.RUNNING.value,
+            tasks.c.lease_expires_at < now,
+            # This worker knows what it runs: a lease of its own that a late heartbeat let lapse is
+            # still its task, and running it a second time here would make it twice upstream.
+            tasks.c.worker_id != worker_id,
+        )
         claimable = (
             sa.select(tasks.c.id)
-            .where(
-                sa.or_(
-                    tasks.c.status == Status.QUEUED.value,
-                    sa.and_(tasks.c.status == Status.RUNNING.value, tasks.c.lease_expires_at < now),
-                )
-            )
+            .where(tasks.c.status == Status.QUEUED.value)
             .order_by(tasks.c.priority.desc(), tasks.c.created_at)
             .limit(min(limit, _CLAIMABLE_LIMIT))
         )
@@ -127,6 +130,9 @@ class TaskQueue:
             .returning(*tasks.c)
         )
         async with self.db.transaction() as conn:
+            await conn.execute(
+                tasks.update().where(expired).values(status=Status.QUEUED.value, worker_id=None)
+            )
             rows = (await conn.execute(statement)).all()
         return sorted((_row_to_task(row) for row in rows), key=lambda t: (-t.priority, t.created_at))
 
