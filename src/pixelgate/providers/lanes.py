@@ -3,8 +3,9 @@
 httpcore's pool walks every connection it holds each time a request starts or ends, and asks each idle
 one whether its socket is readable. With a pool as large as a channel's concurrency (1,000 in the
 in-flight benchmark), a burst of answers costs a million of those checks and stalls the event loop for
-seconds. Lanes of at most ``LANE_SIZE`` connections keep each walk short; a request takes the least busy
-lane, so the lanes together allow exactly ``max_connections`` at once, as one pool would.
+seconds. Lanes of at most ``LANE_SIZE`` connections keep each walk short; a request takes the lane with
+the most room, and the lanes' sizes sum to ``max_connections``, so together they allow exactly as many at
+once as one pool would.
 """
 
 from __future__ import annotations

@@ -55,10 +55,9 @@ class Database:
     async def open(
         cls, url: str, *, data_dir: Path, pool_size: int = 5, max_connections: int = 20
     ) -> Database:
-        """Connect and bring the schema up to date. At most ``max_connections`` per process, ``pool_size``
-        of them kept while idle: a burst waits for a connection rather than exhausting the server's (a
+        """Connect and bring the schema up to date. At most ``max_connections`` per process, on PostgreSQL
+        ``pool_size`` of them kept while idle (SQLite keeps them all): a burst waits for a connection rather than exhausting the server's (a
         PostgreSQL shared by several processes has a hundred in all by default)."""
-        overflow = max(0, max_connections - pool_size)
         if url.startswith("sqlite"):
             # Every connection is kept: an SQLite connection is a thread (aiosqlite), and a pool that
             # closes its overflow after each burst starts threads again in the next one, which stalls the
@@ -66,6 +65,7 @@ class Database:
             engine = create_async_engine(url, pool_size=max_connections, max_overflow=0)
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
+            overflow = max(0, max_connections - pool_size)
             engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
         db = cls(engine)
         await db.migrate(data_dir)
