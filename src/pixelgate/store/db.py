@@ -56,8 +56,9 @@ class Database:
         cls, url: str, *, data_dir: Path, pool_size: int = 5, max_connections: int = 20
     ) -> Database:
         """Connect and bring the schema up to date. At most ``max_connections`` per process, on PostgreSQL
-        ``pool_size`` of them kept while idle (SQLite keeps them all): a burst waits for a connection rather than exhausting the server's (a
-        PostgreSQL shared by several processes has a hundred in all by default)."""
+        ``pool_size`` of them kept while idle (SQLite keeps them all): a burst waits for a connection
+        rather than exhausting the server's (a PostgreSQL shared by several processes has a hundred in all
+        by default)."""
         if url.startswith("sqlite"):
             # Every connection is kept: an SQLite connection is a thread (aiosqlite), and a pool that
             # closes its overflow after each burst starts threads again in the next one, which stalls the
