@@ -218,14 +218,16 @@ def backend(request: pytest.FixtureRequest, postgres: PostgresDatabases | None) 
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
-def make_server(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresDatabases | None
-) -> Iterator[MakeServer]:
-    """A factory: ``make_server(backend, *args)`` starts a server; all are stopped at the end."""
-    started: list[ServerProcess] = []
+class Servers:
+    """Starts servers on demand and stops them all at once."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresDatabases | None) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.postgres = postgres
+        self.started: list[ServerProcess] = []
 
     def make(
+        self,
         backend: str,
         *args: str,
         database_url: str | None = None,
@@ -234,26 +236,46 @@ def make_server(
         env: dict[str, str] | None = None,
     ) -> ServerProcess:
         if backend == "postgres" and database_url is None:
-            assert postgres is not None
-            database_url = postgres.create()
+            assert self.postgres is not None
+            database_url = self.postgres.create()
         server = ServerProcess(
-            data_dir=data_dir or tmp_path_factory.mktemp(f"pixelgate-{backend}"),
+            data_dir=data_dir or self.tmp_path_factory.mktemp(f"pixelgate-{backend}"),
             database_url=database_url,
             args=list(args),
             env=dict(env or {}),
         )
-        started.append(server)
+        self.started.append(server)
         return server.start() if start else server
 
-    yield make
-    for server in started:
-        server.stop()
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def make_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresDatabases | None
+) -> Iterator[MakeServer]:
+    """A factory: ``make_server(backend, *args)`` starts a server; all are stopped when the module's tests
+    are done (an idle server still polls its database every second, and a session collects dozens)."""
+    servers = Servers(tmp_path_factory, postgres)
+    yield servers.make
+    servers.stop_all()
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, make_server: MakeServer) -> ServerProcess:
+def session_servers(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresDatabases | None
+) -> Iterator[Servers]:
+    servers = Servers(tmp_path_factory, postgres)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, session_servers: Servers) -> ServerProcess:
     """One emulator server per backend, shared by the tests that only read and write their own tasks."""
-    return make_server(backend, "--emulate")
+    return session_servers.make(backend, "--emulate")
 
 
 @pytest.fixture()

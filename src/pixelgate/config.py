@@ -282,8 +282,9 @@ def resolve_config(
         config = load_config(path)
     elif settings.emulate:
         # The emulator alone: its injected faults are there to reach the client (to test its retries),
-        # so the router passes them on instead of absorbing them.
-        config = GatewayConfig(routing=RoutingConfig(max_attempts=1), source="--emulate")
+        # so the router passes each one on at once: no retry absorbs it, and no cooldown turns the
+        # fourth fault in a row into a 30 s wait.
+        config = GatewayConfig(routing=RoutingConfig(max_attempts=1, cooldown_seconds=0), source="--emulate")
     else:
         config = GatewayConfig(channels=environment_channels(environ, catalog), source="the environment")
     if settings.emulate:
