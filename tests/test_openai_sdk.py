@@ -29,6 +29,24 @@ def test_generate_b64_has_the_catalog_pixels(client: openai.OpenAI) -> None:
     assert response.usage is not None and response.usage.output_tokens == 1120
 
 
+def test_a_4k_b64_answer_is_sent_whole_from_its_file(client: openai.OpenAI) -> None:
+    """A 4K answer's base64 is encoded from the stored file piece by piece as it is sent: the length it
+    declares is its length, and it carries the whole image."""
+    raw = client.images.with_raw_response.generate(
+        model="gemini-3-pro-image",
+        prompt="a harbour at dawn",
+        size="16:9",
+        response_format="b64_json",
+        extra_body={"resolution": "4K"},
+    )
+    body = raw.http_response.content
+    assert int(raw.headers["content-length"]) == len(body) > 3 * 256 * 1024  # more than one piece
+    response = raw.parse()
+    assert response.data and response.data[0].b64_json
+    image = base64.b64decode(response.data[0].b64_json, validate=True)
+    assert Image.open(io.BytesIO(image)).size == (5504, 3072)
+
+
 def test_wxh_size_maps_to_nearest_aspect_and_size(client: openai.OpenAI) -> None:
     response = client.images.generate(
         model="gemini-3.1-flash-image", prompt="a cozy coffee shop", size="1536x1024"

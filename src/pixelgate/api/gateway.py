@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import pybase64
 from fastapi import Depends, Request
 
+from pixelgate.api.responses import Base64File
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard
 from pixelgate.auth.keys import KeyStore
 from pixelgate.catalog import Catalog
@@ -35,12 +34,12 @@ class Gateway:
         expires = int(task.expires_at or task.created_at + self.settings.result_ttl_seconds)
         return f"{base}/blobs/{image.blob_key}?{self.signer.query(image.blob_key, expires)}"
 
-    async def image_b64(self, image: GeneratedImage) -> str:
-        return await self.blob_b64(image.blob_key)
+    async def image_base64(self, image: GeneratedImage) -> Base64File:
+        return await self.blob_base64(image.blob_key)
 
-    async def blob_b64(self, key: str) -> str:
-        data = await self.blobs.get(key)
-        return await asyncio.to_thread(pybase64.b64encode_as_string, data)
+    async def blob_base64(self, key: str) -> Base64File:
+        """A stored image as a base64 string of an answer, read from its file as the answer is sent."""
+        return Base64File(*await self.blobs.open(key))
 
 
 def gateway(request: Request) -> Gateway:

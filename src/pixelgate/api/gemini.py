@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ConfigDict
 
 from pixelgate.api.auth import CallerDep, authenticate
@@ -40,7 +40,7 @@ from pixelgate.api.gemini_common import (
     parse_wire,
 )
 from pixelgate.api.parsing import read_json_object
-from pixelgate.api.responses import FastJSONResponse
+from pixelgate.api.responses import ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
@@ -297,7 +297,7 @@ async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
             for thought in result.thoughts:
                 parts.append({"text": thought.text, "thought": True})
                 for interim in thought.images:
-                    data = await gw.image_b64(interim)
+                    data = await gw.image_base64(interim)
                     parts.append(
                         {"inlineData": {"mimeType": interim.mime_type, "data": data}, "thought": True}
                     )
@@ -306,7 +306,7 @@ async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
         if text:
             parts.append({"text": text, **({"thoughtSignature": signature} if signature else {})})
         image_part: dict[str, Any] = {
-            "inlineData": {"mimeType": image.mime_type, "data": await gw.image_b64(image)}
+            "inlineData": {"mimeType": image.mime_type, "data": await gw.image_base64(image)}
         }
         if signature:
             image_part["thoughtSignature"] = signature
@@ -372,7 +372,7 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
         except PixelgateError as error:
             yield _sse(gemini_error(error))
             return
-        response = await render_response(gw, finished)
+        response = await inline_files(await render_response(gw, finished))
         first = response["candidates"][0]
         parts = first["content"]["parts"]
         head = {k: v for k, v in response.items() if k in ("modelVersion", "responseId")}
@@ -386,12 +386,12 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
 
 async def generate_content(
     model_action: str, request: Request, gw: GatewayDep, caller: CallerDep
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     task, streaming = await _submit(model_action, request, gw, caller)
     if streaming:
         return StreamingResponse(_stream(gw, task), media_type="text/event-stream")
     done = await gw.service.wait_for_result(task.id)
-    return FastJSONResponse(await render_response(gw, done))
+    return ImageJSONResponse(await render_response(gw, done))
 
 
 for _version in API_VERSIONS:

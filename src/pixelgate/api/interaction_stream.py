@@ -19,6 +19,7 @@ from fastapi import Request
 
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.gemini_common import keepalive_until_done
+from pixelgate.api.responses import inline_files
 from pixelgate.core.errors import PixelgateError
 from pixelgate.core.task import Task
 
@@ -68,7 +69,7 @@ async def stream_interaction(
         except PixelgateError as error:
             yield event("error", {"error": {"code": error.code, "message": error.message}})
             return
-        finished = await render(gw, request, done)
+        finished = await inline_files(await render(gw, request, done))
         for index, step in enumerate(finished["steps"]):
             for kind, data in _step_events(index, step):
                 yield event(kind, data)

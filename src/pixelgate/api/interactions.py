@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect
@@ -38,7 +38,7 @@ from pixelgate.api.gemini_common import (
 )
 from pixelgate.api.interaction_stream import stream_interaction
 from pixelgate.api.parsing import read_json_object
-from pixelgate.api.responses import FastJSONResponse
+from pixelgate.api.responses import ImageJSONResponse
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
@@ -358,7 +358,7 @@ async def _image_block(gw: Gateway, request: Request, task: Task, image: Generat
     if task.response_format == "uri":
         block["uri"] = gw.image_url(request, task, image)
     else:
-        block["data"] = await gw.image_b64(image)
+        block["data"] = await gw.image_base64(image)
     return block
 
 
@@ -380,7 +380,7 @@ async def render_interaction(
         content: list[dict[str, Any]] = [{"type": "text", "text": ask.prompt}]
         for ref in ask.references:
             content.append(
-                {"type": "image", "mime_type": ref.mime_type, "data": await gw.blob_b64(ref.blob_key)}
+                {"type": "image", "mime_type": ref.mime_type, "data": await gw.blob_base64(ref.blob_key)}
             )
         steps.append({"type": "user_input", "content": content})
     result = task.result
@@ -446,9 +446,7 @@ def _usage(task: Task) -> dict[str, Any]:
     }
 
 
-async def create_interaction(
-    request: Request, gw: GatewayDep, caller: CallerDep
-) -> JSONResponse | StreamingResponse:
+async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     body, _ = parse_wire(InteractionBody, await read_json_object(request), camel=False)
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
@@ -465,15 +463,15 @@ async def create_interaction(
         caller=caller,
     )
     if body.background:
-        return FastJSONResponse(await render_interaction(gw, request, task))
+        return ImageJSONResponse(await render_interaction(gw, request, task))
     if body.stream:
         events = stream_interaction(gw, request, task, render_interaction, forget=body.store is False)
         return StreamingResponse(events, media_type="text/event-stream")
     done = await gw.service.wait_for_result(task.id)
     answer = await render_interaction(gw, request, done)
     if body.store is False:
-        await gw.service.delete(task.id)
-    return FastJSONResponse(answer)
+        await gw.service.delete(task.id)  # the answer's image files are open already
+    return ImageJSONResponse(answer)
 
 
 @contextmanager
@@ -493,19 +491,19 @@ def _interaction_named(interaction_id: str) -> Iterator[None]:
 
 async def get_interaction(
     interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
-) -> JSONResponse:
+) -> Response:
     include_input = request.query_params.get("include_input", "").lower() == "true"
     with _interaction_named(interaction_id):
         task = await gw.service.get(interaction_id, owner=caller.owner)
-    return FastJSONResponse(await render_interaction(gw, request, task, include_input=include_input))
+    return ImageJSONResponse(await render_interaction(gw, request, task, include_input=include_input))
 
 
 async def cancel_interaction(
     interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
-) -> JSONResponse:
+) -> Response:
     with _interaction_named(interaction_id):
         task = await gw.service.cancel(interaction_id, owner=caller.owner)
-    return FastJSONResponse(await render_interaction(gw, request, task))
+    return ImageJSONResponse(await render_interaction(gw, request, task))
 
 
 async def delete_interaction(interaction_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
@@ -28,7 +28,7 @@ from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
-from pixelgate.api.responses import FastJSONResponse
+from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import Catalog
 from pixelgate.core.errors import InvalidRequest, one_of
@@ -207,7 +207,7 @@ async def _create(
     body: ImageBody,
     refs: list[ReferenceInput],
     mask: ReferenceInput | None = None,
-) -> JSONResponse:
+) -> Response:
     image_request = to_image_request(body, gw.catalog, gw.settings.default_model)
     as_task = wants_task(body, request)
     task_style = as_task and body.run_async is None
@@ -222,17 +222,17 @@ async def _create(
     if as_task:
         return FastJSONResponse(render_task_style(request, gw, task))
     done = await gw.service.wait_for_result(task.id)
-    return FastJSONResponse(await render_images_response(request, gw, done))
+    return ImageJSONResponse(await render_images_response(request, gw, done))
 
 
 @router.post("/v1/images/generations")
-async def create_image(request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+async def create_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     body = parse_model(ImageBody, await read_json_object(request))
     return await _create(request, gw, caller, body, reference_inputs(body))
 
 
 @router.post("/v1/images/edits")
-async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = parse_model(ImageBody, await read_json_object(request))

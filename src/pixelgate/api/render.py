@@ -90,7 +90,7 @@ async def render_images_response(request: Request, gw: Gateway, task: Task) -> d
     for image in task.result.images:
         entry: dict[str, Any] = {"revised_prompt": image.revised_prompt}
         if task.response_format == "b64_json":
-            entry["b64_json"] = await gw.image_b64(image)
+            entry["b64_json"] = await gw.image_base64(image)
         else:
             entry["url"] = gw.image_url(request, task, image)
         data.append(entry)

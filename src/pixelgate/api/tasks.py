@@ -14,40 +14,38 @@ Both read the same task; any task can be read at either address.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.render import render_async_task, render_task_style
-from pixelgate.api.responses import FastJSONResponse
+from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 
 router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
 
 @router.get("/v1/images/generations/{task_id}")
-async def get_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
+async def get_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     return FastJSONResponse(render_task_style(request, gw, await gw.service.get(task_id, owner=caller.owner)))
 
 
 @router.get("/v1/tasks/{task_id}")
-async def get_async_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
-    return FastJSONResponse(
+async def get_async_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    return ImageJSONResponse(
         await render_async_task(request, gw, await gw.service.get(task_id, owner=caller.owner))
     )
 
 
 @router.post("/v1/tasks/{task_id}/cancel")
-async def cancel_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> JSONResponse:
-    return FastJSONResponse(
+async def cancel_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    return ImageJSONResponse(
         await render_async_task(request, gw, await gw.service.cancel(task_id, owner=caller.owner))
     )
 
 
 @router.post("/v1/images/generations/{task_id}/cancel")
-async def cancel_task_style(
-    task_id: str, request: Request, gw: GatewayDep, caller: CallerDep
-) -> JSONResponse:
+async def cancel_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     return FastJSONResponse(
         render_task_style(request, gw, await gw.service.cancel(task_id, owner=caller.owner))
     )

@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 import httpx2
-import orjson
 import pybase64
 
 from pixelgate.config import ChannelConfig
@@ -41,6 +40,7 @@ from pixelgate.core.errors import (
     UpstreamTimeout,
 )
 from pixelgate.core.images import inspect_image
+from pixelgate.providers.answer_reader import AnswerReader, DecodedBase64, UnreadableAnswer
 from pixelgate.providers.base import Generation, ProviderImage, abandons_upstream_task
 from pixelgate.providers.lanes import LanedTransport
 
@@ -123,30 +123,42 @@ class UpstreamHttp:
             text = text.replace(self.secret, "[redacted]")
         return text
 
-    async def send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        """Send a request; return the response if it is 2xx, else raise the error it stands for."""
+    async def send(
+        self, method: str, path: str, *, into: AnswerReader | None = None, **kwargs: Any
+    ) -> httpx2.Response:
+        """Send a request; return the response if it is 2xx, else raise the error it stands for. With
+        ``into``, a 2xx body goes to that reader as it arrives instead of being kept."""
         request = self.client.build_request(method, path, **kwargs)
         try:
             response = await self.client.send(request, stream=True)
             try:
                 async with self._reading:
-                    await response.aread()
+                    if into is None or not response.is_success:
+                        await response.aread()
+                    else:
+                        async for piece in response.aiter_bytes():
+                            into.feed(piece)
             finally:
                 await response.aclose()
         except httpx2.HTTPError as exc:
             raise self.transport_error(exc) from None
+        except UnreadableAnswer as exc:
+            raise self.malformed(str(exc)) from None
         if not response.is_success:
             raise self.status_error(response)
         return response
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.parse_json(await self.send(method, path, **kwargs))
-
-    def parse_json(self, response: httpx2.Response) -> Any:
+        """The 2xx JSON answer to a request; its long strings (images in base64) come decoded, as
+        ``DecodedBase64`` (see ``answer_reader.py``: a 4K image is 36 MB of base64)."""
+        reader = AnswerReader()
+        response = await self.send(method, path, into=reader, **kwargs)
         try:
-            return orjson.loads(response.content)  # a 4K image in base64 is 36 MB of JSON
-        except orjson.JSONDecodeError:
-            raise self.malformed(f"an answer that is not JSON: {self.describe_body(response)}") from None
+            return reader.result()
+        except UnreadableAnswer:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            described = self.describe_text(kind, reader.text())
+            raise self.malformed(f"an answer that is not JSON: {described}") from None
 
     async def download(self, url: str) -> bytes:
         """Fetch a result image by URL (no auth header: result URLs are signed by their host)."""
@@ -340,7 +352,9 @@ class UpstreamHttp:
 
     def describe_body(self, response: httpx2.Response) -> str:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
-        text = response.text
+        return self.describe_text(kind, response.text)
+
+    def describe_text(self, kind: str, text: str) -> str:
         start = text.lstrip()[:64].lower()
         if "html" in kind or start.startswith(("<!doctype html", "<html")):
             title = _TITLE.search(text)
@@ -364,6 +378,8 @@ class UpstreamHttp:
     # -- images ------------------------------------------------------------------------------------------
 
     def decode_base64(self, text: object, where: str) -> bytes:
+        if isinstance(text, DecodedBase64):
+            return text.data
         if not isinstance(text, str) or not text:
             raise self.malformed(f"no image data in {where}")
         try:

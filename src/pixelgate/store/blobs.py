@@ -15,6 +15,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlencode
 
 from pixelgate.core.errors import NotFound
@@ -67,6 +68,15 @@ class BlobStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found") from None
+
+    async def open(self, key: str) -> tuple[BinaryIO, int]:
+        """A blob opened for reading, and its size: still readable if the blob is deleted meanwhile."""
+        path = self.path(key)
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found") from None
+        return file, os.fstat(file.fileno()).st_size
 
     async def copy(self, source: str, target: str) -> None:
         """Store ``source``'s bytes under ``target`` too: a hard link where the file system allows, so

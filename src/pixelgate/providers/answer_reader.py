@@ -1,0 +1,191 @@
+"""Upstream JSON answers read as they arrive, with each long string (an image in base64: 36 MB of text
+for a 4K PNG) decoded to bytes on the way instead of being held as text.
+
+Parsing the whole body at once needs the body and then the string beside it, and the decoded image beside
+that: about 2.7 copies of the image at the peak. Here the body is split while it streams in: the long
+strings go, piece by piece, through a base64 decoder into one buffer, and the rest (the *skeleton*, a
+few hundred bytes: ids, usage, the other fields) is parsed by orjson at the end. In the parsed answer each
+long string is a ``DecodedBase64``.
+
+Only strings longer than ``long_string`` characters are decoded, and in an image API's answer those are
+images: one that is not base64 makes the answer unreadable, and the reader says where it went wrong.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import re
+import secrets
+from typing import Any
+
+import orjson
+import pybase64
+
+LONG_STRING = 1 << 20  # characters; a model's text is never this long, an image always is
+_QUOTE_OR_BACKSLASH = re.compile(rb'["\\]')
+# The escapes a JSON encoder may put in base64: "\/" (PHP, some Java) and line breaks (MIME-style base64).
+_BASE64_ESCAPE = re.compile(rb"\\([/nrt])")
+_URLSAFE = b"-_"
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=_-]")
+
+
+class UnreadableAnswer(ValueError):
+    """The answer is not JSON, or a long string in it is not base64; the message says which and where."""
+
+
+class DecodedBase64:
+    """A long base64 string of an answer, already decoded."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<DecodedBase64 of {len(self.data):,} bytes>"
+
+
+class _Base64Decoder:
+    """Decodes base64 given in pieces of any length: whole 4-character groups at once, the rest kept."""
+
+    def __init__(self, where: int, long_string: int) -> None:
+        self.where = where  # the string's offset in the answer, and what made it long: for messages
+        self.long_string = long_string
+        self.output = io.BytesIO()
+        self._carry = b""  # an incomplete 4-character group
+        self._backslash = b""  # a backslash whose escaped character is yet to come
+
+    def feed(self, raw: bytes) -> None:
+        data = self._carry + self._backslash + raw
+        self._backslash = b""
+        if data.endswith(b"\\"):
+            data, self._backslash = data[:-1], b"\\"
+        if b"\\" in data:
+            data = _BASE64_ESCAPE.sub(lambda m: b"/" if m.group(1) == b"/" else b"", data)
+            if b"\\" in data:
+                raise self._not_base64("holds an escape other than \\/, \\n, \\r or \\t")
+        whole = len(data) - len(data) % 4
+        self._decode(data[:whole])
+        self._carry = data[whole:]
+
+    def finish(self) -> DecodedBase64:
+        if self._backslash:
+            raise self._not_base64("ends with a lone backslash")
+        rest = self._carry.rstrip(b"=")
+        if len(rest) % 4 == 1:
+            raise self._not_base64("has one character too many to be base64")
+        self._decode(rest + b"=" * (-len(rest) % 4))
+        # BytesIO hands over its buffer without a copy when nothing else looks at it.
+        return DecodedBase64(self.output.getvalue())
+
+    def _decode(self, group: bytes) -> None:
+        if not group:
+            return
+        try:
+            self.output.write(pybase64.b64decode(group, validate=True))
+        except (binascii.Error, ValueError):
+            try:  # some upstreams (and Google's own SDK) write the URL-safe alphabet
+                self.output.write(pybase64.b64decode(group, altchars=_URLSAFE, validate=True))
+            except (binascii.Error, ValueError):
+                raise self._not_base64(_what_is_wrong(group)) from None
+
+    def _not_base64(self, what: str) -> UnreadableAnswer:
+        return UnreadableAnswer(
+            f"a string of more than {self.long_string:,} characters at byte {self.where:,} that {what}"
+        )
+
+
+def _what_is_wrong(group: bytes) -> str:
+    bad = _NOT_BASE64.search(group)
+    if bad is None:
+        return "is not base64 (padding inside it)"
+    start = bad.start()
+    return f"is not base64 ({chr(group[start])!r} in {group[max(0, start - 8) : start + 8]!r})"
+
+
+class AnswerReader:
+    """Feed an answer's body as it arrives (``feed``), then take the parsed JSON (``result``)."""
+
+    def __init__(self, *, long_string: int = LONG_STRING) -> None:
+        self.long_string = long_string
+        self._skeleton = bytearray()
+        self._in_string = False
+        self._skip_next = False  # the last piece ended inside an escape: its character comes first
+        self._string = bytearray()  # the current string's raw text, while it is short
+        self._decoder: _Base64Decoder | None = None  # the current string's decoder, once it is long
+        self._decoded: list[DecodedBase64] = []
+        self._token = secrets.token_hex(16)  # names the long strings in the skeleton; never guessed
+        self._offset = 0  # of the piece being read, in the whole answer
+        self._string_start = 0
+
+    def feed(self, piece: bytes) -> None:
+        position = 0
+        if self._skip_next and piece:
+            self._take_string(piece[:1])
+            position, self._skip_next = 1, False
+        while position < len(piece):
+            if not self._in_string:
+                quote = piece.find(b'"', position)
+                if quote < 0:
+                    self._skeleton += piece[position:]
+                    break
+                self._skeleton += piece[position : quote + 1]
+                self._in_string, position = True, quote + 1
+                self._string_start = self._offset + quote
+                continue
+            found = _QUOTE_OR_BACKSLASH.search(piece, position)
+            if found is None:
+                self._take_string(piece[position:])
+                break
+            if found.group() == b"\\":
+                # The backslash and the character it escapes belong to the string, whatever they are.
+                end = min(found.end() + 1, len(piece))
+                self._take_string(piece[position:end])
+                self._skip_next, position = end == found.end(), end
+                continue
+            self._take_string(piece[position : found.start()])
+            self._end_string()
+            position = found.end()
+        self._offset += len(piece)
+
+    def result(self) -> Any:
+        try:
+            answer = orjson.loads(self._skeleton)
+        except orjson.JSONDecodeError as exc:
+            raise UnreadableAnswer(f"an answer that is not JSON ({exc})") from None
+        return self._restore(answer) if self._decoded else answer
+
+    def text(self) -> str:
+        """The answer as text, long strings left out: what to quote when it is not JSON."""
+        return self._skeleton.decode("utf-8", "replace")
+
+    def _take_string(self, raw: bytes) -> None:
+        if self._decoder is not None:
+            self._decoder.feed(raw)
+            return
+        self._string += raw
+        if len(self._string) > self.long_string:
+            self._decoder = _Base64Decoder(self._string_start, self.long_string)
+            self._decoder.feed(bytes(self._string))
+            self._string = bytearray()
+
+    def _end_string(self) -> None:
+        if self._decoder is not None:
+            self._skeleton += f"{self._token}{len(self._decoded)}".encode()
+            self._decoded.append(self._decoder.finish())
+            self._decoder = None
+        else:
+            self._skeleton += self._string
+            self._string.clear()
+        self._skeleton += b'"'
+        self._in_string = False
+
+    def _restore(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: self._restore(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._restore(item) for item in value]
+        if isinstance(value, str) and value.startswith(self._token):
+            return self._decoded[int(value[len(self._token) :])]
+        return value
