@@ -23,7 +23,6 @@ import orjson
 import pybase64
 
 LONG_STRING = 1 << 20  # characters; a model's text is never this long, an image always is
-_QUOTE_OR_BACKSLASH = re.compile(rb'["\\]')
 # The escapes a JSON encoder may put in base64: "\/" (PHP, some Java) and line breaks (MIME-style base64).
 _BASE64_ESCAPE = re.compile(rb"\\([/nrt])")
 _URLSAFE = b"-_"
@@ -134,19 +133,21 @@ class AnswerReader:
                 self._in_string, position = True, quote + 1
                 self._string_start = self._offset + quote
                 continue
-            found = _QUOTE_OR_BACKSLASH.search(piece, position)
-            if found is None:
+            # Two memchr scans: a regular expression for either byte reads about 100 MB/s, too slow here.
+            quote = piece.find(b'"', position)
+            backslash = piece.find(b"\\", position, len(piece) if quote < 0 else quote)
+            if backslash >= 0:
+                # The backslash and the character it escapes belong to the string, whatever they are.
+                end = min(backslash + 2, len(piece))
+                self._take_string(piece[position:end])
+                self._skip_next, position = backslash + 1 == len(piece), end
+                continue
+            if quote < 0:
                 self._take_string(piece[position:])
                 break
-            if found.group() == b"\\":
-                # The backslash and the character it escapes belong to the string, whatever they are.
-                end = min(found.end() + 1, len(piece))
-                self._take_string(piece[position:end])
-                self._skip_next, position = end == found.end(), end
-                continue
-            self._take_string(piece[position : found.start()])
+            self._take_string(piece[position:quote])
             self._end_string()
-            position = found.end()
+            position = quote + 1
         self._offset += len(piece)
 
     def result(self) -> Any:
