@@ -480,7 +480,7 @@ def test_a_bad_key_is_a_401_in_the_dialect_of_the_route(
     error = dialect_error(error_dialect(dialect, path, how), response, 401, "invalid_api_key")
     if error_dialect(dialect, path, how) == "openai":
         assert error["type"] == "authentication_error"
-    assert wrong not in response.text and alice.split("_")[2] not in response.text
+    assert wrong not in response.text and alice.split("_", 2)[2] not in response.text
 
 
 @pytest.mark.parametrize(("dialect", "method", "path", "body"), ROUTE_PARAMS)
