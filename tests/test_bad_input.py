@@ -350,11 +350,11 @@ def test_small_server_still_serves(small_http: httpx.Client, small_server: Serve
         ("", "invalid_image", ("reference_images[0] is empty: send a PNG, JPEG, WebP or GIF image",)),
         (
             "http://127.0.0.1:1/cat.png",
-            "image_fetch_failed",
-            ("reference_images[0] 'http://127.0.0.1:1/cat.png' could not be fetched",),
+            "image_url_forbidden",
+            ("reference_images[0]: 'http://127.0.0.1:1/cat.png' points at 127.0.0.1, a loopback address",),
         ),
     ],
-    ids=["hello", "hello-data-uri", "uri-not-base64", "not-base64", "empty", "unreachable-url"],
+    ids=["hello", "hello-data-uri", "uri-not-base64", "not-base64", "empty", "loopback-url"],
 )
 def test_reference_that_is_not_an_image(
     http: httpx.Client, source: str, code: str, fragments: tuple[str, ...]

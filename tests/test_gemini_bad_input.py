@@ -322,11 +322,11 @@ GENERATE_CASES = [
         "http(s) URL",
     ),
     case(
-        "filedata-unreachable",
+        "filedata-loopback",
         with_part({"fileData": {"mimeType": "image/png", "fileUri": "http://127.0.0.1:1/cat.png"}}),
-        "IMAGE_FETCH_FAILED",
+        "IMAGE_URL_FORBIDDEN",
         "contents[0].parts[1].fileData",
-        "'http://127.0.0.1:1/cat.png' could not be fetched",
+        "'http://127.0.0.1:1/cat.png' points at 127.0.0.1, a loopback address",
     ),
     case(
         "video-in-an-earlier-turn",

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue = TaskQueue(db, result_ttl=settings.result_ttl_seconds)
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")
-        fetcher = ImageFetcher(settings.limits)
+        fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
         prices = Prices(channels.prices)
         # Counts every process must share live in Redis when there is one; else each process keeps its own.
         redis_client = None

@@ -71,6 +71,13 @@ def serve(
             help="Require API keys (default: only when listening beyond loopback; off is refused there)",
         ),
     ] = None,
+    fetch_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A network (10.1.0.0/16) or host name that image URLs may point at besides public "
+            "addresses; repeat for more. Loopback, private and cloud-metadata addresses are refused otherwise",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
@@ -97,6 +104,7 @@ def serve(
         "sync_wait_seconds": sync_wait,
         "auth": auth,
         "redis_url": redis_url,
+        "fetch_allow": fetch_allow or None,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -36,14 +36,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
 from pixelgate.core.errors import one_of
 from pixelgate.core.request import Limits
+from pixelgate.core.safe_urls import AddressPolicy
 from pixelgate.providers.emulator import FaultSpec
 
 PROVIDERS = ("google", "openai", "tasks", "emulator")
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None  # PIXELGATE_ADMIN_KEY; without it one is made and shown once
 
     redis_url: str | None = None  # shares requests-per-minute and failed-key counts between processes
+    # Networks and host names that image URLs may point at besides public addresses (PIXELGATE_FETCH_ALLOW,
+    # comma-separated): a private host of images, say. Loopback and cloud metadata stay refused otherwise.
+    fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     emulate: bool = False
     emulate_latency: float = 0.0
     emulate_faults: FaultSpec = ""
@@ -87,6 +91,19 @@ class Settings(BaseSettings):
     # Longer than the OpenAI SDK's own 10-minute timeout: a 4K Pro image in a queue behind others still
     # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
     sync_wait_seconds: float = Field(900.0, gt=0)
+
+    @field_validator("fetch_allow", mode="before")
+    @classmethod
+    def _fetch_allow_entries(cls, value: Any) -> Any:
+        # Comma-separated in the environment, and allowed so in each --fetch-allow too.
+        items = [value] if isinstance(value, str) else list(value)
+        entries = [entry.strip() for item in items for entry in str(item).split(",") if entry.strip()]
+        AddressPolicy.allowing(entries)  # refuses what is neither a network nor a host name
+        return entries
+
+    @property
+    def fetch_policy(self) -> AddressPolicy:
+        return AddressPolicy.allowing(self.fetch_allow)
 
     @property
     def on_loopback(self) -> bool:

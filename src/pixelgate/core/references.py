@@ -11,6 +11,7 @@ import httpx2
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
 from pixelgate.core.images import ImageInfo, decode_inline_image, inspect_image, is_url
 from pixelgate.core.request import Limits
+from pixelgate.core.safe_urls import AddressPolicy, UnsafeUrl, checked_destination
 
 
 @dataclass(frozen=True)
@@ -48,37 +49,41 @@ class LoadedReference:
 
 
 class ImageFetcher:
-    """Downloads images named by URL, within size, time and redirect limits."""
+    """Downloads images named by URL: from public addresses only (see ``safe_urls.py``; each redirect is
+    checked again), within a size, a time and a redirect limit."""
 
-    def __init__(self, limits: Limits, *, timeout: float = 20.0, max_redirects: int = 5) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        policy: AddressPolicy | None = None,
+        timeout: float = 20.0,
+        max_redirects: int = 5,
+    ) -> None:
         self.limits = limits
+        self.policy = policy or AddressPolicy()
+        self.timeout = timeout
+        self.max_redirects = max_redirects
         self._client = httpx2.AsyncClient(
-            timeout=timeout,
-            follow_redirects=True,
-            max_redirects=max_redirects,
-            headers={"User-Agent": "pixelgate"},
+            timeout=timeout, follow_redirects=False, headers={"User-Agent": "pixelgate"}
         )
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def fetch(self, url: str, field: str) -> bytes:
-        limit = self.limits.max_reference_bytes
         try:
-            async with self._client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise InvalidRequest(
-                        f"{field} {url!r} could not be fetched: "
-                        f"the server answered HTTP {response.status_code}",
-                        param=field,
-                        code="image_fetch_failed",
-                    )
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLarge(f"{field} {url!r} is larger than {limit:,} bytes", param=field)
-                    chunks.append(chunk)
+            async with asyncio.timeout(self.timeout):
+                return await self._follow(url, field)
+        except TimeoutError:
+            raise InvalidRequest(
+                f"{field} {url!r} could not be fetched within {self.timeout:g} s: use a faster host or send "
+                "the image inline as base64",
+                param=field,
+                code="image_fetch_failed",
+            ) from None
+        except UnsafeUrl as exc:
+            raise InvalidRequest(f"{field}: {exc}", param=field, code="image_url_forbidden") from None
         except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
             raise InvalidRequest(
                 f"{field} {url!r} could not be fetched ({type(exc).__name__}): use a reachable http(s) URL "
@@ -86,6 +91,42 @@ class ImageFetcher:
                 param=field,
                 code="image_fetch_failed",
             ) from None
+
+    async def _follow(self, url: str, field: str) -> bytes:
+        target = httpx2.URL(url)
+        for _ in range(self.max_redirects + 1):
+            destination = await checked_destination(target, self.policy)
+            request = self._client.build_request(
+                "GET", destination.url, headers=destination.headers, extensions=destination.extensions
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    target = target.join(response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    raise InvalidRequest(
+                        f"{field} {url!r} could not be fetched: the server answered HTTP {response.status_code}",
+                        param=field,
+                        code="image_fetch_failed",
+                    )
+                return await self._read(response, url, field)
+            finally:
+                await response.aclose()
+        raise InvalidRequest(
+            f"{field} {url!r} redirected more than {self.max_redirects} times: give the image's own URL",
+            param=field,
+            code="image_fetch_failed",
+        )
+
+    async def _read(self, response: httpx2.Response, url: str, field: str) -> bytes:
+        limit = self.limits.max_reference_bytes
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"{field} {url!r} is larger than {limit:,} bytes", param=field)
+            chunks.append(chunk)
         return b"".join(chunks)
 
 
