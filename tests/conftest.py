@@ -171,7 +171,7 @@ class PostgresDatabases:
         self.url = url
         self.made: list[str] = []
 
-    def _admin(self, sql: str) -> None:
+    def admin(self, sql: str) -> None:
         import asyncpg
 
         dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
@@ -187,14 +187,14 @@ class PostgresDatabases:
 
     def create(self) -> str:
         name = f"pixelgate_test_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self.admin(f'CREATE DATABASE "{name}"')
         self.made.append(name)
         base, _, _ = self.url.rpartition("/")
         return f"{base}/{name}"
 
     def drop_all(self) -> None:
         for name in self.made:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

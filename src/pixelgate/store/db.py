@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -46,6 +47,11 @@ class Database:
             return
         async with self._sqlite_writer, self.engine.begin() as conn:
             yield conn
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     @property
     def is_postgres(self) -> bool:

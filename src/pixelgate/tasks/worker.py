@@ -64,6 +64,11 @@ class Worker:
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
 
+    @property
+    def alive(self) -> bool:
+        """Claiming and heartbeating: started, not stopping, and neither loop has died."""
+        return bool(self._loops) and not self._stopping and not any(loop.done() for loop in self._loops)
+
     def wake(self) -> None:
         """Claim now rather than at the next poll: a task was just queued in this process."""
         self._wake.set()
