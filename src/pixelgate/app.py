@@ -13,6 +13,7 @@ from pixelgate.api import admin, chat, files, gemini, health, interactions, mode
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
+from pixelgate.api.request_log import RequestLogMiddleware
 from pixelgate.auth import redis_store
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGuard
 from pixelgate.auth.keys import KeyStore
@@ -145,4 +146,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (openai, models, tasks, gemini, interactions, chat, files, health, admin, usage):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)  # outermost: a refused body is logged with its id too
     return app

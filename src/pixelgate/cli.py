@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from pixelgate.catalog import default_catalog
+from pixelgate.core import logs
 
 app = typer.Typer(help="pixelgate: a self-hosted image-generation gateway.", no_args_is_help=True)
 console = Console()
@@ -79,6 +81,13 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="json (one object per line: every request and task state change), text, or auto: text at "
+            "a terminal, else json"
+        ),
+    ] = "auto",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     import uvicorn
@@ -125,11 +134,23 @@ def serve(
             "be refused until one is. Add --emulate to serve every model offline, set GEMINI_API_KEY, "
             "or declare channels in pixelgate.toml.[/]"
         )
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(
+            f"{log_level!r} is not a log level: use debug, info, warning or error", param_hint="--log-level"
+        )
+    if log_format not in ("auto", "json", "text"):
+        raise typer.BadParameter(
+            f"{log_format!r} is not a log format: use auto, json or text", param_hint="--log-format"
+        )
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
+    logs.configure(log_level, log_format)
     uvicorn.run(
         server,
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_config=None,  # logs.configure did it; the middleware logs each request, so no access log
+        access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
 

@@ -169,6 +169,7 @@ class Task:
     # Per image index ("0", "1", …): the upstream task that is making it, so that a worker that takes
     # this task over polls that one instead of paying the upstream for a second.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_id: str | None = None  # the request that made it (X-Request-Id), for its log lines
 
     def result_expired(self, now: float | None = None) -> bool:
         """Whether the stored images are past their time (their URLs can no longer be signed)."""

@@ -30,6 +30,7 @@ tasks = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=True),
     # {image index: {"channel": …, "task": …}}: upstream tasks in flight, resumed after a restart
     sa.Column("upstream", sa.JSON, nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),  # X-Request-Id of the request that made it
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
 )

@@ -45,6 +45,7 @@ def _row_to_task(row: Any) -> Task:
         result=TaskResult.from_record(row.result) if row.result else None,
         error_record=row.error,
         upstream=row.upstream or {},
+        request_id=row.request_id,
     )
 
 
@@ -70,6 +71,7 @@ class TaskQueue:
                     id=task.id,
                     owner=task.owner,
                     dialect=task.dialect,
+                    request_id=task.request_id,
                     model=task.request.model,
                     status=task.status.value,
                     progress=task.progress,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from itertools import count
@@ -13,6 +14,7 @@ from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.auth.ledger import Ledger
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, Prices
+from pixelgate.core import logs
 from pixelgate.core.errors import (
     Conflict,
     Forbidden,
@@ -46,6 +48,8 @@ from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.worker import Worker
+
+log = logging.getLogger("pixelgate.tasks")
 
 
 class TaskService:
@@ -169,7 +173,12 @@ class TaskService:
             estimate_usd=round((self.prices.price_of(spec) or 0.0) * request.n, 6),
         )
         task = Task(
-            id=task_id, request=request, dialect=dialect, response_format=response_format, owner=owner
+            id=task_id,
+            request=request,
+            dialect=dialect,
+            response_format=response_format,
+            owner=owner,
+            request_id=logs.request_id.get(),
         )
         try:
             await asyncio.gather(*(write() for write in writes))
@@ -177,6 +186,16 @@ class TaskService:
         except BaseException:
             await asyncio.shield(self.ledger.release(task_id))
             raise
+        logs.event(
+            log,
+            "task.queued",
+            task_id=task.id,
+            request_id=task.request_id,
+            model=spec.id,
+            dialect=dialect,
+            images=request.n,
+            key_id=caller.key_id,
+        )
         if self.worker is not None:
             self.worker.wake()
         return task
@@ -271,6 +290,9 @@ class TaskService:
 
     async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
         task = await self.queue.cancel(task_id, owner=owner)
+        logs.event(
+            log, "task.cancelled", task_id=task.id, request_id=task.request_id, model=task.request.model
+        )
         if self.worker is not None:
             self.worker.cancel_local(task_id)
         # Whoever cancels stops the upstream tasks, wherever the task ran (or left them, in a crash).

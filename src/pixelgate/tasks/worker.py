@@ -12,12 +12,14 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from pixelgate.catalog import Catalog, Prices
+from pixelgate.core import logs
 from pixelgate.core.errors import PixelgateError, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
@@ -92,6 +94,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
             await self.queue.release(task_id, self.id)
+            logs.event(log, "task.requeued", task_id=task_id, reason="shutdown")
         for loop in self._loops:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -137,11 +140,19 @@ class Worker:
                 self.cancel_local(task_id)
 
     async def _run(self, task: Task) -> None:
+        logs.event(
+            log,
+            "task.started",
+            task_id=task.id,
+            request_id=task.request_id,
+            model=task.request.model,
+            attempt=task.attempts,
+            queued_ms=round((time.time() - task.created_at) * 1000),
+        )
         try:
             if task.attempts > self.max_attempts:
-                await self.queue.fail(
-                    task.id,
-                    self.id,
+                await self._fail(
+                    task,
                     UpstreamError(
                         f"task {task.id} was started {task.attempts - 1} times and never finished: giving up "
                         f"(at most {self.max_attempts} attempts)",
@@ -157,9 +168,8 @@ class Worker:
         except Exception:
             # A bug, not bad input: record it on the task rather than leave the task running forever.
             log.exception("task %s failed unexpectedly", task.id)
-            await self.queue.fail(
-                task.id,
-                self.id,
+            await self._fail(
+                task,
                 PixelgateError(
                     f"task {task.id} failed inside pixelgate (see the server log); it was not billed",
                     code="internal_error",
@@ -172,6 +182,20 @@ class Worker:
             if not self._stopping and self.events.has_waiters(task.id):
                 with contextlib.suppress(Exception):
                     self.events.finished(await self.queue.get(task.id))
+
+    async def _fail(self, task: Task, error: PixelgateError) -> None:
+        await self.queue.fail(task.id, self.id, error)
+        logs.event(
+            log,
+            "task.failed",
+            logging.WARNING,
+            task_id=task.id,
+            request_id=task.request_id,
+            model=task.request.model,
+            code=error.code,
+            message=error.message,
+            ms=round((time.time() - task.created_at) * 1000),
+        )
 
     async def _load(self, keys: list[str]) -> tuple[bytes, ...]:
         return tuple(await asyncio.gather(*(self.blobs.get(key) for key in keys)))
@@ -232,7 +256,7 @@ class Worker:
         try:
             results = await _all_or_none([one(i) for i in range(request.n)])
         except PixelgateError as error:
-            await self.queue.fail(task.id, self.id, error)
+            await self._fail(task, error)
             return
 
         outputs = _Outputs(self.blobs, task.id)
@@ -264,6 +288,16 @@ class Worker:
             channel=first.channel,
         )
         await self.queue.complete(task.id, self.id, outcome)
+        logs.event(
+            log,
+            "task.completed",
+            task_id=task.id,
+            request_id=task.request_id,
+            model=spec.id,
+            channel=first.channel,
+            images=len(images),
+            ms=round((time.time() - task.created_at) * 1000),
+        )
 
 
 async def _all_or_none(calls: list[Coroutine[Any, Any, ProviderResult]]) -> list[ProviderResult]:
