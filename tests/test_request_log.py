@@ -86,3 +86,26 @@ def test_an_unknown_log_format_is_refused(make_server: MakeServer) -> None:
         server.start(timeout=30)
     said = " ".join(str(caught.value).translate({ord(c): " " for c in "│╭╮╰╯─"}).split())  # rich's box
     assert "'xml' is not a log format: use auto, json or text" in said
+
+
+def test_a_field_named_like_a_log_record_attribute_is_kept_under_another_name() -> None:
+    """``logging`` refuses ``message`` (and the record's own attributes) as extra fields; an event that
+    has one must still be written, not raise inside the code that reports a failure."""
+    import io
+    import logging
+
+    from pixelgate.core.logs import JsonFormatter, event
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("pixelgate.test-clash")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        event(logger, "task.failed", message="boom", name="x", code="upstream_error")
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "task.failed" and line["code"] == "upstream_error"
+    assert line["message_"] == "boom" and line["name_"] == "x" and line["logger"] == "pixelgate.test-clash"

@@ -9,7 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pixelgate.api import admin, chat, files, gemini, health, interactions, models, openai, tasks, usage
+from pixelgate.api import (
+    admin,
+    chat,
+    files,
+    gemini,
+    health,
+    interactions,
+    metrics,
+    models,
+    openai,
+    tasks,
+    usage,
+)
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
@@ -143,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
     )
     install_error_handlers(app)
-    for module in (openai, models, tasks, gemini, interactions, chat, files, health, admin, usage):
+    for module in (openai, models, tasks, gemini, interactions, chat, files, health, metrics, admin, usage):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)  # outermost: a refused body is logged with its id too

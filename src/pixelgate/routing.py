@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.config import ChannelConfig, ConfigError, GatewayConfig, RoutingConfig
+from pixelgate.core import metrics
 from pixelgate.core.errors import (
     NoUpstreamConfigured,
     PixelgateError,
@@ -166,6 +167,8 @@ class Router:
                 )
             if wait > 0:
                 await self.sleep(wait)
+            if attempts:
+                metrics.retries.labels(channel.name).inc()
             attempts.append(channel.name)
             model = channel.config.upstream_model(generation.spec) or generation.spec.upstream_id
             attempt = replace(
@@ -217,6 +220,7 @@ class Router:
         return float(min(self.policy.max_backoff_seconds, base * self.rng.uniform(0.75, 1.25)))
 
     def _rate_limited(self, channel: Channel, exc: RateLimited) -> None:
+        metrics.upstream_errors.labels(channel.name, exc.code or "rate_limited").inc()
         health = channel.health
         now = self.clock()
         if health.ready_at > now and health.reason == "rate limited":
@@ -234,6 +238,7 @@ class Router:
     def _failed(self, channel: Channel, exc: UpstreamError) -> None:
         health = channel.health
         now = self.clock()
+        metrics.upstream_errors.labels(channel.name, exc.code or "upstream_error").inc()
         health.failed += 1
         health.failures_in_a_row += 1
         health.last_error = exc.message
@@ -244,6 +249,7 @@ class Router:
             # upstream went down do not each double it.
             cooldown = min(self.policy.max_cooldown_seconds, self.policy.cooldown_seconds * 2**health.trips)
             health.trips += 1
+            metrics.cooldowns.labels(channel.name).inc()
             health.ready_at = now + cooldown
             health.reason = "cooling down"
             log.warning(

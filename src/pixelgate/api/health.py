@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.responses import FastJSONResponse
 
-router = APIRouter()
+
+def ops_dialect(request: Request) -> None:
+    """Probes and scrapes are counted apart from the image APIs (``dialect="ops"`` in /metrics)."""
+    request.state.dialect = "ops"
+
+
+router = APIRouter(dependencies=[Depends(ops_dialect)])
 CHECK_SECONDS = 2.0
 
 

@@ -16,6 +16,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelgate.api.errors import guess_dialect
+from pixelgate.core import metrics
 from pixelgate.core.logs import event, request_id
 
 log = logging.getLogger("pixelgate.requests")
@@ -53,6 +54,9 @@ class RequestLogMiddleware:
                 scope["path"], {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
                 scope.get("query_string", b"").decode("latin-1"),
             )  # fmt: skip
+            seconds = time.perf_counter() - started
+            metrics.requests.labels(dialect, str(status)).inc()
+            metrics.request_seconds.labels(dialect).observe(seconds)
             event(
                 log,
                 "request",
@@ -61,5 +65,5 @@ class RequestLogMiddleware:
                 path=scope["path"],
                 dialect=dialect,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                duration_ms=round(seconds * 1000, 1),
             )

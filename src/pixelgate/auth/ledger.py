@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pixelgate.core import metrics
 from pixelgate.core.errors import InvalidRequest, QuotaExceeded, RateLimited, one_of
 from pixelgate.core.task import Usage
 from pixelgate.store.db import Database
@@ -96,6 +97,7 @@ class Ledger:
                     created_at=now,
                 )
             )
+        metrics.credits_reserved.inc(estimate_usd)
 
     async def release(self, task_id: str) -> None:
         """Give back a reservation whose task was never stored (it failed on the way in)."""
@@ -225,6 +227,8 @@ async def settle(conn: AsyncConnection, task_id: str, made: Usage | None, now: f
             total_tokens=made.total_tokens,
             cost_usd=made.cost_usd,
         )
-    await conn.execute(
+    settled = await conn.execute(
         usage.update().where(usage.c.task_id == task_id, usage.c.state == RESERVED).values(**values)
     )
+    if settled.rowcount and made is not None:
+        metrics.credits_settled.inc(made.cost_usd)

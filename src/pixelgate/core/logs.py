@@ -21,12 +21,15 @@ import orjson
 request_id: ContextVar[str | None] = ContextVar("pixelgate_request_id", default=None)
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
+# Names a field may not have (logging refuses them in ``extra``): such a field gets a "_" appended.
+_CLASHES = _RESERVED | {"message", "asctime"}
 
 
-def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, /, **fields: Any) -> None:
     """Log one thing that happened, with its facts as fields rather than words."""
     if logger.isEnabledFor(level):
-        logger.log(level, name, extra={"event": name, **fields})
+        safe = {f"{key}_" if key in _CLASHES else key: value for key, value in fields.items()}
+        logger.log(level, name, extra={"event": name, **safe})
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.auth.ledger import Ledger
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, Prices
-from pixelgate.core import logs
+from pixelgate.core import logs, metrics
 from pixelgate.core.errors import (
     Conflict,
     Forbidden,
@@ -293,6 +293,7 @@ class TaskService:
         logs.event(
             log, "task.cancelled", task_id=task.id, request_id=task.request_id, model=task.request.model
         )
+        metrics.tasks_finished.labels(task.request.model, "cancelled").inc()
         if self.worker is not None:
             self.worker.cancel_local(task_id)
         # Whoever cancels stops the upstream tasks, wherever the task ran (or left them, in a crash).

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from pixelgate.catalog import Catalog, Prices
-from pixelgate.core import logs
+from pixelgate.core import logs, metrics
 from pixelgate.core.errors import PixelgateError, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
@@ -185,6 +185,7 @@ class Worker:
 
     async def _fail(self, task: Task, error: PixelgateError) -> None:
         await self.queue.fail(task.id, self.id, error)
+        metrics.tasks_finished.labels(task.request.model, "failed").inc()
         logs.event(
             log,
             "task.failed",
@@ -193,7 +194,7 @@ class Worker:
             request_id=task.request_id,
             model=task.request.model,
             code=error.code,
-            message=error.message,
+            error=error.message,
             ms=round((time.time() - task.created_at) * 1000),
         )
 
@@ -288,6 +289,8 @@ class Worker:
             channel=first.channel,
         )
         await self.queue.complete(task.id, self.id, outcome)
+        metrics.tasks_finished.labels(spec.id, "completed").inc()
+        metrics.task_seconds.labels(spec.id, first.channel or "").observe(time.time() - task.created_at)
         logs.event(
             log,
             "task.completed",

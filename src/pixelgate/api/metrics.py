@@ -1,0 +1,27 @@
+"""``GET /metrics``: Prometheus' text format (see ``core/metrics.py`` for what is counted).
+
+With keys on, it takes the admin key (Prometheus sends it with ``authorization: {credentials: …}`` in its
+scrape config): the page names models, channels and how much was spent.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pixelgate.api.auth import admin_only, authenticate
+from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.health import ops_dialect
+from pixelgate.core import metrics
+from pixelgate.core.task import Status
+
+router = APIRouter(dependencies=[Depends(ops_dialect), Depends(authenticate), Depends(admin_only)])
+
+
+@router.get("/metrics")
+async def prometheus_metrics(gw: GatewayDep) -> Response:
+    counts = await gw.service.queue.count_by_status()
+    for status in (Status.QUEUED, Status.RUNNING):
+        metrics.queue_depth.labels(status.value).set(counts.get(status.value, 0))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
