@@ -591,3 +591,23 @@ def usage(
         table.add_row(*row(bucket, [str(bucket[g]) if bucket[g] is not None else "-" for g in groups]))
     table.add_row(*row(report["total"], ["total", *[""] * (len(groups) - 1)] if groups else []), style="bold")
     console.print(table)
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="A new folder for the copy")],
+    data_dir: Annotated[
+        Path, typer.Option(envvar="PIXELGATE_DATA_DIR", help="The data dir the server runs with")
+    ] = Path("pixelgate-data"),
+) -> None:
+    """Copy a SQLite data dir while the server runs: the database as one snapshot, then the images.
+    (With PostgreSQL, back up the database with pg_dump and copy the data dir's blobs/ folder.)"""
+    from pixelgate.store.backup import backup_data_dir
+
+    try:
+        report = backup_data_dir(data_dir, target)
+    except (FileNotFoundError, FileExistsError) as exc:
+        _refuse(exc)
+    console.print(
+        f"backed up {report.tasks} tasks and {report.images} images ({report.bytes:,} bytes) to {target}"
+    )
