@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     max_prompt_chars: int = 32_000
     max_image_pixels: int = 64 * 1024 * 1024
     max_reference_bytes: int = 20 * 1024 * 1024
+    max_history_turns: int = Field(64, ge=1)  # earlier turns a conversation may carry
 
     result_ttl_seconds: float = 24 * 3600
     run_workers: bool = True
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
             max_prompt_chars=self.max_prompt_chars,
             max_image_pixels=self.max_image_pixels,
             max_reference_bytes=self.max_reference_bytes,
+            max_history_turns=self.max_history_turns,
         )
 
 
