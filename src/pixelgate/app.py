@@ -25,6 +25,7 @@ from pixelgate.api import (
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
+from pixelgate.api.openapi import install_openapi
 from pixelgate.api.request_log import RequestLogMiddleware
 from pixelgate.auth import redis_store
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGuard
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Image-generation gateway: OpenAI Images, task-style and Gemini APIs.",
     )
     install_error_handlers(app)
+    install_openapi(app)
     for module in (openai, models, tasks, gemini, interactions, chat, files, health, metrics, admin, usage):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -116,4 +116,5 @@ class UrlSigner:
     def verify(self, key: str, expires: int, signature: str, *, now: float | None = None) -> bool:
         if expires < (now if now is not None else time.time()):
             return False
-        return hmac.compare_digest(self._signature(key, expires), signature)
+        # compare_digest refuses non-ASCII text; no signature this signer made has any.
+        return signature.isascii() and hmac.compare_digest(self._signature(key, expires), signature)

@@ -1,0 +1,76 @@
+"""``/openapi.json`` documents every public endpoint with its body, and schemathesis, fed that document,
+sends each endpoint cases made from it: none may get a 5xx or hang, and the server serves normally
+afterwards. A bounded run (a few cases per endpoint); ``scripts/fuzz.py`` runs the long one."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from conftest import MakeServer, ServerProcess
+
+CASES_PER_ENDPOINT = 25
+
+
+@pytest.fixture(scope="module")
+def fuzzed(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate")
+
+
+def test_every_public_endpoint_is_documented(fuzzed: ServerProcess) -> None:
+    document = httpx.get(f"{fuzzed.url}/openapi.json", timeout=10).json()
+    paths = document["paths"]
+    for path in ("/v1/images/generations", "/v1/images/edits", "/v1beta/interactions", "/admin/keys"):
+        assert "requestBody" in paths[path]["post"], path
+    assert "requestBody" in paths["/v1beta/models/{model_action}"]["post"]
+    for path in ("/v1/tasks/{task_id}", "/v1/models", "/v1/usage", "/healthz", "/readyz", "/metrics"):
+        assert "get" in paths[path], path
+    assert "ImageBody" in document["components"]["schemas"]
+
+
+def test_no_case_is_a_server_error(fuzzed: ServerProcess) -> None:
+    """Each operation of the document, ``CASES_PER_ENDPOINT`` cases each (schemathesis' pytest plugin does
+    not run under this pytest, so the cases are drawn here from its strategies)."""
+    api = schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json")
+    tried: dict[str, int] = {}
+    for found in api.get_all_operations():
+        operation = found.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=CASES_PER_ENDPOINT,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def send(case: schemathesis.Case) -> None:
+            tried[case.operation.label] = tried.get(case.operation.label, 0) + 1
+            case.call_and_validate(checks=[not_a_server_error], timeout=60)
+
+        send()
+    assert len(tried) >= 30, tried  # every operation was reached
+    print(f"schemathesis: {sum(tried.values())} cases over {len(tried)} operations")
+
+
+def test_the_server_still_serves_afterwards(fuzzed: ServerProcess) -> None:
+    assert httpx.get(f"{fuzzed.url}/healthz", timeout=10).status_code == 200
+    made = httpx.post(
+        f"{fuzzed.url}/v1/images/generations",
+        json={"model": "gemini-3.1-flash-image", "prompt": "still here"},
+        timeout=60,
+    )
+    assert made.status_code == 200, made.text
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_a_crash(fuzzed: ServerProcess) -> None:
+    """Found by the run above: hmac.compare_digest raised on non-ASCII text, a 500."""
+    response = httpx.get(
+        f"{fuzzed.url}/blobs/task_img_x/out-0.png",
+        params={"expires": "99999999999", "signature": "é"},
+        timeout=10,
+    )
+    assert response.status_code == 403, response.text
