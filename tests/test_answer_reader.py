@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -136,9 +137,10 @@ def test_short_strings_and_everything_else_stay_as_they_are() -> None:
 # -- through a real upstream on loopback ----------------------------------------------------------------
 
 
-async def serve_in_pieces(body: bytes, piece: int) -> tuple[asyncio.Server, int]:
-    """An HTTP/1.1 server that answers any request with ``body`` as JSON, written ``piece`` bytes at a
-    time (a real upstream's answer arrives in many reads)."""
+@contextlib.asynccontextmanager
+async def upstream_answering(body: bytes, piece: int) -> AsyncIterator[UpstreamHttp]:
+    """A channel's client, and an HTTP/1.1 server behind it that answers any request with ``body`` as JSON,
+    written ``piece`` bytes at a time (a real upstream's answer arrives in many reads)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (await reader.readline()) not in (b"\r\n", b""):
@@ -153,55 +155,43 @@ async def serve_in_pieces(body: bytes, piece: int) -> tuple[asyncio.Server, int]
         writer.close()
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    port = server.sockets[0].getsockname()[1]
+    upstream = UpstreamHttp(
+        channel="chan",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        headers={},
+        timeout=10,
+        max_connections=2,
+        secret=None,
+    )
+    try:
+        yield upstream
+    finally:
+        await upstream.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_large_image_answer_is_decoded_as_it_arrives() -> None:
     image = png_bytes(1600, 1200) + os.urandom(1 << 20)  # over a mebibyte of base64, the long path
     text = base64.b64encode(image).decode().replace("/", "\\/")
     body = ('{"created": 1, "data": [{"b64_json": "' + text + '", "revised_prompt": "a cat"}]}').encode()
-    server, port = await serve_in_pieces(body, 10_000)
-    upstream = UpstreamHttp(
-        channel="chan",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        headers={},
-        timeout=10,
-        max_connections=2,
-        secret=None,
-    )
-    try:
+    async with upstream_answering(body, 10_000) as upstream:
         answer = await upstream.json("POST", "/images/generations", json={"prompt": "a cat"})
         entry = answer["data"][0]
         assert isinstance(entry["b64_json"], DecodedBase64) and entry["revised_prompt"] == "a cat"
         decoded = upstream.decode_base64(entry["b64_json"], "data[0].b64_json")
         assert decoded == image
         assert upstream.image(decoded, "data[0]").width == 1600
-    finally:
-        await upstream.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_long_string_that_is_not_base64_is_a_malformed_answer() -> None:
     body = b'{"data": [{"b64_json": "' + b"QUJD" * 300_000 + b'<html>"}]}'
-    server, port = await serve_in_pieces(body, 65_536)
-    upstream = UpstreamHttp(
-        channel="chan",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        headers={},
-        timeout=10,
-        max_connections=2,
-        secret=None,
-    )
-    try:
+    async with upstream_answering(body, 65_536) as upstream:
         with pytest.raises(UpstreamError) as caught:
             await upstream.json("POST", "/images/generations", json={})
-        assert caught.value.code == "upstream_malformed"
-        assert caught.value.message == (
-            "channel 'chan': the upstream sent a string of more than 1,048,576 characters at byte 23 "
-            "that is not base64 ('<' in b'QUJDQUJD<htm')"
-        )
-    finally:
-        await upstream.close()
-        server.close()
-        await server.wait_closed()
+    assert caught.value.code == "upstream_malformed"
+    assert caught.value.message == (
+        "channel 'chan': the upstream sent a string of more than 1,048,576 characters at byte 23 "
+        "that is not base64 ('<' in b'QUJDQUJD<htm')"
+    )
