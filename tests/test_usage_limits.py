@@ -579,6 +579,26 @@ def test_concurrent_tasks_hold_under_a_burst_and_reset(limits_server: ServerProc
         assert poll(server, accepted(response), made["key"])["status"] == "completed"
 
 
+def test_a_key_without_its_own_limit_has_the_server_s(make_server: MakeServer) -> None:
+    """PIXELGATE_MAX_TASKS_PER_KEY (10,000 by default) bounds the queued and running tasks of a key that has
+    no concurrent_tasks of its own; a key with its own limit goes by that one."""
+    server = make_server(
+        "sqlite", "--emulate", "--auth", "--no-workers", env={**ADMIN_ENV, "PIXELGATE_MAX_TASKS_PER_KEY": "2"}
+    )
+    plain = new_key(server, unique("plain"))
+    for _ in range(2):
+        accepted(generate(server, plain["key"], NANO))
+    error = openai_error(generate(server, plain["key"], NANO), 429, "rate_limit_exceeded", "concurrent_tasks")
+    assert error["message"] == (
+        f"key {plain['id']} has 2 tasks queued or running, the server's limit for keys without their own "
+        "(PIXELGATE_MAX_TASKS_PER_KEY) of 2 concurrent tasks: retry when one of them has finished"
+    )
+    own = new_key(server, unique("own"), limits={"concurrent_tasks": 3})
+    for _ in range(3):
+        accepted(generate(server, own["key"], NANO))
+    openai_error(generate(server, own["key"], NANO), 429, "rate_limit_exceeded", "concurrent_tasks")
+
+
 def test_images_per_day_counts_n_and_resets_at_utc_midnight(limits_server: ServerProcess) -> None:
     server = limits_server
     made = new_key(server, unique("daily"), limits={"images_per_day": 4})

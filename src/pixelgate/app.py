@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router=router,
             fetcher=fetcher,
             worker=worker,
-            ledger=Ledger(db),
+            ledger=Ledger(db, max_tasks_per_key=settings.max_tasks_per_key),
             rate=rate,
             prices=prices,
             sync_wait_seconds=settings.sync_wait_seconds,

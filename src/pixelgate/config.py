@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = 64 * 1024 * 1024
     max_reference_bytes: int = 20 * 1024 * 1024
     max_history_turns: int = Field(64, ge=1)  # earlier turns a conversation may carry
+    max_tasks_per_key: int = Field(10_000, ge=1)  # queued or running, for keys without their own limit
 
     result_ttl_seconds: float = 24 * 3600
     run_workers: bool = True

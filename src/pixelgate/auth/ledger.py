@@ -57,8 +57,11 @@ def seconds_to_midnight(at: float) -> float:
 
 
 class Ledger:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_tasks_per_key: int | None = None) -> None:
         self.db = db
+        # Queued or running tasks per key whose own concurrent_tasks limit is unset: a key that floods the
+        # queue cannot hold it alone.
+        self.max_tasks_per_key = max_tasks_per_key
 
     async def reserve(
         self,
@@ -79,7 +82,9 @@ class Ledger:
         async with self.db.transaction() as conn:
             if key_id is not None:
                 await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
-                await _check_limits(conn, key_id, limits, images, estimate_usd, now, day)
+                await _check_limits(
+                    conn, key_id, limits, images, estimate_usd, now, day, self.max_tasks_per_key
+                )
             await conn.execute(
                 usage.insert().values(
                     task_id=task_id,
@@ -170,14 +175,27 @@ def _bucket(keys: dict[str, Any], values: Any) -> dict[str, Any]:
 
 
 async def _check_limits(
-    conn: AsyncConnection, key_id: str, limits: KeyLimits, images: int, estimate: float, now: float, day: str
+    conn: AsyncConnection,
+    key_id: str,
+    limits: KeyLimits,
+    images: int,
+    estimate: float,
+    now: float,
+    day: str,
+    server_max_tasks: int | None,
 ) -> None:
     mine = usage.c.key_id == key_id
-    if limits.concurrent_tasks is not None:
+    concurrent = limits.concurrent_tasks if limits.concurrent_tasks is not None else server_max_tasks
+    if concurrent is not None:
         running = await conn.scalar(sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED))
-        if (running or 0) >= limits.concurrent_tasks:
+        if (running or 0) >= concurrent:
+            whose = (
+                "its limit"
+                if limits.concurrent_tasks is not None
+                else "the server's limit for keys without their own (PIXELGATE_MAX_TASKS_PER_KEY)"
+            )
             raise RateLimited(
-                f"key {key_id} has {running} tasks queued or running, its limit of {limits.concurrent_tasks} "
+                f"key {key_id} has {running} tasks queued or running, {whose} of {concurrent} "
                 "concurrent tasks: retry when one of them has finished",
                 code="rate_limit_exceeded",
                 param="concurrent_tasks",
