@@ -37,9 +37,15 @@ def main(source: Path, out: Path, commit: str) -> None:
     }
     log = (work / "serve.log").open("ab")
 
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pixelgate", "serve", "--help"], env=env, capture_output=True, text=True
+    ).stdout
+    has_keys = "--auth" in help_text  # keys came with schema 0003
+
     def serve(*args: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "pixelgate", "serve", "--port", str(PORT), "--data-dir", str(data)]
-        process = subprocess.Popen([*command, "--auth", "--emulate", *args], env=env, stdout=log, stderr=log)
+        auth = ["--auth"] if has_keys else []
+        process = subprocess.Popen([*command, *auth, "--emulate", *args], env=env, stdout=log, stderr=log)
         for _ in range(150):
             try:
                 if httpx.get(f"http://127.0.0.1:{PORT}/healthz").status_code == 200:
@@ -53,14 +59,17 @@ def main(source: Path, out: Path, commit: str) -> None:
     body = {"model": "gemini-3.1-flash-image", "size": "1:1", "resolution": "512"}
 
     server = serve()
-    made = client.post(
-        "/admin/keys",
-        headers=admin,
-        json={"name": "old-team", "owner": "acme", "limits": {"images_per_day": 100}},
-    )
-    made.raise_for_status()
-    key = made.json()
-    headers = {"Authorization": f"Bearer {key['key']}"}
+    key: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    if has_keys:
+        new_key = {"name": "old-team", "owner": "acme", "limits": {"images_per_day": 100}}
+        made = client.post("/admin/keys", headers=admin, json=new_key)
+        if made.status_code == 400:  # limits came with schema 0004
+            new_key.pop("limits")
+            made = client.post("/admin/keys", headers=admin, json=new_key)
+        made.raise_for_status()
+        key = {**made.json(), "limits": new_key.get("limits")}
+        headers = {"Authorization": f"Bearer {key['key']}"}
     done = client.post(
         "/v1/images/generations",
         headers=headers,
@@ -71,6 +80,7 @@ def main(source: Path, out: Path, commit: str) -> None:
         "/v1/images/generations", headers=headers, json={**body, "prompt": "x", "size": "8K"}
     )
     assert refused.status_code == 400, refused.text
+    usage = client.get("/v1/usage", headers=headers).status_code == 200  # the ledger came with 0004
     server.terminate()
     server.wait(30)
 
@@ -86,10 +96,13 @@ def main(source: Path, out: Path, commit: str) -> None:
     shutil.copy(data / "pixelgate.db", out / "pixelgate.db")
     shutil.copytree(data / "blobs", out / "blobs", dirs_exist_ok=True)
     facts = {
-        "made_by": f"pixelgate {commit}: serve --emulate --auth, result TTL 100 years (tests/data/make_datadir.py)",
-        "admin_key": ADMIN,
-        "key_id": key["id"],
-        "key": key["key"],
+        "made_by": f"pixelgate {commit}: serve --emulate{' --auth' if has_keys else ''}, result TTL 100 years "
+        "(tests/data/make_datadir.py)",
+        "admin_key": ADMIN if has_keys else None,
+        "key_id": key.get("id"),
+        "key": key.get("key"),
+        "key_limits": key.get("limits"),
+        "ledger": usage,
         "completed_task": done.json()["data"][0]["url"].split("/blobs/")[1].split("/")[0],
         "queued_task": queued.json()["id"],
     }
