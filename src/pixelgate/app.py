@@ -42,6 +42,7 @@ from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.worker import Worker
+from pixelgate.web.playground import install_playground
 
 log = logging.getLogger("pixelgate")
 
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     for module in (openai, models, tasks, gemini, interactions, chat, files, health, metrics, admin, usage):
         app.include_router(module.router)
+    install_playground(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)  # outermost: a refused body is logged with its id too
     return app
