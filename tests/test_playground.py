@@ -8,6 +8,7 @@ slow task, and the page on a phone-sized screen. Screenshots go to ``test-artifa
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from conftest import MakeServer, ServerProcess
+from conftest import MakeServer, ServerProcess, png_bytes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "playground"
@@ -124,3 +125,86 @@ def test_a_phone_sized_screen_shows_the_whole_form(browser: Browser, playground:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=True)
     context.close()
+
+
+def drop_pngs(page: Page, count: int) -> None:
+    """Drop ``count`` PNGs on the reference area, as a file manager would."""
+    encoded = [base64.b64encode(png_bytes(40 + i, 30, (20 * i, 90, 160))).decode() for i in range(count)]
+    transfer = page.evaluate_handle(
+        """(encoded) => {
+            const transfer = new DataTransfer();
+            encoded.forEach((text, i) => {
+                const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], `ref-${i}.png`, { type: "image/png" }));
+            });
+            return transfer;
+        }""",
+        encoded,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
+def finished_task(page: Page) -> str:
+    card = page.wait_for_selector(".task[data-state='done']", timeout=30_000)
+    assert card is not None and card.get_attribute("data-status") == "completed", card and card.inner_text()
+    task_id = card.get_attribute("data-id")
+    assert task_id
+    return task_id
+
+
+def test_an_edit_with_a_dropped_reference_image(page: Page, playground: ServerProcess) -> None:
+    page.fill("#prompt", "put this on a mug")
+    page.select_option("#size", "512")
+    drop_pngs(page, 1)
+    page.wait_for_selector("#refs img")
+    assert page.text_content("#ref-limit") == "(1 of at most 14 for this model)"
+    page.click("#submit")
+    task_id = finished_task(page)
+    # The server received the reference: it billed one input image.
+    task = httpx.get(f"{playground.url}/v1/tasks/{task_id}", timeout=10).json()
+    assert task["usage"]["input_tokens_details"]["image_tokens"] > 0, task
+
+
+def test_the_model_s_reference_limit_is_enforced_before_sending(page: Page) -> None:
+    page.select_option("#model", "gemini-2.5-flash-image")
+    drop_pngs(page, 4)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == (
+        "gemini-2.5-flash-image takes at most 3 reference images: ref-3.png was not added"
+    )
+    assert len(page.query_selector_all("#refs img")) == 3
+
+
+def test_a_two_turn_edit_continues_the_conversation(page: Page, playground: ServerProcess) -> None:
+    page.fill("#prompt", "a red kite")
+    page.select_option("#size", "512")
+    page.click("#submit")
+    first = finished_task(page)
+    page.click(f".task[data-id='{first}'] .continue")
+    assert page.is_visible("#continuing")
+    page.fill("#prompt", "make the kite blue")
+    page.click("#submit")
+    second = page.wait_for_selector(f".task:not([data-id='{first}'])[data-state='done']", timeout=30_000)
+    assert second is not None and second.get_attribute("data-status") == "completed", (
+        second and second.inner_text()
+    )
+    assert f"continues {first}" in (second.text_content() or "")
+    second_id = second.get_attribute("data-id")
+    turn = httpx.get(f"{playground.url}/v1beta/interactions/{second_id}", timeout=10).json()
+    assert turn["previous_interaction_id"] == first and turn["status"] == "completed"
+
+
+def test_templates_snippets_and_usage(page: Page, playground: ServerProcess) -> None:
+    page.click("button[data-template='sticker']")
+    assert "sticker" in page.input_value("#prompt").lower()
+    page.select_option("#size", "512")
+    page.click("#submit")
+    task_id = finished_task(page)
+    card = f".task[data-id='{task_id}']"
+    curl = page.text_content(f"{card} .snippet-curl") or ""
+    assert f"{playground.url}/v1/images/generations" in curl and '"resolution": "512"' in curl
+    assert 'model="gemini-3.1-flash-image"' in (page.text_content(f"{card} .snippet-openai") or "")
+    assert "client.models.generate_content(" in (page.text_content(f"{card} .snippet-google") or "")
+    page.wait_for_function("() => document.getElementById('usage').textContent.startsWith('Usage so far: ')")
+    images = int((page.text_content("#usage") or "").split()[3])
+    assert images >= 1
