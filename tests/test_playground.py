@@ -208,3 +208,13 @@ def test_templates_snippets_and_usage(page: Page, playground: ServerProcess) -> 
     page.wait_for_function("() => document.getElementById('usage').textContent.startsWith('Usage so far: ')")
     images = int((page.text_content("#usage") or "").split()[3])
     assert images >= 1
+
+
+def test_the_form_works_from_the_keyboard(page: Page) -> None:
+    page.focus("#prompt")
+    page.keyboard.type("a paper boat")
+    page.keyboard.press("Tab")  # to the model picker
+    assert page.evaluate("() => document.activeElement.id") == "model"
+    page.focus("#submit")
+    page.keyboard.press("Enter")
+    assert finished_task(page)
