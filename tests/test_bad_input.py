@@ -743,7 +743,13 @@ def test_edit_with_a_bad_field_in_the_form(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/nope"), ("POST", "/v1/images/generation"), ("GET", "/"), ("DELETE", "/v1/images")],
+    # GET / is the playground (tests/test_playground.py).
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/images/generation"),
+        ("GET", "/index.html"),
+        ("DELETE", "/v1/images"),
+    ],
 )
 def test_unknown_endpoint(http: httpx.Client, method: str, path: str) -> None:
     response = http.request(method, path)
