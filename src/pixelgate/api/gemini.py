@@ -280,7 +280,13 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
     body, spell = parse_wire(GenerateContentBody, await read_json_object(request), camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
     task = await gw.service.submit(
-        image_request, references=references, videos=videos, history=history, dialect="gemini", caller=caller
+        image_request,
+        references=references,
+        videos=videos,
+        history=history,
+        dialect="gemini",
+        caller=caller,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     return task, action == "streamGenerateContent"
 

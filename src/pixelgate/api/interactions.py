@@ -461,6 +461,7 @@ async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep
         dialect="interactions",
         response_format=fmt.delivery,
         caller=caller,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     if body.background:
         return ImageJSONResponse(await render_interaction(gw, request, task))

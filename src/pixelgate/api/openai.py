@@ -218,6 +218,7 @@ async def _create(
         dialect="tasks" if task_style else "openai",
         response_format=body.response_format or "url",
         caller=caller,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     if as_task:
         return FastJSONResponse(render_task_style(request, gw, task))

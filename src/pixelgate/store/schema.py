@@ -37,6 +37,17 @@ tasks = sa.Table(
 # In the claim's order (highest priority, then oldest), so that a claim reads only the rows it takes.
 sa.Index("ix_tasks_claim", tasks.c.status, tasks.c.priority.desc(), tasks.c.created_at)
 
+# An Idempotency-Key (per owner: "scope") and the task its first request made (see tasks/idempotency.py).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(160), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from itertools import count
 
@@ -46,10 +47,48 @@ from pixelgate.core.task import GeneratedImage, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
+from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.worker import Worker
 
 log = logging.getLogger("pixelgate.tasks")
+# How long a request repeating an Idempotency-Key waits for the first one's task to be saved.
+IDEMPOTENT_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """A create request's inputs besides the ImageRequest, as the dialects hand them over."""
+
+    references: list[ReferenceInput]
+    mask: ReferenceInput | None
+    history: list[TurnInput]
+    videos: list[VideoSource]
+    continue_from: str | None
+    dialect: str
+    response_format: str
+
+    def fingerprint(self, request: ImageRequest) -> str:
+        """What makes two requests the same, for Idempotency-Key: every field and every input's bytes."""
+
+        def reference(ref: ReferenceInput | None) -> list[bytes | str | None]:
+            return [] if ref is None else [ref.field, ref.kind, ref.source]
+
+        parts: list[bytes | str | None] = [
+            request.model_dump_json(),
+            self.dialect,
+            self.response_format,
+            self.continue_from,
+        ]
+        for ref in [*self.references, self.mask]:
+            parts += reference(ref)
+        for turn in self.history:
+            parts += [turn.role, turn.text, turn.signature]
+            for image in turn.images:
+                parts += reference(image)
+        for video in self.videos:
+            parts += [video.mime_type, video.field, video.uri, video.data]
+        return fingerprint(*parts)
 
 
 class TaskService:
@@ -72,6 +111,7 @@ class TaskService:
         self.catalog = catalog
         self.limits = limits
         self.queue = queue
+        self.idempotency = IdempotencyKeys(queue.db)
         self.events = events
         self.blobs = blobs
         self.router = router
@@ -94,16 +134,56 @@ class TaskService:
         dialect: str,
         response_format: str = "url",
         caller: Caller = ANONYMOUS,
+        idempotency_key: str | None = None,
     ) -> Task:
         """Validate ``request``, store its input images and persist it as a queued task.
 
         ``continue_from`` names an earlier task of the same owner whose conversation this one continues
         (Interactions' ``previous_interaction_id``); ``history`` holds turns the caller sent itself.
-        Every image of the conversation is copied into the new task's own folder.
+        Every image of the conversation is copied into the new task's own folder. With an
+        ``idempotency_key`` the same request sent again gets this one's task (see ``idempotency.py``).
         """
-        task_id = new_task_id()
+        inputs = _Inputs(
+            references or [], mask, history or [], videos or [], continue_from, dialect, response_format
+        )
+        if idempotency_key is None:
+            return await self._submit(new_task_id(), request, inputs, caller)
+        key = check_key(idempotency_key)
+        scope = caller.owner or "-"
+        print_ = inputs.fingerprint(request)
+        deadline = asyncio.get_running_loop().time() + IDEMPOTENT_WAIT_SECONDS
+        while True:
+            claim = await self.idempotency.claim(scope, key, print_, new_task_id())
+            if claim.mine:
+                try:
+                    return await self._submit(claim.task_id, request, inputs, caller)
+                except BaseException:
+                    await asyncio.shield(self.idempotency.release(scope, key, claim.task_id))
+                    raise
+            if claim.fingerprint != print_:
+                raise Conflict(
+                    f"Idempotency-Key {key!r} was sent with a different request (it made task {claim.task_id}): "
+                    "send a new key with a new request",
+                    param="Idempotency-Key",
+                    code="idempotency_key_reused",
+                )
+            try:
+                return await self.queue.get(claim.task_id, owner=caller.owner)
+            except NotFound:
+                pass  # the first request is still on its way to saving its task (or has failed)
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict(
+                    f"the request first sent with Idempotency-Key {key!r} has not made its task within "
+                    f"{IDEMPOTENT_WAIT_SECONDS:g} s: send it again",
+                    param="Idempotency-Key",
+                    code="idempotency_key_busy",
+                )
+            await asyncio.sleep(0.05)
+
+    async def _submit(self, task_id: str, request: ImageRequest, inputs: _Inputs, caller: Caller) -> Task:
+        references, mask, history, videos = inputs.references, inputs.mask, inputs.history, inputs.videos
+        continue_from, dialect, response_format = inputs.continue_from, inputs.dialect, inputs.response_format
         owner = caller.owner
-        references = references or []
         spec = self.catalog.get(request.model, param=request.name("model"))
         if not caller.may_use(spec.id):
             allowed = one_of(caller.models or ())

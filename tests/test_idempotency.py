@@ -1,0 +1,142 @@
+"""``Idempotency-Key`` on the create endpoints: the same key with the same request gets the first answer
+(the same task, billed once), with a different request a 409; simultaneous requests with one key make one
+task; a request refused before its task was saved leaves the key free. Through the official SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import openai
+import pytest
+from google import genai
+from google.genai import types
+
+from conftest import MakeServer, ServerProcess
+
+FLASH = "gemini-3.1-flash-image"
+BODY = {"model": FLASH, "prompt": "a lighthouse", "size": "1:1", "resolution": "512"}
+
+
+@pytest.fixture(scope="module")
+def server(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate")
+
+
+def images_billed(server: ServerProcess) -> int:
+    report = httpx.get(f"{server.url}/v1/usage", params={"group_by": "model"}, timeout=10).json()
+    return sum(row["images"] for row in report["data"])
+
+
+def test_the_same_request_twice_is_one_task_billed_once(server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    before = images_billed(server)
+    first = client.images.generate(
+        model=FLASH,
+        prompt="a lighthouse",
+        response_format="b64_json",
+        extra_headers=key,
+        extra_body={"seed": 3},
+    )
+    again = client.images.generate(
+        model=FLASH,
+        prompt="a lighthouse",
+        response_format="b64_json",
+        extra_headers=key,
+        extra_body={"seed": 3},
+    )
+    assert first.data and again.data
+    assert first.data[0].b64_json == again.data[0].b64_json and first.created == again.created
+    assert images_billed(server) == before + 1
+
+
+def test_the_same_key_with_another_request_is_a_409(server: ServerProcess) -> None:
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    made = httpx.post(
+        f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=key, timeout=30
+    )
+    assert made.status_code == 200, made.text
+    other = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={**BODY, "prompt": "a harbour", "async": True},
+        headers=key,
+        timeout=30,
+    )
+    assert other.status_code == 409, other.text
+    error = other.json()["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert error["message"] == (
+        f"Idempotency-Key {key['Idempotency-Key']!r} was sent with a different request (it made task "
+        f"{made.json()['id']}): send a new key with a new request"
+    )
+
+
+def test_ten_simultaneous_requests_with_one_key_make_one_task(server: ServerProcess) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    before = images_billed(server)
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/v1/images/generations", json={**BODY, "async": True}, headers=key)
+                    for _ in range(10)
+                )
+            )
+
+    answers = asyncio.run(send_all())
+    assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    task_id = answers[0].json()["id"]
+    for _ in range(300):
+        if httpx.get(f"{server.url}/v1/tasks/{task_id}", timeout=10).json()["status"] == "completed":
+            break
+        time.sleep(0.05)
+    assert images_billed(server) == before + 1
+
+
+def test_a_refused_request_leaves_its_key_free(server: ServerProcess) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    refused = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={**BODY, "resolution": "8K", "async": True},
+        headers=key,
+        timeout=30,
+    )
+    assert refused.status_code == 400, refused.text
+    fixed = httpx.post(
+        f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=key, timeout=30
+    )
+    assert fixed.status_code == 200, fixed.text
+
+
+def test_an_unusable_key_is_a_400(server: ServerProcess) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={**BODY, "async": True},
+        headers={"Idempotency-Key": "x" * 300},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_gemini_and_interactions_take_the_key_too(server: ServerProcess) -> None:
+    client = genai.Client(api_key="unused", http_options={"base_url": server.url})
+    key = str(uuid.uuid4())
+    config = types.GenerateContentConfig(http_options=types.HttpOptions(headers={"Idempotency-Key": key}))
+    first = client.models.generate_content(model=FLASH, contents="a kite", config=config)
+    again = client.models.generate_content(model=FLASH, contents="a kite", config=config)
+    assert first.response_id == again.response_id
+
+    body = {"model": FLASH, "input": "a boat", "background": True}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    made = [
+        httpx.post(f"{server.url}/v1beta/interactions", json=body, headers=headers, timeout=30)
+        for _ in range(2)
+    ]
+    assert made[0].status_code == made[1].status_code == 200, made[1].text
+    assert made[0].json()["id"] == made[1].json()["id"]
