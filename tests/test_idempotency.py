@@ -140,3 +140,36 @@ def test_gemini_and_interactions_take_the_key_too(server: ServerProcess) -> None
     ]
     assert made[0].status_code == made[1].status_code == 200, made[1].text
     assert made[0].json()["id"] == made[1].json()["id"]
+
+
+def test_keys_older_than_a_day_are_forgotten(server: ServerProcess) -> None:
+    """A key claimed more than 24 h ago (its row aged here by hand) is deleted by the next claim, of any key,
+    and the old key then makes a new task."""
+    import sqlite3
+
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    old = httpx.post(
+        f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=key, timeout=30
+    )
+    assert old.status_code == 200, old.text
+    with sqlite3.connect(server.data_dir / "pixelgate.db") as db:
+        db.execute(
+            "UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 WHERE key = ?",
+            (key["Idempotency-Key"],),
+        )
+    other = {"Idempotency-Key": str(uuid.uuid4())}
+    assert (
+        httpx.post(
+            f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=other, timeout=30
+        ).status_code
+        == 200
+    )
+    with sqlite3.connect(server.data_dir / "pixelgate.db") as db:
+        left = db.execute(
+            "SELECT count(*) FROM idempotency_keys WHERE key = ?", (key["Idempotency-Key"],)
+        ).fetchone()[0]
+    assert left == 0
+    again = httpx.post(
+        f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=key, timeout=30
+    )
+    assert again.status_code == 200 and again.json()["id"] != old.json()["id"]

@@ -46,6 +46,7 @@ idempotency_keys = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("task_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_idempotency_created", "created_at"),
 )
 
 api_keys = sa.Table(

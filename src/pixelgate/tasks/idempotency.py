@@ -2,7 +2,7 @@
 answer) instead of a second task, and is never billed twice; the same key with a different request is a
 409. Keys are kept 24 hours, per owner.
 
-The key is claimed before anything else is done: a row (scope, key) whose primary key lets exactly one of
+Each claim also deletes the keys past their day. The key is claimed before anything else is done: a row (scope, key) whose primary key lets exactly one of
 several simultaneous requests in. The others wait for that request's task to exist and answer with it.
 If the first request fails before its task is saved (a refused size, say), its claim is released: the
 same key can be sent again, corrected or not.
@@ -66,10 +66,9 @@ class IdempotencyKeys:
         for _ in range(3):  # a claim released or expired under us is tried again
             try:
                 async with self.db.transaction() as conn:
+                    # Every key past its day goes, this one among them (an index keeps this cheap).
                     await conn.execute(
-                        idempotency_keys.delete().where(
-                            condition, idempotency_keys.c.created_at < now - KEEP_SECONDS
-                        )
+                        idempotency_keys.delete().where(idempotency_keys.c.created_at < now - KEEP_SECONDS)
                     )
                     await conn.execute(
                         idempotency_keys.insert().values(

@@ -22,7 +22,9 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(64), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
     )
+    op.create_index("ix_idempotency_created", "idempotency_keys", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_idempotency_created", "idempotency_keys")
     op.drop_table("idempotency_keys")
