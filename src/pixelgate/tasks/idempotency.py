@@ -62,7 +62,6 @@ class IdempotencyKeys:
         """Claim ``key`` for the task about to be made, or find who has it. A claim older than a day is
         taken over."""
         now = time.time()
-        condition = (idempotency_keys.c.scope == scope) & (idempotency_keys.c.key == key)
         for _ in range(3):  # a claim released or expired under us is tried again
             try:
                 async with self.db.transaction() as conn:
@@ -77,15 +76,21 @@ class IdempotencyKeys:
                     )
                 return Claim(mine=True, task_id=task_id, fingerprint=print_)
             except IntegrityError:
-                async with self.db.engine.connect() as conn:
-                    row = (await conn.execute(sa.select(idempotency_keys).where(condition))).first()
-                if row is not None:
-                    return Claim(mine=False, task_id=row.task_id, fingerprint=row.fingerprint)
+                holder = await self.holder(scope, key)
+                if holder is not None:
+                    return holder
         raise Conflict(
             f"Idempotency-Key {key!r} is being claimed and released by other requests: send it again",
             param="Idempotency-Key",
             code="idempotency_key_busy",
         )
+
+    async def holder(self, scope: str, key: str) -> Claim | None:
+        """The earlier request that holds ``key``, if one does (a read: cheap to ask again and again)."""
+        condition = (idempotency_keys.c.scope == scope) & (idempotency_keys.c.key == key)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sa.select(idempotency_keys).where(condition))).first()
+        return None if row is None else Claim(mine=False, task_id=row.task_id, fingerprint=row.fingerprint)
 
     async def release(self, scope: str, key: str, task_id: str) -> None:
         async with self.db.transaction() as conn:

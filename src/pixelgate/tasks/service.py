@@ -152,14 +152,8 @@ class TaskService:
         scope = caller.owner or "-"
         print_ = inputs.fingerprint(request)
         deadline = asyncio.get_running_loop().time() + IDEMPOTENT_WAIT_SECONDS
-        while True:
-            claim = await self.idempotency.claim(scope, key, print_, new_task_id())
-            if claim.mine:
-                try:
-                    return await self._submit(claim.task_id, request, inputs, caller)
-                except BaseException:
-                    await asyncio.shield(self.idempotency.release(scope, key, claim.task_id))
-                    raise
+        claim = await self.idempotency.claim(scope, key, print_, new_task_id())
+        while not claim.mine:
             if claim.fingerprint != print_:
                 raise Conflict(
                     f"Idempotency-Key {key!r} was sent with a different request (it made task {claim.task_id}): "
@@ -179,6 +173,15 @@ class TaskService:
                     code="idempotency_key_busy",
                 )
             await asyncio.sleep(0.05)
+            # Read who holds the key; claim it (a write) only if its holder failed and let it go.
+            claim = await self.idempotency.holder(scope, key) or await self.idempotency.claim(
+                scope, key, print_, new_task_id()
+            )
+        try:
+            return await self._submit(claim.task_id, request, inputs, caller)
+        except BaseException:
+            await asyncio.shield(self.idempotency.release(scope, key, claim.task_id))
+            raise
 
     async def _submit(self, task_id: str, request: ImageRequest, inputs: _Inputs, caller: Caller) -> Task:
         references, mask, history, videos = inputs.references, inputs.mask, inputs.history, inputs.videos

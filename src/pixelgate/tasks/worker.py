@@ -184,7 +184,8 @@ class Worker:
                     self.events.finished(await self.queue.get(task.id))
 
     async def _fail(self, task: Task, error: PixelgateError) -> None:
-        await self.queue.fail(task.id, self.id, error)
+        if not await self.queue.fail(task.id, self.id, error):
+            return  # another worker holds the task now (this one's lease ran out): its ending is theirs
         metrics.tasks_finished.labels(task.request.model, "failed").inc()
         logs.event(
             log,
@@ -288,7 +289,8 @@ class Worker:
             signature=first.signature,
             channel=first.channel,
         )
-        await self.queue.complete(task.id, self.id, outcome)
+        if not await self.queue.complete(task.id, self.id, outcome):
+            return  # another worker holds the task now (this one's lease ran out): its ending is theirs
         metrics.tasks_finished.labels(spec.id, "completed").inc()
         metrics.task_seconds.labels(spec.id, first.channel or "").observe(time.time() - task.created_at)
         logs.event(
