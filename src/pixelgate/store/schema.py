@@ -31,7 +31,9 @@ tasks = sa.Table(
     # {image index: {"channel": …, "task": …}}: upstream tasks in flight, resumed after a restart
     sa.Column("upstream", sa.JSON, nullable=True),
     sa.Column("request_id", sa.String(128), nullable=True),  # X-Request-Id of the request that made it
+    sa.Column("batch_id", sa.String(64), nullable=True),  # the batch whose line it runs (lower priority)
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
+    sa.Index("ix_tasks_batch", "batch_id", "status"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
 )
 # In the claim's order (highest priority, then oldest), so that a claim reads only the rows it takes.
@@ -47,6 +49,65 @@ idempotency_keys = sa.Table(
     sa.Column("task_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_idempotency_created", "created_at"),
+)
+
+# Uploaded files (a batch's input, OpenAI's /v1/files and Gemini's /upload/{v}/files) and the files a
+# batch writes (its results). The bytes are a blob; ``state`` is "uploading" until a resumable upload ends.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("mime_type", sa.String(128), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("expected_bytes", sa.BigInteger, nullable=True),  # a resumable upload's announced size
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Index("ix_files_owner_created", "owner", "created_at"),
+)
+
+# A batch job: its lines run as tasks of lower priority (tasks.batch_id), a window of them at a time, by
+# whichever process holds the batch's lease (see tasks/batches.py).
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),  # whose limits and prices its lines run under
+    sa.Column("dialect", sa.String(16), nullable=False),  # "openai" or "gemini": how lines read and answer
+    sa.Column("endpoint", sa.String(64), nullable=False),  # OpenAI's endpoint, or the Gemini model
+    sa.Column("display_name", sa.String(512), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("input_file_id", sa.String(64), nullable=True),  # None: Gemini's inline requests
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("submitted", sa.Integer, nullable=False),  # lines 0 … submitted-1 have a task or an error
+    sa.Column("output_file_id", sa.String(64), nullable=True),
+    sa.Column("error_file_id", sa.String(64), nullable=True),
+    sa.Column("options", sa.JSON, nullable=True),  # metadata, base URL, webhook: what the dialect keeps
+    sa.Column("errors", sa.JSON, nullable=True),  # why the whole batch failed
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("in_progress_at", sa.Float, nullable=True),
+    sa.Column("finalizing_at", sa.Float, nullable=True),
+    sa.Column("ended_at", sa.Float, nullable=True),
+    sa.Column("cancelling_at", sa.Float, nullable=True),
+    sa.Column("runner_id", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Index("ix_batches_owner_created", "owner", "created_at"),
+    sa.Index("ix_batches_state", "state"),
+)
+
+batch_lines = sa.Table(
+    "batch_lines",
+    metadata,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("custom_id", sa.String(512), nullable=True),  # OpenAI's custom_id, Gemini's key or metadata
+    sa.Column("body", sa.JSON, nullable=False),  # the request as the line gave it
+    sa.Column("error", sa.JSON, nullable=True),  # why it never became a task (refused, cancelled, expired)
 )
 
 api_keys = sa.Table(
