@@ -19,6 +19,7 @@ from pixelgate.api import (
     metrics,
     models,
     openai,
+    openai_batches,
     tasks,
     usage,
 )
@@ -38,6 +39,8 @@ from pixelgate.core.references import ImageFetcher
 from pixelgate.routing import build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
+from pixelgate.store.files import FileStore
+from pixelgate.tasks.batches import BatchRunner, BatchStore
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
@@ -67,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")
         fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
-        prices = Prices(channels.prices)
+        prices = Prices(channels.prices, channels.batch_prices)
         # Counts every process must share live in Redis when there is one; else each process keeps its own.
         redis_client = None
         rate: RequestRate = LocalRequestRate()
@@ -132,7 +135,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys=keys,
             auth_enabled=settings.auth_enabled,
             failures=failures,
+            files=FileStore(db, blobs),
+            batches=BatchStore(db, queue),
         )
+        runner = BatchRunner(
+            store=app.state.gateway.batches,
+            keys=keys,
+            dialects={"openai": openai_batches.OpenAIBatches(app.state.gateway)},
+            cancel_task=service.cancel,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+        )
+        if worker is not None:
+            # Batch lines run only where a worker does; so does the runner that feeds them.
+            app.state.gateway.batch_runner = runner
+            worker.on_ended = runner.task_ended
+            await runner.start()
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
             "PostgreSQL" if db.is_postgres else "SQLite",
@@ -142,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await runner.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace_seconds)
             await fetcher.close()
@@ -158,7 +177,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (openai, models, tasks, gemini, interactions, chat, files, health, metrics, admin, usage):
+    for module in (
+        openai,
+        openai_batches,
+        models,
+        tasks,
+        gemini,
+        interactions,
+        chat,
+        files,
+        health,
+        metrics,
+        admin,
+        usage,
+    ):
         app.include_router(module.router)
     install_playground(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -198,6 +198,7 @@ class GatewayConfig(BaseModel):
     channels: list[ChannelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     prices: dict[str, float] = Field(default_factory=dict)  # USD per image, over the catalog's
+    batch_prices: dict[str, float] = Field(default_factory=dict)  # USD per image made by a batch line
     source: str = Field("defaults", exclude=True)
 
     def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -217,12 +218,13 @@ class GatewayConfig(BaseModel):
                         f"catalog: use {one_of(catalog.ids)}"
                     )
             channel.api_key(environ)
-        for model, price in self.prices.items():
-            if model not in catalog or price < 0:
-                raise ConfigError(
-                    f"{self.source}: prices.{model} = {price!r}: prices are USD per image (0 or more) for "
-                    f"catalog models: {one_of(catalog.ids)}"
-                )
+        for table, prices in (("prices", self.prices), ("batch_prices", self.batch_prices)):
+            for model, price in prices.items():
+                if model not in catalog or price < 0:
+                    raise ConfigError(
+                        f"{self.source}: {table}.{model} = {price!r}: prices are USD per image (0 or more) "
+                        f"for catalog models: {one_of(catalog.ids)}"
+                    )
         return self
 
 

@@ -143,6 +143,10 @@ class TaskResult:
         )
 
 
+# Below every interactive task (priority 0): a batch line runs in the capacity interactive work leaves.
+BATCH_PRIORITY = -10
+
+
 def new_task_id() -> str:
     # The task-style gateway's ids look like task_img_xxxxxxxx; 20 random base32 chars are 100 bits.
     return "task_img_" + secrets.token_hex(10)
@@ -170,6 +174,7 @@ class Task:
     # this task over polls that one instead of paying the upstream for a second.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_id: str | None = None  # the request that made it (X-Request-Id), for its log lines
+    batch_id: str | None = None  # the batch job whose line it runs (at BATCH_PRIORITY)
 
     def result_expired(self, now: float | None = None) -> bool:
         """Whether the stored images are past their time (their URLs can no longer be signed)."""

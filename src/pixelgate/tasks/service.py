@@ -12,7 +12,7 @@ from functools import partial
 from itertools import count
 
 from pixelgate.auth.keys import ANONYMOUS, Caller
-from pixelgate.auth.ledger import Ledger
+from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, Prices
 from pixelgate.core import logs, metrics
@@ -43,7 +43,7 @@ from pixelgate.core.request import (
     check_references,
     validate,
 )
-from pixelgate.core.task import GeneratedImage, Status, Task, new_task_id
+from pixelgate.core.task import BATCH_PRIORITY, GeneratedImage, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
@@ -67,6 +67,7 @@ class _Inputs:
     continue_from: str | None
     dialect: str
     response_format: str
+    batch_id: str | None = None
 
     def fingerprint(self, request: ImageRequest) -> str:
         """What makes two requests the same, for Idempotency-Key: every field and every input's bytes."""
@@ -135,6 +136,7 @@ class TaskService:
         response_format: str = "url",
         caller: Caller = ANONYMOUS,
         idempotency_key: str | None = None,
+        batch_line: tuple[str, str] | None = None,
     ) -> Task:
         """Validate ``request``, store its input images and persist it as a queued task.
 
@@ -142,10 +144,21 @@ class TaskService:
         (Interactions' ``previous_interaction_id``); ``history`` holds turns the caller sent itself.
         Every image of the conversation is copied into the new task's own folder. With an
         ``idempotency_key`` the same request sent again gets this one's task (see ``idempotency.py``).
+        A ``batch_line`` (batch id, task id) runs at batch priority and price, outside the key's
+        requests per minute and concurrent tasks.
         """
         inputs = _Inputs(
-            references or [], mask, history or [], videos or [], continue_from, dialect, response_format
+            references or [],
+            mask,
+            history or [],
+            videos or [],
+            continue_from,
+            dialect,
+            response_format,
+            batch_line[0] if batch_line else None,
         )
+        if batch_line is not None:
+            return await self._submit(batch_line[1], request, inputs, caller)
         if idempotency_key is None:
             return await self._submit(new_task_id(), request, inputs, caller)
         key = check_key(idempotency_key)
@@ -195,7 +208,8 @@ class TaskService:
                 param=request.name("model"),
                 code="model_not_allowed",
             )
-        if caller.limits.requests_per_minute is not None and caller.key_id is not None:
+        batch_id = inputs.batch_id
+        if caller.limits.requests_per_minute is not None and caller.key_id is not None and not batch_id:
             await self.rate.hit(caller.key_id, caller.limits.requests_per_minute)
         check_references(request, spec, [ref.kind for ref in references])
         self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
@@ -251,9 +265,10 @@ class TaskService:
             owner=owner,
             limits=caller.limits,
             model=spec.id,
-            dialect=dialect,
+            dialect=dialect + BATCH_SUFFIX if batch_id else dialect,
             images=request.n,
-            estimate_usd=round((self.prices.price_of(spec) or 0.0) * request.n, 6),
+            estimate_usd=round((self.prices.price_of(spec, batch=bool(batch_id)) or 0.0) * request.n, 6),
+            batch_line=bool(batch_id),
         )
         task = Task(
             id=task_id,
@@ -262,6 +277,8 @@ class TaskService:
             response_format=response_format,
             owner=owner,
             request_id=logs.request_id.get(),
+            priority=BATCH_PRIORITY if batch_id else 0,
+            batch_id=batch_id,
         )
         try:
             await asyncio.gather(*(write() for write in writes))
