@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from pixelgate.api import (
     admin,
+    batch_paths,
     chat,
     files,
     gemini,
+    gemini_batches,
     health,
     interactions,
     metrics,
@@ -141,7 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner = BatchRunner(
             store=app.state.gateway.batches,
             keys=keys,
-            dialects={"openai": openai_batches.OpenAIBatches(app.state.gateway)},
+            dialects={
+                "openai": openai_batches.OpenAIBatches(app.state.gateway),
+                "gemini": gemini_batches.GeminiBatches(app.state.gateway),
+            },
             cancel_task=service.cancel,
             poll_interval=settings.poll_interval,
             lease_seconds=settings.lease_seconds,
@@ -180,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         openai,
         openai_batches,
+        batch_paths,
+        gemini_batches,  # before gemini: its :batchGenerateContent is a path gemini's catch-all takes too
         models,
         tasks,
         gemini,

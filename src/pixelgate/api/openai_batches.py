@@ -117,7 +117,6 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
     return FastJSONResponse(file_object(stored))
 
 
-@router.get("/v1/files")
 async def list_files(
     gw: GatewayDep,
     caller: CallerDep,
@@ -130,7 +129,6 @@ async def list_files(
     return FastJSONResponse(_page([file_object(f) for f in found[:count]], count, len(found) > count))
 
 
-@router.get("/v1/files/{file_id}")
 async def get_file(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
     return FastJSONResponse(file_object(await gw.files.get(file_id, owner=caller.owner)))
 
@@ -141,7 +139,6 @@ async def file_content(file_id: str, gw: GatewayDep, caller: CallerDep) -> Respo
     return Response(await gw.files.read(stored), media_type=stored.mime_type)
 
 
-@router.delete("/v1/files/{file_id}")
 async def delete_file(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
     await gw.files.delete(file_id, owner=caller.owner)
     return FastJSONResponse({"id": file_id, "object": "file", "deleted": True})
@@ -273,7 +270,6 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
     return FastJSONResponse(batch_object(batch))
 
 
-@router.get("/v1/batches")
 async def list_batches(
     gw: GatewayDep, caller: CallerDep, after: str | None = None, limit: str | None = None
 ) -> Response:
@@ -282,7 +278,6 @@ async def list_batches(
     return FastJSONResponse(_page([batch_object(b) for b in found[:count]], count, len(found) > count))
 
 
-@router.get("/v1/batches/{batch_id}")
 async def get_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
     return FastJSONResponse(
         batch_object(await gw.batches.get(batch_id, owner=caller.owner, dialect="openai"))
