@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,32 @@ def test_files_list_get_and_delete(server: ServerProcess, tmp_path: Path) -> Non
     assert client.files.delete(made.id).deleted
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(made.id)
+
+
+def test_idempotency_key_makes_one_batch(server: ServerProcess) -> None:
+    client = client_for(server)
+    file_id = upload(client, [generation(f"k{i}", size="1:1", resolution="512") for i in range(3)])
+    key = {"Idempotency-Key": f"nightly-{time.time_ns()}"}
+
+    def create() -> str:
+        made = client.batches.create(
+            input_file_id=file_id,
+            endpoint="/v1/images/generations",
+            completion_window="24h",
+            extra_headers=key,
+        )
+        return made.id
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(lambda _: create(), range(6)))
+    assert len(ids) == 1, "six simultaneous creates with one key made one batch"
+    assert create() in ids
+    with pytest.raises(openai.ConflictError) as reused:
+        client.batches.create(
+            input_file_id=file_id,
+            endpoint="/v1/images/generations",
+            completion_window="24h",
+            metadata={"other": "request"},
+            extra_headers=key,
+        )
+    assert reused.value.code == "idempotency_key_reused" and ids.pop() in reused.value.message

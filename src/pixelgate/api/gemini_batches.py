@@ -262,6 +262,8 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         input_file_id=input_file_id,
         display_name=str(display_name)[:512] if display_name is not None else None,
         options={"base_url": gw.base_url(request), "webhook": batch_body.get("webhookConfig")},
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_body=body,
     )
     if gw.batch_runner is not None:
         gw.batch_runner.wake()

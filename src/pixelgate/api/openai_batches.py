@@ -236,7 +236,8 @@ def _read_lines(
 
 @router.post("/v1/batches")
 async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    body = parse_model(BatchBody, await read_json_object(request))
+    raw = await read_json_object(request)
+    body = parse_model(BatchBody, raw)
     if body.endpoint not in ENDPOINTS:
         raise InvalidRequest(
             f"endpoint {body.endpoint[:80]!r} is not served in a batch here: use {one_of(ENDPOINTS)}",
@@ -264,6 +265,8 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
         input_file_id=stored.id,
         errors=errors or None,
         options={"metadata": body.metadata, "base_url": gw.base_url(request)},
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_body=raw,
     )
     if gw.batch_runner is not None:
         gw.batch_runner.wake()

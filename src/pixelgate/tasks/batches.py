@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -30,6 +31,7 @@ from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
+from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
 
 log = logging.getLogger("pixelgate.batches")
@@ -163,6 +165,7 @@ class BatchStore:
     def __init__(self, db: Database, queue: TaskQueue) -> None:
         self.db = db
         self.queue = queue
+        self.idempotency = IdempotencyKeys(db)
 
     async def create(
         self,
@@ -176,11 +179,77 @@ class BatchStore:
         options: dict[str, Any] | None = None,
         errors: list[dict[str, Any]] | None = None,
         completion_window: float = COMPLETION_WINDOW_SECONDS,
+        idempotency_key: str | None = None,
+        request_body: dict[str, Any] | None = None,
     ) -> Batch:
         """Save a batch and all its lines in one transaction: once this returns, nothing is lost. A batch
-        whose input had ``errors`` is saved as failed, with them and no lines."""
-        now = time.time()
+        whose input had ``errors`` is saved as failed, with them and no lines. With an
+        ``idempotency_key``, the same ``request_body`` sent again gets the first batch, another a 409."""
         batch_id = new_batch_id()
+        if idempotency_key is None:
+            return await self._create(
+                batch_id,
+                dialect,
+                endpoint,
+                caller,
+                lines,
+                input_file_id,
+                display_name,
+                options,
+                errors,
+                completion_window,
+            )
+        key, scope = check_key(idempotency_key), caller.owner or "-"
+        print_ = fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True))
+        claim = await self.idempotency.claim(scope, key, print_, batch_id)
+        if not claim.mine:
+            if claim.fingerprint != print_:
+                raise Conflict(
+                    f"Idempotency-Key {key!r} was sent with a different request (it made {claim.task_id}): "
+                    "send a new key with a new request",
+                    param="Idempotency-Key",
+                    code="idempotency_key_reused",
+                )
+            for _ in range(200):  # the first request saves its batch in one short transaction
+                with contextlib.suppress(NotFound):
+                    return await self.get(claim.task_id, owner=caller.owner)
+                await asyncio.sleep(0.05)
+            raise Conflict(
+                f"the request first sent with Idempotency-Key {key!r} has not saved its batch: send it again",
+                param="Idempotency-Key",
+                code="idempotency_key_busy",
+            )
+        try:
+            return await self._create(
+                batch_id,
+                dialect,
+                endpoint,
+                caller,
+                lines,
+                input_file_id,
+                display_name,
+                options,
+                errors,
+                completion_window,
+            )
+        except BaseException:
+            await asyncio.shield(self.idempotency.release(scope, key, batch_id))
+            raise
+
+    async def _create(
+        self,
+        batch_id: str,
+        dialect: str,
+        endpoint: str,
+        caller: Caller,
+        lines: list[tuple[str | None, dict[str, Any]]],
+        input_file_id: str | None,
+        display_name: str | None,
+        options: dict[str, Any] | None,
+        errors: list[dict[str, Any]] | None,
+        completion_window: float,
+    ) -> Batch:
+        now = time.time()
         async with self.db.transaction() as conn:
             await conn.execute(
                 batches.insert().values(
