@@ -222,3 +222,37 @@ def test_idempotency_key_makes_one_batch(server: ServerProcess) -> None:
             extra_headers=key,
         )
     assert reused.value.code == "idempotency_key_reused" and ids.pop() in reused.value.message
+
+
+def test_a_batch_past_its_completion_window_expires_with_what_it_made(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    channels = tmp_path / "pixelgate.toml"
+    channels.write_text(
+        f"""
+[batch_prices]
+"{FLASH}" = {BATCH_PRICE}
+
+[[channels]]
+name = "slow"
+provider = "emulator"
+concurrency = 1
+options = {{ latency = 0.5 }}
+"""
+    )
+    slow = make_server("sqlite", "--config", str(channels), env={"PIXELGATE_BATCH_COMPLETION_SECONDS": "2"})
+    client = client_for(slow)
+    lines = [generation(f"e{i}", size="1:1", resolution="512") for i in range(30)]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/images/generations", completion_window="24h"
+    )
+    assert batch.expires_at is not None and batch.expires_at - batch.created_at == 2
+    done = wait_until_done(client, batch.id, 60)
+    assert done.status == "expired" and done.expired_at
+    counts = done.request_counts
+    assert counts is not None and 0 < counts.completed < 30 and counts.completed + counts.failed == 30
+    assert done.model_extra and done.model_extra["usage_usd"] == pytest.approx(counts.completed * BATCH_PRICE)
+    errors = [json.loads(line) for line in client.files.content(done.error_file_id or "").text.splitlines()]
+    assert len(errors) == counts.failed
+    assert {e["error"]["code"] for e in errors} <= {"batch_expired", "batch_cancelled"}
+    assert any(e["error"]["code"] == "batch_expired" for e in errors)

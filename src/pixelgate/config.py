@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     max_tasks_per_key: int = Field(10_000, ge=1)  # queued or running, for keys without their own limit
 
     result_ttl_seconds: float = 24 * 3600
+    # How long a batch may take before it ends "expired" (the APIs' completion window is 24 h).
+    batch_completion_seconds: float = Field(24 * 3600, gt=0)
     run_workers: bool = True
     worker_concurrency: int = 256
     lease_seconds: float = 30.0

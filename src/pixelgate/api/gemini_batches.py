@@ -30,7 +30,6 @@ from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
-from pixelgate.core.task import Status
 from pixelgate.store.files import StoredFile, new_file_id
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
 
@@ -264,6 +263,7 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         options={"base_url": gw.base_url(request), "webhook": batch_body.get("webhookConfig")},
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=body,
+        completion_window=gw.settings.batch_completion_seconds,
     )
     if gw.batch_runner is not None:
         gw.batch_runner.wake()
@@ -304,7 +304,9 @@ async def batch_operation(gw: Gateway, batch: Batch, *, inline: bool) -> dict[st
                 {"responsesFile": f"files/{batch.output_file_id}"} if batch.output_file_id else {}
             )
         elif inline:
-            responses = [await _inline_response(gw, result) async for result in gw.batches.results(batch)]
+            responses = [
+                await _inline_response(gw, batch, result) async for result in gw.batches.results(batch)
+            ]
             output = {"inlinedResponses": {"inlinedResponses": responses}}
         else:
             output = {}
@@ -324,27 +326,17 @@ def _error_status(record: dict[str, Any]) -> dict[str, Any]:
     return {"code": status, "message": error.message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}
 
 
-async def _line_outcome(gw: Gateway, result: LineResult) -> dict[str, Any]:
+async def _line_outcome(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
     """``{"response": GenerateContentResponse}`` or ``{"error": Status}`` for one line."""
-    task = result.task
-    if task is not None and task.status is Status.SUCCEEDED and task.result is not None:
-        return {"response": await render_response(gw, task)}
-    record = result.line.error or (task.error_record if task is not None else None)
+    record = result.error_record(batch)
     if record is None:
-        cancelled = task is not None and task.status is Status.CANCELLED
-        record = {
-            "kind": "cancelled" if cancelled else "not_found_error",
-            "status": 499 if cancelled else 404,
-            "code": "batch_cancelled" if cancelled else "result_missing",
-            "message": "the request was cancelled before it finished"
-            if cancelled
-            else "the request's task no longer exists",
-        }
+        assert result.task is not None
+        return {"response": await render_response(gw, result.task)}
     return {"error": _error_status(record)}
 
 
-async def _inline_response(gw: Gateway, result: LineResult) -> dict[str, Any]:
-    outcome = await _line_outcome(gw, result)
+async def _inline_response(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
+    outcome = await _line_outcome(gw, batch, result)
     metadata = result.line.body.get("metadata")
     return {**outcome, **({"metadata": metadata} if metadata is not None else {})}
 
@@ -442,7 +434,7 @@ class GeminiBatches:
         file_id = new_file_id()
         with self.gw.files.writing(file_id) as out:
             async for result in results:
-                line = {"key": result.line.custom_id, **await _line_outcome(self.gw, result)}
+                line = {"key": result.line.custom_id, **await _line_outcome(self.gw, batch, result)}
                 out.write(json.dumps(await inline_files(line)).encode() + b"\n")
         await self.gw.files.register(
             file_id,

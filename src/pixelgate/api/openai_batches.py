@@ -29,7 +29,6 @@ from pixelgate.api.render import render_images_response
 from pixelgate.api.responses import FastJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
-from pixelgate.core.task import Status
 from pixelgate.store.files import StoredFile, new_file_id
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
 
@@ -267,6 +266,7 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
         options={"metadata": body.metadata, "base_url": gw.base_url(request)},
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=raw,
+        completion_window=gw.settings.batch_completion_seconds,
     )
     if gw.batch_runner is not None:
         gw.batch_runner.wake()
@@ -392,26 +392,20 @@ class OpenAIBatches:
     async def _line(self, batch: Batch, result: LineResult, base_url: str) -> tuple[dict[str, Any], str]:
         line, task = result.line, result.task
         head = {"id": f"batch_req_{batch.task_id(line.line)}", "custom_id": line.custom_id}
-        if task is not None and task.status is Status.SUCCEEDED and task.result is not None:
+        record = result.error_record(batch)
+        if record is None:
+            assert task is not None
             body = await inline_files(await render_images_response(base_url, self.gw, task))
             return {
                 **head,
                 "response": {"status_code": 200, "request_id": task.id, "body": body},
                 "error": None,
             }, "output"
-        record = line.error or (task.error_record if task is not None else None)
-        if task is not None and task.status is Status.CANCELLED and record is None:
-            record = {
-                "code": "batch_cancelled",
-                "message": "the line was cancelled before it finished",
-                "kind": "cancelled",
-            }
-        if record is None or record.get("kind") == "cancelled":
-            error = record or {"code": "result_missing", "message": "the line's task no longer exists"}
+        if record.get("kind") == "cancelled" or record["code"] == "result_missing":  # never answered
             return {
                 **head,
                 "response": None,
-                "error": {"code": error["code"], "message": error["message"]},
+                "error": {"code": record["code"], "message": record["message"]},
             }, "error"
         failure: PixelgateError = error_from_record(record)
         response = {

@@ -107,10 +107,46 @@ class BatchLine:
     error: dict[str, Any] | None = None  # why it never became a task
 
 
+# Why the lines a stopped batch never finished did not: a line stopped by its batch is "cancelled".
+STOPPED = {
+    BatchState.CANCELLED: ("batch_cancelled", "the batch was cancelled"),
+    BatchState.EXPIRED: ("batch_expired", "the batch did not finish within its completion window"),
+}
+
+
+def stopped_record(final: BatchState, when: str) -> dict[str, Any]:
+    code, why = STOPPED[final]
+    return {"kind": "cancelled", "status": 499, "code": code, "message": f"{why} {when}"}
+
+
 @dataclass(frozen=True)
 class LineResult:
     line: BatchLine
     task: Task | None  # None: the line never became a task (its error says why), or the task is gone
+
+    @property
+    def succeeded(self) -> bool:
+        return self.task is not None and self.task.status is Status.SUCCEEDED and self.task.result is not None
+
+    def error_record(self, batch: Batch) -> dict[str, Any] | None:
+        """Why the line has no result (an error record, as a failed task keeps); None if it has one."""
+        if self.succeeded:
+            return None
+        if self.line.error is not None:
+            return self.line.error
+        if self.task is None:
+            return {
+                "kind": "not_found_error",
+                "status": 404,
+                "code": "result_missing",
+                "message": f"the task of line {self.line.line} no longer exists (its results expired)",
+            }
+        if self.task.status is Status.CANCELLED or self.task.error_record is None:
+            ending = BatchState(batch.options.get("ending", BatchState.CANCELLED.value))
+            return stopped_record(
+                ending if ending in STOPPED else BatchState.CANCELLED, "before this line finished"
+            )
+        return self.task.error_record
 
 
 class BatchDialect(Protocol):
@@ -510,15 +546,10 @@ class BatchRunner:
     async def _advance(self, batch: Batch) -> None:
         now = time.time()
         if batch.state is BatchState.CANCELLING:
-            await self._stop(batch, BatchState.CANCELLED, "batch_cancelled", "the batch was cancelled")
+            await self._stop(batch, BatchState.CANCELLED)
             return
         if batch.expires_at < now and batch.state is not BatchState.FINALIZING:
-            await self._stop(
-                batch,
-                BatchState.EXPIRED,
-                "batch_expired",
-                "the batch did not finish within its completion window",
-            )
+            await self._stop(batch, BatchState.EXPIRED)
             return
         if batch.state is BatchState.VALIDATING:
             await self.store.update(batch.id, state=BatchState.IN_PROGRESS.value, in_progress_at=now)
@@ -567,13 +598,15 @@ class BatchRunner:
             key_id=record.id, name=record.name, owner=record.owner, models=record.models, limits=record.limits
         )
 
-    async def _stop(self, batch: Batch, final: BatchState, code: str, why: str) -> None:
+    async def _stop(self, batch: Batch, final: BatchState) -> None:
         """Cancel what runs, mark the lines never started, and end the batch once nothing runs."""
+        # Saved first, so that the lines cancelled now are told why (see LineResult.error_record).
+        await self.store.update(batch.id, options={**batch.options, "ending": final.value})
         for task_id in await self.store.open_task_ids(batch.id):
             with contextlib.suppress(Conflict, NotFound):
                 await self.cancel_task(task_id)
         if batch.submitted < batch.total:
-            error = {"code": code, "message": f"{why} before this line ran", "kind": "cancelled"}
+            error = stopped_record(final, "before this line ran")
             remaining = await self.store.lines(batch.id, batch.submitted, batch.total - batch.submitted)
             await self.store.fail_lines(
                 batch.id, {line.line: error for line in remaining}, cursor=batch.total
@@ -587,6 +620,7 @@ class BatchRunner:
             finalizing_at=batch.finalizing_at or time.time(),
             options={**batch.options, "ending": final.value},
         )
+        batch = await self.store.get(batch.id)
         values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
         await self.store.update(batch.id, state=final.value, ended_at=time.time(), **values)
         ended = await self.store.get(batch.id)
