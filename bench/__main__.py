@@ -1,4 +1,4 @@
-"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [--quick]``.
+"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [batch] [--quick]``.
 
 Prints a table per benchmark and writes the figures to ``bench/results/<name>.json`` (``--out``), with
 plots where a picture helps when matplotlib is installed. Every figure is a ratio against a baseline run in
@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import emulator, inflight, large, relay, report
+from bench import batch, emulator, inflight, large, relay, report
 from bench.common import ROOT, machine
 
-SUITES = ("relay", "inflight", "large", "emulator")
+SUITES = ("relay", "inflight", "large", "emulator", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[suite] = inflight.run(workdir, quick=args.quick)
             elif suite == "large":
                 results[suite] = large.run(workdir, quick=args.quick)
-            else:
+            elif suite == "emulator":
                 results[suite] = emulator.run(workdir, quick=args.quick)
+            else:
+                results[suite] = batch.run(workdir, quick=args.quick)
             results[suite]["seconds"] = round(time.perf_counter() - started, 1)
             results[suite]["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             path.write_text(json.dumps(results, indent=2) + "\n")  # kept as each suite ends

@@ -13,7 +13,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def tables(results: dict[str, Any]) -> str:
-    dates = sorted({results[s]["date"] for s in ("relay", "inflight", "large", "emulator") if s in results})
+    suites = ("relay", "inflight", "large", "emulator", "batch")
+    dates = sorted({results[s]["date"] for s in suites if s in results})
     out = [
         f"Run {' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '?'} on {results['machine']}"
         f"{' (--quick)' if results['quick'] else ''}.",
@@ -151,6 +152,39 @@ def tables(results: dict[str, Any]) -> str:
             )
         )
         out.append("")
+    if "batch" in results:
+        b = results["batch"]
+        out += [
+            f"**Interactive latency while a batch runs** ({b['interactive_clients']} interactive clients, "
+            f"a batch of {b['lines']} lines, one channel of {b['channel']})",
+            "",
+        ]
+        out.append(
+            _table(
+                ["", "p50 ms", "p99 ms", "req/s"],
+                [
+                    [
+                        "alone (baseline)",
+                        b["alone"]["p50_ms"],
+                        b["alone"]["p99_ms"],
+                        b["alone"]["throughput_rps"],
+                    ],
+                    [
+                        "during the batch",
+                        b["during_batch"]["p50_ms"],
+                        b["during_batch"]["p99_ms"],
+                        b["during_batch"]["throughput_rps"],
+                    ],
+                    ["ratio", b["p50_ratio"], b["p99_ratio"], ""],
+                ],
+            )
+        )
+        out += [
+            "",
+            f"The batch ran {b['batch_lines_per_s']} lines/s, {b['batch_share_of_spare_capacity']} of the "
+            f"capacity left to it, and ended {b['batch_status']}.",
+            "",
+        ]
     return "\n".join(out)
 
 

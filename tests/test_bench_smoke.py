@@ -45,6 +45,11 @@ def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
     assert [row["size"] for row in emulator] == ["512", "1K", "2K", "4K"]
     assert all(row["images_per_s"] > 0 and not row["errors"] for row in emulator), emulator
 
+    batch = results["batch"]
+    assert batch["batch_status"] == "completed" and batch["batch_completed"] == batch["lines"], batch
+    assert batch["alone"]["requests"] > 0 and batch["during_batch"]["requests"] > 0, batch
+    assert not batch["alone"]["errors"] and not batch["during_batch"]["errors"], batch
+
     table = (tmp_path / "quick.md").read_text()
-    for heading in ("Relay overhead", "In flight", "Large payloads", "The emulator"):
+    for heading in ("Relay overhead", "In flight", "Large payloads", "The emulator", "while a batch runs"):
         assert heading in table
