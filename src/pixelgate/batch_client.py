@@ -546,7 +546,7 @@ class BatchRun:
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=self.console) as progress:
-            bar = progress.add_task("rows", total=len(self.rows), completed=self.ended_rows, cost=0.0)
+            bar = progress.add_task("starting", total=len(self.rows), completed=self.ended_rows, cost=0.0)
             tried: set[str] = set()
             # A batch left running by an earlier run is collected first; its rows are not sent twice (and
             # those that failed in it wait for the next run, as failures of this run's own batch do).
