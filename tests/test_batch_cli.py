@@ -171,7 +171,7 @@ def test_a_rerun_after_completion_sends_nothing(completed_run: CompletedRun, ser
     assert batch_ids(server) == before
     message = said(result)
     assert "nothing to send: all 20 rows are in" in message
-    assert "done 20 (20 already in DIR)" in message and "cost (USD) 0.0000" in message
+    assert "done 20 (20 from earlier runs)" in message and "cost (USD) 0.0000" in message
     assert {path.name: path.stat().st_mtime_ns for path in completed_run.folder.glob("*.png")} == written
 
 

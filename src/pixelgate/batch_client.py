@@ -720,7 +720,7 @@ class BatchRun:
         table.add_column("what")
         table.add_column("value", justify="right")
         table.add_row("rows", f"{len(self.rows):,}")
-        skipped = f" ({self.outcome.done_before:,} already in DIR)" if self.outcome.done_before else ""
+        skipped = f" ({self.outcome.done_before:,} from earlier runs)" if self.outcome.done_before else ""
         table.add_row("done", f"{len(done):,}{skipped}")
         table.add_row("failed", f"{len(failed):,}")
         if unsent:
