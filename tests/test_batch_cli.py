@@ -299,3 +299,49 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     message = said(result)
     assert f"cannot reach {url}" in message and "pixelgate serve --emulate" in message
     assert "Traceback" not in message
+
+
+def test_a_batch_left_on_another_server_is_not_sent_again_here(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    elsewhere = "http://127.0.0.1:1"
+    state = {"server": elsewhere, "batches": [{"id": "batch_abc", "rows": {"0001": "f"}, "collected": False}]}
+    (folder / ".pixelgate-batch.json").write_text(json.dumps(state))
+    lines = tmp_path / "prompts.jsonl"
+    lines.write_text('{"prompt": "a fox"}\n')
+    here = f"http://127.0.0.1:{free_port()}"
+    result = pixelgate_batch(str(lines), "-o", str(folder), "--server", here)
+    assert result.returncode == 2, said(result)
+    assert f"batch batch_abc of {folder} was sent to {elsewhere}, not {here}" in said(result)
+    assert f"--server {elsewhere}" in said(result)
+
+
+def test_rows_read_from_csv_with_defaults_and_ids(tmp_path: Path) -> None:
+    """In process: how cells become request bodies (no server needed)."""
+    from pixelgate.batch_client import Defaults, read_rows
+
+    table = tmp_path / "prompts.csv"
+    table.write_text(
+        "prompt,size,aspect_ratio,resolution,reference_images,id,n\n"
+        "plain,,,,,,\n"
+        "own ratio,,3:4,,,,\n"
+        "pixels,1536x1024,,,,,\n"
+        '"with refs, two",,,2K,https://a.example/1.png   https://b.example/2.png,refs,3\n'
+    )
+    rows = read_rows(table, Defaults(model="m", size="16:9", resolution="512"))
+    assert [row.id for row in rows] == ["0001", "0002", "0003", "refs"]
+    bodies = [
+        {k: v for k, v in row.body.items() if k not in ("prompt", "model", "response_format")} for row in rows
+    ]
+    assert bodies == [
+        {"size": "16:9", "resolution": "512"},
+        {"aspect_ratio": "3:4", "resolution": "512"},  # --size would override the row's own ratio
+        {"size": "1536x1024"},  # WxH names its resolution: --resolution is not added
+        {
+            "size": "16:9",
+            "resolution": "2K",
+            "reference_images": ["https://a.example/1.png", "https://b.example/2.png"],
+            "n": 3,
+        },
+    ]
+    assert all(row.body["model"] == "m" and row.body["response_format"] == "b64_json" for row in rows)
