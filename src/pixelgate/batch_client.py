@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -186,7 +187,7 @@ def _read_jsonl(text: str, problems: list[str]) -> list[tuple[int, dict[str, Any
 
 
 def _read_csv(text: str, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text))  # a file, not its lines: a quoted cell may span lines
     header: list[str] | None = None
     found: list[tuple[int, dict[str, Any]]] = []
     for cells in reader:
