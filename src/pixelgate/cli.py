@@ -556,6 +556,46 @@ def keys_delete(key_id: str, server: ServerOption = DEFAULT_SERVER, admin_key: A
 
 
 @app.command()
+def batch(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The prompts: JSONL (one object per line) or CSV (a header row), with prompt and options"
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the images and results.jsonl")],
+    model: Annotated[str | None, typer.Option(help="Model of the rows that name none")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Size (WxH or an aspect ratio) of the rows that give neither")
+    ] = None,
+    resolution: Annotated[
+        str | None, typer.Option(help="Resolution (512, 1K, 2K, 4K) of the rows that give none")
+    ] = None,
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between looks at the batch")] = 1.0,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: Annotated[str | None, typer.Option(envvar="PIXELGATE_API_KEY", help="API key")] = None,
+) -> None:
+    """Run a file of prompts as one batch (batch prices) and save the images in a folder; the same command
+    again resumes: it follows a batch still running and sends only the rows not yet done."""
+    from pixelgate.batch_client import BatchError, Defaults, run_batch
+
+    try:
+        status = run_batch(
+            file,
+            output,
+            defaults=Defaults(model=model, size=size, resolution=resolution),
+            server_url=server,
+            api_key=api_key,
+            poll_seconds=poll,
+            console=console,
+        )
+    except BatchError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(status)
+
+
+@app.command()
 def usage(
     group_by: Annotated[
         str, typer.Option(help="Any of key, owner, model, dialect, day, comma-separated")
