@@ -145,3 +145,17 @@ def test_bad_batches_are_refused_in_googles_shape(server: ServerProcess) -> None
     with pytest.raises(genai.errors.ClientError) as gone:
         client.batches.get(name="batches/nope")
     assert gone.value.code == 404
+
+
+def test_delete_forgets_a_finished_batch_and_refuses_a_running_one(server: ServerProcess) -> None:
+    client = sdk_client(server)
+    running = client.batches.create(model=FLASH, src=[inline_request(f"slow {i}") for i in range(200)])
+    with pytest.raises(genai.errors.ClientError) as refused:
+        client.batches.delete(name=running.name or "")
+    assert refused.value.code == 409 and "cancel it first" in (refused.value.message or "")
+    client.batches.cancel(name=running.name or "")
+    wait_until_done(client, running.name or "")
+    client.batches.delete(name=running.name or "")
+    with pytest.raises(genai.errors.ClientError) as gone:
+        client.batches.get(name=running.name or "")
+    assert gone.value.code == 404

@@ -361,11 +361,8 @@ async def batch_action(name: str, gw: GatewayDep, caller: CallerDep) -> Response
 
 
 async def delete_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    batch = await gw.batches.get(name, owner=caller.owner, dialect="gemini")
-    if not batch.state.is_terminal:
-        await gw.batches.cancel(batch.id, owner=caller.owner)
-        if gw.batch_runner is not None:
-            gw.batch_runner.wake()
+    await gw.batches.get(name, owner=caller.owner, dialect="gemini")
+    await gw.batches.delete(name, owner=caller.owner)
     return FastJSONResponse({})
 
 

@@ -410,6 +410,20 @@ class BatchStore:
             )
         return batch
 
+    async def delete(self, batch_id: str, *, owner: str | None = None) -> None:
+        """Forget a finished batch and its lines (its tasks expire with their results; its files stay)."""
+        batch = await self.get(batch_id, owner=owner)
+        if not batch.state.is_terminal:
+            raise Conflict(
+                f"batch {batch.id} is {batch.state.value}: only a finished batch can be deleted; cancel it "
+                "first (batches/{id}:cancel), then delete it",
+                param="batch_id",
+                code="batch_not_finished",
+            )
+        async with self.db.transaction() as conn:
+            await conn.execute(batch_lines.delete().where(batch_lines.c.batch_id == batch.id))
+            await conn.execute(batches.delete().where(batches.c.id == batch.id))
+
     async def active_ids(self) -> list[str]:
         query = (
             sa.select(batches.c.id)
