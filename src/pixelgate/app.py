@@ -22,6 +22,7 @@ from pixelgate.api import (
     tasks,
     usage,
 )
+from pixelgate.api import webhooks as webhooks_api
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
@@ -41,6 +42,8 @@ from pixelgate.store.db import Database, sqlite_url
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.webhook_registry import WebhookRegistry
+from pixelgate.tasks.webhook_sender import WebhookSender
 from pixelgate.tasks.worker import Worker
 from pixelgate.web.playground import install_playground
 
@@ -81,8 +84,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "until it does",
                     redis_store.without_password(settings.redis_url),
                 )
+        webhooks = WebhookRegistry(db)
+        sender = None
         worker = None
         if settings.run_workers:
+            sender = WebhookSender(
+                db,
+                webhooks,
+                policy=settings.fetch_policy,
+                retry_seconds=settings.webhook_retry_seconds,
+                timeout=settings.webhook_timeout_seconds,
+                poll_interval=settings.poll_interval,
+            )
+            queue.webhooks_queued = sender.wake
+            await sender.start()
             worker = Worker(
                 queue=queue,
                 events=events,
@@ -132,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys=keys,
             auth_enabled=settings.auth_enabled,
             failures=failures,
+            webhooks=webhooks,
         )
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
@@ -144,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop(settings.shutdown_grace_seconds)
+            if sender is not None:
+                await sender.stop()
             await fetcher.close()
             await router.close()
             if redis_client is not None:
@@ -158,7 +176,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (openai, models, tasks, gemini, interactions, chat, files, health, metrics, admin, usage):
+    modules = (
+        openai,
+        models,
+        tasks,
+        gemini,
+        interactions,
+        webhooks_api,
+        chat,
+        files,
+        health,
+        metrics,
+        admin,
+        usage,
+    )
+    for module in modules:
         app.include_router(module.router)
     install_playground(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -15,6 +15,7 @@ from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.webhook_registry import WebhookRegistry
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Gateway:
     blobs: BlobStore
     signer: UrlSigner
     keys: KeyStore
+    webhooks: WebhookRegistry
     auth_enabled: bool
     failures: FailureGuard = field(default_factory=LocalFailureGuard)
 

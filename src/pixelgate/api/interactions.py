@@ -97,8 +97,6 @@ class InteractionBody(WireBody):
     webhook_config: WebhookConfig | None = None
 
 
-
-
 class _Input:
     """``input`` taken apart: this turn's text, images and videos, and the turns before it."""
 

@@ -103,10 +103,29 @@ async def enqueue_event(
             )
         )
         targets = [(row.id, row.uri) for row in rows if event_type in (row.subscribed_events or [])]
+    return await _insert(
+        conn, owner, event_type, subject_id, {**data, "user_metadata": user_metadata}, targets
+    )
+
+
+async def enqueue_ping(conn: AsyncConnection, *, owner: str | None, webhook_id: str, url: str) -> int:
+    """Queue a ``webhook.ping`` to one registered webhook (``POST /v1beta/webhooks/{id}:ping``): signed
+    and retried like any event, and listed with the deliveries."""
+    return await _insert(conn, owner, PING_EVENT, webhook_id, {"id": webhook_id}, [(webhook_id, url)])
+
+
+async def _insert(
+    conn: AsyncConnection,
+    owner: str | None,
+    event_type: str,
+    subject_id: str,
+    data: dict[str, Any],
+    targets: list[tuple[str | None, str]],
+) -> int:
     if not targets:
         return 0
     now = time.time()
-    body = event_body(event_type, {**data, "user_metadata": user_metadata}, now)
+    body = event_body(event_type, data, now)
     await conn.execute(
         webhook_deliveries.insert(),
         [
