@@ -61,7 +61,8 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
+def receiver(backend: str) -> Iterator[Receiver]:
+    """One per backend (the tests count what each path received)."""
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,9 +88,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def server(make_server: MakeServer) -> ServerProcess:
+def server(make_server: MakeServer, backend: str) -> ServerProcess:
     return make_server(
-        "sqlite", "--emulate", "--fetch-allow", "127.0.0.1", env={"PIXELGATE_WEBHOOK_RETRY_SECONDS": RETRIES}
+        backend, "--emulate", "--fetch-allow", "127.0.0.1", env={"PIXELGATE_WEBHOOK_RETRY_SECONDS": RETRIES}
     )
 
 
@@ -263,28 +264,49 @@ def test_a_webhook_for_an_unknown_event_is_a_400(server: ServerProcess) -> None:
     assert "subscribed_events[0] 'image.done' is not an event" in message and "task.succeeded" in message
 
 
-def test_a_pending_delivery_survives_a_crash(make_server: MakeServer, receiver: Receiver) -> None:
+def test_a_pending_delivery_survives_a_crash(
+    make_server: MakeServer, receiver: Receiver, backend: str
+) -> None:
     """The first attempt fails; the server is killed (SIGKILL) before the retry; the next server on the
     same data dir sends it."""
     crashing = make_server(
-        "sqlite", "--emulate", "--fetch-allow", "127.0.0.1", env={"PIXELGATE_WEBHOOK_RETRY_SECONDS": "0,1.5"}
+        backend, "--emulate", "--fetch-allow", "127.0.0.1", env={"PIXELGATE_WEBHOOK_RETRY_SECONDS": "0,1.5"}
     )
-    receiver.fail["/restart"] = 1
+    path = f"/restart-{backend}"
+    receiver.fail[path] = 1
     made = httpx.post(
         f"{crashing.url}/v1/images/generations",
-        json={**BODY, "callback_url": receiver.url("/restart")},
+        json={**BODY, "callback_url": receiver.url(path)},
         timeout=30,
     )
     task_id = made.json()["id"]
-    receiver.wait("/restart", 1)
+    receiver.wait(path, 1)
     deadline = time.monotonic() + 10  # the failed attempt is recorded (else its claim would hold 35 s)
     while deliveries_of(crashing, task_id)[0]["attempts"] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     crashing.kill()
-    assert len(receiver.seen["/restart"]) == 1
+    assert len(receiver.seen[path]) == 1
     crashing.start()
-    first, second = receiver.wait("/restart", 2)
+    first, second = receiver.wait(path, 2)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert verified(second, owner_secret(crashing))["data"]["id"] == task_id
     delivery = settled(crashing, task_id)
     assert delivery["state"] == "delivered" and delivery["attempts"] == 2
+
+
+def test_another_callback_url_is_another_request_for_idempotency(
+    server: ServerProcess, receiver: Receiver
+) -> None:
+    key = {"Idempotency-Key": f"hook-{time.time_ns()}"}
+    first = {**BODY, "callback_url": receiver.url("/idem-a")}
+    made = httpx.post(f"{server.url}/v1/images/generations", json=first, headers=key, timeout=30)
+    again = httpx.post(f"{server.url}/v1/images/generations", json=first, headers=key, timeout=30)
+    assert made.status_code == again.status_code == 200 and made.json()["id"] == again.json()["id"]
+    other = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={**BODY, "callback_url": receiver.url("/idem-b")},
+        headers=key,
+        timeout=30,
+    )
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(receiver.wait("/idem-a", 1)) == 1  # one task, one event
