@@ -310,3 +310,45 @@ def test_another_callback_url_is_another_request_for_idempotency(
     )
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
     assert len(receiver.wait("/idem-a", 1)) == 1  # one task, one event
+
+
+def test_owners_see_and_get_only_their_own(make_server: MakeServer, receiver: Receiver, backend: str) -> None:
+    """With keys on: an owner's registered webhook gets that owner's events only, and another owner's
+    webhooks and deliveries are 404s; the admin key sees every delivery."""
+    admin = {"Authorization": f"Bearer pga_{'a' * 40}"}
+    guarded = make_server(
+        backend,
+        "--emulate",
+        "--auth",
+        "--fetch-allow",
+        "127.0.0.1",
+        env={"PIXELGATE_ADMIN_KEY": admin["Authorization"][7:], "PIXELGATE_WEBHOOK_RETRY_SECONDS": RETRIES},
+    )
+    keys = {}
+    for owner in ("acme", "globex"):
+        made = httpx.post(f"{guarded.url}/admin/keys", json={"name": owner}, headers=admin, timeout=10)
+        keys[owner] = made.json()["key"]
+    acme = genai.Client(api_key=keys["acme"], http_options={"base_url": guarded.url})
+    globex = genai.Client(api_key=keys["globex"], http_options={"base_url": guarded.url})
+    hook = acme.webhooks.create(uri=receiver.url("/acme"), subscribed_events=["interaction.completed"])
+    assert hook.id is not None
+    globex.interactions.create(model=FLASH, input="a globe")
+    mine = acme.interactions.create(model=FLASH, input="an anvil")
+    (received,) = receiver.wait("/acme", 1)
+    assert verified(received, hook.new_signing_secret or "")["data"]["id"] == mine.id
+    time.sleep(0.3)
+    assert len(receiver.seen["/acme"]) == 1  # globex's interaction went nowhere
+
+    as_globex = {"x-goog-api-key": keys["globex"]}
+    assert httpx.get(f"{guarded.url}/v1beta/webhooks/{hook.id}", headers=as_globex).status_code == 404
+    assert globex.webhooks.list().webhooks in (None, [])
+    delivery = received.headers["webhook-id"]
+    assert httpx.get(f"{guarded.url}/v1/webhooks/deliveries/{delivery}", headers=as_globex).status_code == 404
+    assert httpx.get(f"{guarded.url}/v1/webhooks/deliveries/{delivery}", headers=admin).status_code == 200
+    secrets = {
+        owner: httpx.get(f"{guarded.url}/v1/webhooks/secret", headers={"x-goog-api-key": key}).json()[
+            "secret"
+        ]
+        for owner, key in keys.items()
+    }
+    assert secrets["acme"] != secrets["globex"]
