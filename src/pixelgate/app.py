@@ -11,14 +11,17 @@ from fastapi import FastAPI
 
 from pixelgate.api import (
     admin,
+    batch_paths,
     chat,
     files,
     gemini,
+    gemini_batches,
     health,
     interactions,
     metrics,
     models,
     openai,
+    openai_batches,
     tasks,
     usage,
 )
@@ -39,6 +42,8 @@ from pixelgate.core.references import ImageFetcher
 from pixelgate.routing import build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
+from pixelgate.store.files import FileStore
+from pixelgate.tasks.batches import BatchRunner, BatchStore
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
@@ -70,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = TaskEvents(queue, max_poll_interval=settings.poll_interval)
         blobs = BlobStore(settings.data_dir / "blobs")
         fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
-        prices = Prices(channels.prices)
+        prices = Prices(channels.prices, channels.batch_prices)
         # Counts every process must share live in Redis when there is one; else each process keeps its own.
         redis_client = None
         rate: RequestRate = LocalRequestRate()
@@ -148,7 +153,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             auth_enabled=settings.auth_enabled,
             failures=failures,
             webhooks=webhooks,
+            files=FileStore(db, blobs),
+            batches=BatchStore(db, queue),
         )
+        runner = BatchRunner(
+            store=app.state.gateway.batches,
+            keys=keys,
+            dialects={
+                "openai": openai_batches.OpenAIBatches(app.state.gateway),
+                "gemini": gemini_batches.GeminiBatches(app.state.gateway),
+            },
+            cancel_task=service.cancel,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+        )
+        if worker is not None:
+            # Batch lines run only where a worker does; so does the runner that feeds them.
+            app.state.gateway.batch_runner = runner
+            worker.on_ended = runner.task_ended
+            await runner.start()
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
             "PostgreSQL" if db.is_postgres else "SQLite",
@@ -158,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await runner.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace_seconds)
             if sender is not None:
@@ -176,8 +200,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    modules = (
+    for module in (
         openai,
+        openai_batches,
+        batch_paths,
+        gemini_batches,  # before gemini: its :batchGenerateContent is a path gemini's catch-all takes too
         models,
         tasks,
         gemini,
@@ -189,8 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics,
         admin,
         usage,
-    )
-    for module in modules:
+    ):
         app.include_router(module.router)
     install_playground(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     max_tasks_per_key: int = Field(10_000, ge=1)  # queued or running, for keys without their own limit
 
     result_ttl_seconds: float = 24 * 3600
+    # How long a batch may take before it ends "expired" (the APIs' completion window is 24 h).
+    batch_completion_seconds: float = Field(24 * 3600, gt=0)
     run_workers: bool = True
     worker_concurrency: int = 256
     lease_seconds: float = 30.0
@@ -222,6 +224,7 @@ class GatewayConfig(BaseModel):
     channels: list[ChannelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     prices: dict[str, float] = Field(default_factory=dict)  # USD per image, over the catalog's
+    batch_prices: dict[str, float] = Field(default_factory=dict)  # USD per image made by a batch line
     source: str = Field("defaults", exclude=True)
 
     def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -241,12 +244,13 @@ class GatewayConfig(BaseModel):
                         f"catalog: use {one_of(catalog.ids)}"
                     )
             channel.api_key(environ)
-        for model, price in self.prices.items():
-            if model not in catalog or price < 0:
-                raise ConfigError(
-                    f"{self.source}: prices.{model} = {price!r}: prices are USD per image (0 or more) for "
-                    f"catalog models: {one_of(catalog.ids)}"
-                )
+        for table, prices in (("prices", self.prices), ("batch_prices", self.batch_prices)):
+            for model, price in prices.items():
+                if model not in catalog or price < 0:
+                    raise ConfigError(
+                        f"{self.source}: {table}.{model} = {price!r}: prices are USD per image (0 or more) "
+                        f"for catalog models: {one_of(catalog.ids)}"
+                    )
         return self
 
 

@@ -39,6 +39,7 @@ from pixelgate.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from pixelgate.core.slots import PrioritySlots
 from pixelgate.providers.base import Generation, Provider, ProviderResult
 
 log = logging.getLogger("pixelgate.routing")
@@ -72,7 +73,7 @@ class Channel:
         self.secret = secret
         self.base_url = config.base_url or base_url
         self.health = ChannelHealth()
-        self.slots = asyncio.Semaphore(config.concurrency)
+        self.slots = PrioritySlots(config.concurrency)
         self.in_flight = 0
 
     @property
@@ -84,28 +85,34 @@ class Channel:
         return self.in_flight < self.config.concurrency
 
     async def generate(self, generation: Generation) -> ProviderResult:
-        async with self.slots:
-            self.in_flight += 1
-            try:
-                async with asyncio.timeout(self.config.timeout) as deadline:
-                    return await self.provider.generate(generation)
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                raise UpstreamTimeout(
-                    f"channel {self.name!r}: no image within its timeout of {self.config.timeout:g} s",
-                    code="upstream_timeout",
-                ) from None
-            except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-                # An answer of a shape the provider did not expect: the upstream's fault, so the next
-                # channel is tried; the traceback goes to the log for whoever fixes the provider.
-                log.warning("channel %s: unreadable answer", self.name, exc_info=True)
-                raise UpstreamError(
-                    f"channel {self.name!r}: the upstream's answer could not be read ({type(exc).__name__})",
-                    code="upstream_malformed",
-                ) from None
-            finally:
-                self.in_flight -= 1
+        await self.slots.acquire(batch=generation.batch)
+        try:
+            return await self._generate(generation)
+        finally:
+            self.slots.release()
+
+    async def _generate(self, generation: Generation) -> ProviderResult:
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(self.config.timeout) as deadline:
+                return await self.provider.generate(generation)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise UpstreamTimeout(
+                f"channel {self.name!r}: no image within its timeout of {self.config.timeout:g} s",
+                code="upstream_timeout",
+            ) from None
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            # An answer of a shape the provider did not expect: the upstream's fault, so the next
+            # channel is tried; the traceback goes to the log for whoever fixes the provider.
+            log.warning("channel %s: unreadable answer", self.name, exc_info=True)
+            raise UpstreamError(
+                f"channel {self.name!r}: the upstream's answer could not be read ({type(exc).__name__})",
+                code="upstream_malformed",
+            ) from None
+        finally:
+            self.in_flight -= 1
 
     def redact(self, error: PixelgateError) -> PixelgateError:
         """A last guard: whatever a provider quoted, the channel's key never leaves this process."""

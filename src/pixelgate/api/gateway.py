@@ -14,6 +14,8 @@ from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
 from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.store.files import FileStore
+from pixelgate.tasks.batches import BatchRunner, BatchStore
 from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.webhook_registry import WebhookRegistry
 
@@ -28,10 +30,19 @@ class Gateway:
     keys: KeyStore
     webhooks: WebhookRegistry
     auth_enabled: bool
+    files: FileStore
+    batches: BatchStore
     failures: FailureGuard = field(default_factory=LocalFailureGuard)
+    batch_runner: BatchRunner | None = None
 
-    def image_url(self, request: Request, task: Task, image: GeneratedImage) -> str:
-        base = (self.settings.public_url or str(request.base_url)).rstrip("/")
+    def base_url(self, request: Request) -> str:
+        """Where this server is reached: the configured public URL, else the one the request came to."""
+        return (self.settings.public_url or str(request.base_url)).rstrip("/")
+
+    def image_url(self, request: Request | str, task: Task, image: GeneratedImage) -> str:
+        """A signed URL of a task's image; ``request`` is the request being answered, or the base URL
+        that a batch saved when it was made (its results are written with no request at hand)."""
+        base = request.rstrip("/") if isinstance(request, str) else self.base_url(request)
         # A URL expires with the task's result, so that every poll of a task hands out the same URL.
         expires = int(task.expires_at or task.created_at + self.settings.result_ttl_seconds)
         return f"{base}/blobs/{image.blob_key}?{self.signer.query(image.blob_key, expires)}"

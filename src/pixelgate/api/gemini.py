@@ -273,7 +273,7 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
     if action not in ("generateContent", "streamGenerateContent"):
         raise NotFound(
             f"models/{model}:{action} is not served: pixelgate serves :generateContent and "
-            ":streamGenerateContent (batch jobs: :batchGenerateContent is not available yet)",
+            ":streamGenerateContent (and :batchGenerateContent for batch jobs)",
             code="unknown_endpoint",
         )
     gw.catalog.named_by_url(model)

@@ -18,6 +18,7 @@ from pixelgate.api.admin import KeyChanges, NewKey
 from pixelgate.api.gemini import GenerateContentBody
 from pixelgate.api.interactions import InteractionBody
 from pixelgate.api.openai import ImageBody
+from pixelgate.api.openai_batches import BatchBody
 
 REF = "#/components/schemas/{model}"
 # (method, path suffix) -> the model of its JSON body. Suffixes, so that each API version's copy matches.
@@ -26,6 +27,7 @@ JSON_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/images/edits"): ImageBody,
     ("post", "/models/{model_action}"): GenerateContentBody,
     ("post", "/interactions"): InteractionBody,
+    ("post", "/v1/batches"): BatchBody,
     ("post", "/admin/keys"): NewKey,
     ("patch", "/admin/keys/{key_id}"): KeyChanges,
 }

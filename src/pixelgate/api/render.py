@@ -83,7 +83,7 @@ async def render_async_task(request: Request, gw: Gateway, task: Task) -> dict[s
     return body
 
 
-async def render_images_response(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+async def render_images_response(request: Request | str, gw: Gateway, task: Task) -> dict[str, Any]:
     """The body of a synchronous OpenAI Images answer (also what ``GET /v1/tasks/{id}`` carries once done)."""
     assert task.result is not None
     data = []

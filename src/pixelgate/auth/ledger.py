@@ -28,6 +28,7 @@ from pixelgate.store.db import Database
 from pixelgate.store.schema import api_keys, usage
 
 RESERVED, SETTLED, RELEASED = "reserved", "settled", "released"
+BATCH_SUFFIX = "-batch"  # a batch line's usage row: its dialect and this, e.g. "openai-batch"
 GROUPS = ("key", "owner", "model", "dialect", "day")
 
 
@@ -75,15 +76,26 @@ class Ledger:
         images: int,
         estimate_usd: float,
         now: float | None = None,
+        batch_line: bool = False,
     ) -> None:
-        """Count a task that is being accepted; raise if the key's limits do not allow it."""
+        """Count a task that is being accepted; raise if the key's limits do not allow it. A batch line
+        is not held to the key's concurrent tasks (its batch keeps a window of them; that is the batch's
+        higher rate limit), but to its daily images and its budget like any task."""
         now = time.time() if now is None else now
         day = utc_day(now)
         async with self.db.transaction() as conn:
             if key_id is not None:
                 await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
                 await _check_limits(
-                    conn, key_id, limits, images, estimate_usd, now, day, self.max_tasks_per_key
+                    conn,
+                    key_id,
+                    limits,
+                    images,
+                    estimate_usd,
+                    now,
+                    day,
+                    None if batch_line else self.max_tasks_per_key,
+                    count_concurrent=not batch_line,
                 )
             await conn.execute(
                 usage.insert().values(
@@ -183,11 +195,17 @@ async def _check_limits(
     now: float,
     day: str,
     server_max_tasks: int | None,
+    *,
+    count_concurrent: bool = True,
 ) -> None:
     mine = usage.c.key_id == key_id
     concurrent = limits.concurrent_tasks if limits.concurrent_tasks is not None else server_max_tasks
-    if concurrent is not None:
-        running = await conn.scalar(sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED))
+    if concurrent is not None and count_concurrent:
+        # A batch's lines (dialect "…-batch") are the batch's own window, not the key's concurrent tasks.
+        interactive = sa.or_(usage.c.dialect.is_(None), sa.not_(usage.c.dialect.like(f"%{BATCH_SUFFIX}")))
+        running = await conn.scalar(
+            sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED, interactive)
+        )
         if (running or 0) >= concurrent:
             whose = (
                 "its limit"

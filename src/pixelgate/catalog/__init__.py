@@ -201,6 +201,10 @@ class Prices:
     an override of its own."""
 
     overrides: dict[str, float] = field(default_factory=dict)
+    # The channel file's ``[batch_prices]``: what a batch line's image costs, where it differs.
+    batch: dict[str, float] = field(default_factory=dict)
 
-    def price_of(self, spec: ModelSpec) -> float | None:
+    def price_of(self, spec: ModelSpec, *, batch: bool = False) -> float | None:
+        if batch and (found := self.batch.get(spec.id, self.batch.get(spec.upstream_id))) is not None:
+            return found
         return self.overrides.get(spec.id, self.overrides.get(spec.upstream_id, spec.price_per_image))

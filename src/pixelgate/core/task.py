@@ -166,6 +166,10 @@ class Callback:
         return cls(urls=tuple(record.get("urls") or ()), user_metadata=record.get("user_metadata"))
 
 
+# Below every interactive task (priority 0): a batch line runs in the capacity interactive work leaves.
+BATCH_PRIORITY = -10
+
+
 def new_task_id() -> str:
     # The task-style gateway's ids look like task_img_xxxxxxxx; 20 random base32 chars are 100 bits.
     return "task_img_" + secrets.token_hex(10)
@@ -194,6 +198,7 @@ class Task:
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_id: str | None = None  # the request that made it (X-Request-Id), for its log lines
     callback: Callback | None = None  # the request's own webhook, if it gave one
+    batch_id: str | None = None  # the batch job whose line it runs (at BATCH_PRIORITY)
 
     def result_expired(self, now: float | None = None) -> bool:
         """Whether the stored images are past their time (their URLs can no longer be signed)."""

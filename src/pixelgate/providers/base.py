@@ -55,6 +55,7 @@ class Generation:
     history: tuple[PastTurn, ...] = ()
     videos: tuple[bytes | None, ...] = ()  # per request.videos: the uploaded bytes, None for a URI
     upstream_model: str = ""  # the model's name at the channel's upstream (set by the router)
+    batch: bool = False  # a batch line: it takes a channel slot only when interactive work leaves one
     # For providers whose upstream runs a task of its own: what they saved with ``remember`` when they
     # created it (given back only on the same channel, after a restart), and how to save it. It answers
     # whether the state was saved with a task still running here: if not, nobody else knows of the

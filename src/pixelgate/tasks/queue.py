@@ -49,6 +49,7 @@ def _row_to_task(row: Any) -> Task:
         upstream=row.upstream or {},
         request_id=row.request_id,
         callback=Callback.from_record(row.webhook),
+        batch_id=row.batch_id,
     )
 
 
@@ -109,6 +110,7 @@ class TaskQueue:
                     owner=task.owner,
                     dialect=task.dialect,
                     request_id=task.request_id,
+                    batch_id=task.batch_id,
                     model=task.request.model,
                     webhook=task.callback.to_record() if task.callback else None,
                     status=task.status.value,
@@ -138,9 +140,14 @@ class TaskQueue:
             rows = (await conn.execute(sa.select(tasks).where(tasks.c.id.in_(ids)))).all()
         return [_row_to_task(row) for row in rows]
 
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Task]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, *, batch_limit: int | None = None
+    ) -> list[Task]:
         """Take up to ``limit`` queued tasks for ``worker_id``, after putting back in the queue the running
-        tasks of other workers whose lease ran out (a worker that died, or lost touch with the database)."""
+        tasks of other workers whose lease ran out (a worker that died, or lost touch with the database).
+
+        Interactive tasks come first; batch lines (negative priority) fill what is left, at most
+        ``batch_limit`` of them (None: no cap), so that a long batch never holds every slot."""
         now = time.time()
         expired = sa.and_(
             tasks.c.status == Status.RUNNING.value,
@@ -149,31 +156,39 @@ class TaskQueue:
             # still its task, and running it a second time here would make it twice upstream.
             tasks.c.worker_id != worker_id,
         )
-        claimable = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.status == Status.QUEUED.value)
-            .order_by(tasks.c.priority.desc(), tasks.c.created_at)
-            .limit(min(limit, _CLAIMABLE_LIMIT))
-        )
-        if self.db.is_postgres:
-            claimable = claimable.with_for_update(skip_locked=True)
-        statement = (
-            tasks.update()
-            .where(tasks.c.id.in_(claimable.scalar_subquery()))
-            .values(
-                status=Status.RUNNING.value,
-                worker_id=worker_id,
-                lease_expires_at=now + lease_seconds,
-                attempts=tasks.c.attempts + 1,
-                started_at=sa.func.coalesce(tasks.c.started_at, now),
+
+        def take(which: Any, count: int) -> Any:
+            claimable = (
+                sa.select(tasks.c.id)
+                .where(tasks.c.status == Status.QUEUED.value, which)
+                .order_by(tasks.c.priority.desc(), tasks.c.created_at)
+                .limit(min(count, _CLAIMABLE_LIMIT))
             )
-            .returning(*tasks.c)
-        )
+            if self.db.is_postgres:
+                claimable = claimable.with_for_update(skip_locked=True)
+            return (
+                tasks.update()
+                .where(tasks.c.id.in_(claimable.scalar_subquery()))
+                .values(
+                    status=Status.RUNNING.value,
+                    worker_id=worker_id,
+                    lease_expires_at=now + lease_seconds,
+                    attempts=tasks.c.attempts + 1,
+                    started_at=sa.func.coalesce(tasks.c.started_at, now),
+                )
+                .returning(*tasks.c)
+            )
+
         async with self.db.transaction() as conn:
             await conn.execute(
                 tasks.update().where(expired).values(status=Status.QUEUED.value, worker_id=None)
             )
-            rows = (await conn.execute(statement)).all()
+            rows = list((await conn.execute(take(tasks.c.priority >= 0, limit))).all())
+            room = limit - len(rows)
+            if batch_limit is not None:
+                room = min(room, batch_limit)
+            if room > 0:
+                rows += (await conn.execute(take(tasks.c.priority < 0, room))).all()
         return sorted((_row_to_task(row) for row in rows), key=lambda t: (-t.priority, t.created_at))
 
     async def renew(self, worker_id: str, task_ids: Iterable[str], lease_seconds: float) -> set[str]:

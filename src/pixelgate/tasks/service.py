@@ -14,7 +14,7 @@ from itertools import count
 import orjson
 
 from pixelgate.auth.keys import ANONYMOUS, Caller
-from pixelgate.auth.ledger import Ledger
+from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, Prices
 from pixelgate.core import logs, metrics
@@ -45,7 +45,7 @@ from pixelgate.core.request import (
     check_references,
     validate,
 )
-from pixelgate.core.task import Callback, GeneratedImage, Status, Task, new_task_id
+from pixelgate.core.task import BATCH_PRIORITY, Callback, GeneratedImage, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
@@ -71,6 +71,7 @@ class _Inputs:
     dialect: str
     response_format: str
     callback: Callback | None = None
+    batch_id: str | None = None
 
     def fingerprint(self, request: ImageRequest) -> str:
         """What makes two requests the same, for Idempotency-Key: every field and every input's bytes."""
@@ -141,6 +142,7 @@ class TaskService:
         caller: Caller = ANONYMOUS,
         idempotency_key: str | None = None,
         callback: Callback | None = None,
+        batch_line: tuple[str, str] | None = None,
     ) -> Task:
         """Validate ``request``, store its input images and persist it as a queued task.
 
@@ -149,6 +151,8 @@ class TaskService:
         Every image of the conversation is copied into the new task's own folder. With an
         ``idempotency_key`` the same request sent again gets this one's task (see ``idempotency.py``).
         ``callback`` is the request's own webhook (its URLs pass the same address checks as image URLs).
+        A ``batch_line`` (batch id, task id) runs at batch priority and price, outside the key's
+        requests per minute and concurrent tasks.
         """
         inputs = _Inputs(
             references or [],
@@ -159,7 +163,10 @@ class TaskService:
             dialect,
             response_format,
             callback,
+            batch_line[0] if batch_line else None,
         )
+        if batch_line is not None:
+            return await self._submit(batch_line[1], request, inputs, caller)
         if idempotency_key is None:
             return await self._submit(new_task_id(), request, inputs, caller)
         key = check_key(idempotency_key)
@@ -209,7 +216,8 @@ class TaskService:
                 param=request.name("model"),
                 code="model_not_allowed",
             )
-        if caller.limits.requests_per_minute is not None and caller.key_id is not None:
+        batch_id = inputs.batch_id
+        if caller.limits.requests_per_minute is not None and caller.key_id is not None and not batch_id:
             await self.rate.hit(caller.key_id, caller.limits.requests_per_minute)
         check_references(request, spec, [ref.kind for ref in references])
         if inputs.callback is not None:
@@ -267,9 +275,10 @@ class TaskService:
             owner=owner,
             limits=caller.limits,
             model=spec.id,
-            dialect=dialect,
+            dialect=dialect + BATCH_SUFFIX if batch_id else dialect,
             images=request.n,
-            estimate_usd=round((self.prices.price_of(spec) or 0.0) * request.n, 6),
+            estimate_usd=round((self.prices.price_of(spec, batch=bool(batch_id)) or 0.0) * request.n, 6),
+            batch_line=bool(batch_id),
         )
         task = Task(
             id=task_id,
@@ -279,6 +288,8 @@ class TaskService:
             owner=owner,
             request_id=logs.request_id.get(),
             callback=inputs.callback,
+            priority=BATCH_PRIORITY if batch_id else 0,
+            batch_id=batch_id,
         )
         try:
             await asyncio.gather(*(write() for write in writes))

@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -60,6 +60,10 @@ class Worker:
         self.max_attempts = max_attempts
         self.prices = prices or Prices()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._running_batch: set[str] = set()  # the ids in _running that are batch lines
+        # Batch lines may hold all but a quarter of the slots: interactive work always finds room.
+        self.batch_slots = concurrency - concurrency // 4
+        self.on_ended: Callable[[Task], None] | None = None  # told of every task that ends here
         self._cancelled: set[str] = set()
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -117,12 +121,19 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                claimed = await self.queue.claim(self.id, free, self.lease_seconds)
+                claimed = await self.queue.claim(
+                    self.id,
+                    free,
+                    self.lease_seconds,
+                    batch_limit=max(0, self.batch_slots - len(self._running_batch)),
+                )
             except Exception:
                 log.exception("claiming tasks failed; retrying in %.1f s", self.poll_interval)
                 claimed = []
             for task in claimed:
                 self._running[task.id] = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+                if task.batch_id is not None:
+                    self._running_batch.add(task.id)
             if not claimed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
@@ -177,8 +188,11 @@ class Worker:
             )
         finally:
             self._running.pop(task.id, None)
+            self._running_batch.discard(task.id)
             self._cancelled.discard(task.id)
             self._slot_free.set()
+            if self.on_ended is not None:
+                self.on_ended(task)
             if not self._stopping and self.events.has_waiters(task.id):
                 with contextlib.suppress(Exception):
                     self.events.finished(await self.queue.get(task.id))
@@ -247,6 +261,7 @@ class Worker:
                     history=history,
                     videos=videos,
                     resume=upstream.get(str(index)),
+                    batch=task.batch_id is not None,
                     remember=partial(remember, index),
                 )
             )
@@ -277,7 +292,7 @@ class Worker:
             for thought in first.thoughts
         )
         await outputs.flush()
-        price = self.prices.price_of(spec)
+        price = self.prices.price_of(spec, batch=task.batch_id is not None)
         if price is not None:
             usage = usage + Usage(cost_usd=round(price * len(images), 6))
         outcome = TaskResult(

@@ -1,0 +1,67 @@
+"""``/v1/files`` and ``/v1/batches``: paths that OpenAI's Files and Batch APIs and Google's (whose default
+API version is ``v1``) share. As with ``/v1/models``, a Gemini client gives itself away by its key header
+or ``x-goog-api-client`` and is answered by ``gemini_batches``; everyone else by ``openai_batches``.
+Paths only one of them has (uploads, ``:cancel``, ``/content``) are served by that module alone.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from pixelgate.api import gemini_batches, openai_batches
+from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.errors import sent_by_google_client, set_dialect
+from pixelgate.api.gateway import GatewayDep
+
+
+def _dialect(request: Request) -> None:
+    set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")
+
+
+router = APIRouter(dependencies=[Depends(_dialect), Depends(authenticate)])
+
+
+def _gemini(request: Request) -> bool:
+    return bool(request.state.dialect == "gemini")
+
+
+@router.get("/v1/files")
+async def list_files(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    params = request.query_params
+    if _gemini(request):
+        return await gemini_batches.list_files(
+            request, gw, caller, params.get("pageSize"), params.get("pageToken")
+        )
+    return await openai_batches.list_files(
+        gw, caller, params.get("purpose"), params.get("after"), params.get("limit")
+    )
+
+
+@router.get("/v1/files/{name}")
+async def get_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    if _gemini(request):
+        return await gemini_batches.get_file(name, request, gw, caller)
+    return await openai_batches.get_file(name, gw, caller)
+
+
+@router.delete("/v1/files/{name}")
+async def delete_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    if _gemini(request):
+        return await gemini_batches.delete_file(name, gw, caller)
+    return await openai_batches.delete_file(name, gw, caller)
+
+
+@router.get("/v1/batches")
+async def list_batches(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    params = request.query_params
+    if _gemini(request):
+        return await gemini_batches.list_batches(gw, caller, params.get("pageSize"), params.get("pageToken"))
+    return await openai_batches.list_batches(gw, caller, params.get("after"), params.get("limit"))
+
+
+@router.get("/v1/batches/{name}")
+async def get_batch(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    if _gemini(request):
+        return await gemini_batches.get_batch(name, gw, caller)
+    return await openai_batches.get_batch(name, gw, caller)

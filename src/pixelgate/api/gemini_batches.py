@@ -1,0 +1,446 @@
+"""The Gemini API's batch mode and Files API, translation only, as the ``google-genai`` SDK calls them.
+
+- ``POST /{v}/models/{model}:batchGenerateContent`` with ``{"batch": {"displayName", "inputConfig":
+  {"requests": {"requests": [{"request", "metadata"}]}} or {"fileName": "files/…"}}}``: a batch whose
+  lines are ``GenerateContentRequest``s. Inline requests are answered inline (``output.inlinedResponses``,
+  rendered from the lines' tasks when asked for); a JSONL file of ``{"key", "request"}`` lines is answered
+  with a file of ``{"key", "response"|"error"}`` lines (``output.responsesFile``).
+- ``GET /{v}/batches/{id}``, ``GET /{v}/batches``, ``POST /{v}/batches/{id}:cancel``, ``DELETE …``: a
+  batch is an operation whose ``metadata`` is the ``GenerateContentBatch`` (state ``BATCH_STATE_…``).
+- ``POST /upload/{v}/files``: Google's resumable upload (start, then ``upload, finalize`` pieces at
+  offsets, to the URL the start answered in ``X-Goog-Upload-URL``); ``GET /{v}/files/{name}``, the list,
+  ``DELETE``, and ``GET /{v}/files/{name}:download?alt=media`` for a batch's results file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.errors import GOOGLE_STATUS, gemini_dialect
+from pixelgate.api.gateway import Gateway, GatewayDep
+from pixelgate.api.gemini import GenerateContentBody, render_response, to_image_request
+from pixelgate.api.gemini_common import API_VERSIONS, iso_time, parse_wire
+from pixelgate.api.parsing import read_json_object
+from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
+from pixelgate.auth.keys import Caller
+from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
+from pixelgate.store.files import StoredFile, new_file_id
+from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
+
+router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
+
+MAX_LINES = 50_000
+STATES = {
+    BatchState.VALIDATING: "BATCH_STATE_PENDING",
+    BatchState.IN_PROGRESS: "BATCH_STATE_RUNNING",
+    BatchState.FINALIZING: "BATCH_STATE_RUNNING",
+    BatchState.CANCELLING: "BATCH_STATE_RUNNING",
+    BatchState.COMPLETED: "BATCH_STATE_SUCCEEDED",
+    BatchState.FAILED: "BATCH_STATE_FAILED",
+    BatchState.CANCELLED: "BATCH_STATE_CANCELLED",
+    BatchState.EXPIRED: "BATCH_STATE_EXPIRED",
+}
+_TYPES = "type.googleapis.com/google.ai.generativelanguage.v1main."
+
+
+def _file_id(name: str) -> str:
+    return name.removeprefix("files/")
+
+
+def file_resource(gw: Gateway, request: Request, stored: StoredFile, version: str) -> dict[str, Any]:
+    base = gw.base_url(request)
+    resource: dict[str, Any] = {
+        "name": f"files/{stored.id}",
+        "displayName": stored.filename,
+        "mimeType": stored.mime_type,
+        "sizeBytes": str(stored.bytes),
+        "createTime": iso_time(stored.created_at),
+        "updateTime": iso_time(stored.created_at),
+        "uri": f"{base}/{version}/files/{stored.id}",
+        "state": "ACTIVE" if stored.state == "active" else "PROCESSING",
+        "source": "GENERATED" if stored.purpose == "batch_output" else "UPLOADED",
+    }
+    if stored.expires_at:
+        resource["expirationTime"] = iso_time(stored.expires_at)
+    if stored.purpose == "batch_output":
+        resource["downloadUri"] = f"{base}/{version}/files/{stored.id}:download?alt=media"
+    return resource
+
+
+async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    """Google's resumable upload: ``start`` (the file's description) answers with the URL the pieces go to;
+    each piece is ``upload`` at an offset, the last ``upload, finalize``."""
+    version = request.url.path.split("/")[2]  # /upload/{version}/files
+    command = {part.strip() for part in request.headers.get("x-goog-upload-command", "").lower().split(",")}
+    upload_id = request.query_params.get("upload_id")
+    if "start" in command:
+        described = (await read_json_object(request)).get("file") or {}
+        length = request.headers.get("x-goog-upload-header-content-length", "")
+        if not length.isdigit() or int(length) > gw.settings.max_body_bytes:
+            raise InvalidRequest(
+                f"X-Goog-Upload-Header-Content-Length {length[:20]!r} is not valid: give the file's size in "
+                f"bytes, at most {gw.settings.max_body_bytes:,}",
+                param="X-Goog-Upload-Header-Content-Length",
+            )
+        stored = await gw.files.start_upload(
+            owner=caller.owner,
+            purpose="batch",
+            filename=str(
+                described.get("displayName") or request.headers.get("x-goog-upload-file-name") or "upload"
+            ),
+            mime_type=request.headers.get("x-goog-upload-header-content-type")
+            or str(described.get("mimeType") or "application/octet-stream"),
+            expected_bytes=int(length),
+        )
+        url = f"{gw.base_url(request)}/upload/{version}/files?upload_id={stored.id}"
+        return FastJSONResponse({}, headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
+    if "upload" not in command or upload_id is None:
+        raise InvalidRequest(
+            f"X-Goog-Upload-Command {request.headers.get('x-goog-upload-command', '')[:40]!r} is not valid here: "
+            "start an upload with 'start' (and X-Goog-Upload-Protocol: resumable), then send its pieces to "
+            "the upload URL with 'upload' and the last with 'upload, finalize'",
+            param="X-Goog-Upload-Command",
+            code="invalid_upload_command",
+        )
+    await gw.files.get(upload_id, owner=caller.owner, param="upload_id")
+    offset = request.headers.get("x-goog-upload-offset", "0")
+    if not offset.isdigit():
+        raise InvalidRequest(
+            f"X-Goog-Upload-Offset {offset[:20]!r} is not valid: give the piece's offset in bytes",
+            param="X-Goog-Upload-Offset",
+        )
+    finalize = "finalize" in command
+    stored = await gw.files.append(upload_id, int(offset), await request.body(), finalize=finalize)
+    if not finalize:
+        return FastJSONResponse({}, headers={"X-Goog-Upload-Status": "active"})
+    return FastJSONResponse(
+        {"file": file_resource(gw, request, stored, version)}, headers={"X-Goog-Upload-Status": "final"}
+    )
+
+
+async def get_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    file_id, _, action = name.partition(":")
+    stored = await gw.files.get(file_id, owner=caller.owner, param="name")
+    if action == "download":
+        return Response(await gw.files.read(stored), media_type=stored.mime_type)
+    if action:
+        raise NotFound(
+            f"files/{file_id}:{action[:40]} is not served: use files/{{name}}:download",
+            code="unknown_endpoint",
+        )
+    return FastJSONResponse(file_resource(gw, request, stored, _version(request)))
+
+
+async def list_files(
+    request: Request,
+    gw: GatewayDep,
+    caller: CallerDep,
+    pageSize: str | None = None,
+    pageToken: str | None = None,
+) -> Response:
+    size = _page_size(pageSize)
+    found = await gw.files.page(owner=caller.owner, after=pageToken or None, limit=size + 1)
+    version = _version(request)
+    body: dict[str, Any] = {"files": [file_resource(gw, request, f, version) for f in found[:size]]}
+    if len(found) > size:
+        body["nextPageToken"] = found[size - 1].id
+    return FastJSONResponse(body)
+
+
+async def delete_file(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
+    await gw.files.delete(_file_id(name), owner=caller.owner)
+    return FastJSONResponse({})
+
+
+def _page_size(value: str | None) -> int:
+    if value is None or value == "":
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise InvalidRequest(f"pageSize {value[:20]!r} is not valid: use 1 to 1000", param="pageSize")
+    return int(value)
+
+
+def _inline_lines(requests: Any) -> list[tuple[str | None, dict[str, Any]]]:
+    if not isinstance(requests, list) or not requests:
+        raise InvalidRequest(
+            "batch.inputConfig.requests.requests must be a non-empty list of {request, metadata}",
+            param="batch.inputConfig.requests.requests",
+        )
+    if len(requests) > MAX_LINES:
+        raise InvalidRequest(
+            f"batch.inputConfig.requests.requests holds {len(requests):,} requests: at most {MAX_LINES:,}",
+            param="batch.inputConfig.requests.requests",
+        )
+    lines: list[tuple[str | None, dict[str, Any]]] = []
+    for i, item in enumerate(requests):
+        where = f"batch.inputConfig.requests.requests[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
+            raise InvalidRequest(f"{where} has no request object", param=f"{where}.request")
+        metadata = item.get("metadata")
+        key = metadata.get("key") if isinstance(metadata, dict) else None
+        lines.append(
+            (str(key) if key is not None else None, {"request": item["request"], "metadata": metadata})
+        )
+    return lines
+
+
+def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]]]:
+    lines: list[tuple[str | None, dict[str, Any]]] = []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            f"{name} is not UTF-8 text: send JSONL", param="batch.inputConfig.fileName"
+        ) from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(
+                f'line {number} of {name} is not valid JSON ({exc.msg}): each line is {{"key", "request"}}',
+                param="batch.inputConfig.fileName",
+            ) from None
+        if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
+            raise InvalidRequest(
+                f'line {number} of {name} has no request object: each line is {{"key", "request"}}',
+                param="batch.inputConfig.fileName",
+            )
+        key = item.get("key")
+        lines.append((str(key) if key is not None else None, {"request": item["request"]}))
+    if not lines:
+        raise InvalidRequest(f"{name} holds no requests", param="batch.inputConfig.fileName")
+    if len(lines) > MAX_LINES:
+        raise InvalidRequest(
+            f"{name} holds {len(lines):,} requests: at most {MAX_LINES:,}", param="batch.inputConfig.fileName"
+        )
+    return lines
+
+
+async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller) -> Response:
+    spec = gw.catalog.named_by_url(model)
+    body = await read_json_object(request)
+    batch_body = body.get("batch")
+    if not isinstance(batch_body, dict):
+        raise InvalidRequest(
+            'the body has no batch object: send {"batch": {"inputConfig": …}}', param="batch"
+        )
+    config = batch_body.get("inputConfig") or batch_body.get("input_config")
+    if not isinstance(config, dict):
+        raise InvalidRequest(
+            "batch.inputConfig is required: give requests.requests (inline) or fileName (an uploaded JSONL file)",
+            param="batch.inputConfig",
+        )
+    input_file_id = None
+    if isinstance(config.get("fileName"), str):
+        stored = await gw.files.get(
+            _file_id(config["fileName"]), owner=caller.owner, param="batch.inputConfig.fileName"
+        )
+        lines = _file_lines(await gw.files.read(stored), config["fileName"])
+        input_file_id = stored.id
+    elif isinstance(config.get("requests"), dict):
+        lines = _inline_lines(config["requests"].get("requests"))
+    else:
+        raise InvalidRequest(
+            "batch.inputConfig gives neither requests.requests nor fileName: give one",
+            param="batch.inputConfig",
+        )
+    display_name = batch_body.get("displayName")
+    batch = await gw.batches.create(
+        dialect="gemini",
+        endpoint=spec.id,
+        caller=caller,
+        lines=lines,
+        input_file_id=input_file_id,
+        display_name=str(display_name)[:512] if display_name is not None else None,
+        options={"base_url": gw.base_url(request), "webhook": batch_body.get("webhookConfig")},
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_body=body,
+        completion_window=gw.settings.batch_completion_seconds,
+    )
+    if gw.batch_runner is not None:
+        gw.batch_runner.wake()
+    return FastJSONResponse(await batch_operation(gw, batch, inline=False))
+
+
+async def batch_operation(gw: Gateway, batch: Batch, *, inline: bool) -> dict[str, Any]:
+    """A batch as Google's long-running operation; with ``inline``, a finished inline batch carries its
+    responses (``Base64File`` values, streamed as the answer goes out)."""
+    counts = batch.counts
+    metadata: dict[str, Any] = {
+        "@type": _TYPES + "GenerateContentBatch",
+        "name": f"batches/{batch.id}",
+        "model": f"models/{batch.endpoint}",
+        "displayName": batch.display_name or batch.id,
+        "state": STATES[batch.state],
+        "createTime": iso_time(batch.created_at),
+        "updateTime": iso_time(batch.ended_at or batch.in_progress_at or batch.created_at),
+        "batchStats": {
+            "requestCount": str(counts.total),
+            "successfulRequestCount": str(counts.succeeded),
+            "failedRequestCount": str(counts.failed),
+            "pendingRequestCount": str(counts.total - counts.ended),
+        },
+    }
+    if batch.ended_at is not None:
+        metadata["endTime"] = iso_time(batch.ended_at)
+    operation: dict[str, Any] = {
+        "name": f"batches/{batch.id}",
+        "metadata": metadata,
+        "done": batch.state.is_terminal,
+    }
+    if batch.state is BatchState.COMPLETED or (
+        batch.state.is_terminal and batch.state is not BatchState.FAILED
+    ):
+        if batch.input_file_id is not None:
+            output: dict[str, Any] = (
+                {"responsesFile": f"files/{batch.output_file_id}"} if batch.output_file_id else {}
+            )
+        elif inline:
+            responses = [
+                await _inline_response(gw, batch, result) async for result in gw.batches.results(batch)
+            ]
+            output = {"inlinedResponses": {"inlinedResponses": responses}}
+        else:
+            output = {}
+        metadata["output"] = output
+        # The inline responses go out once (in metadata.output, where the SDK reads them): each image in
+        # them is a file streamed into the answer, and a 100-line batch's images are many megabytes.
+        shared = {k: v for k, v in output.items() if k != "inlinedResponses"}
+        operation["response"] = {"@type": _TYPES + "GenerateContentBatchOutput", **shared}
+    if batch.errors:
+        operation["error"] = {"code": 400, "message": "; ".join(e["message"] for e in batch.errors)}
+    return operation
+
+
+def _error_status(record: dict[str, Any]) -> dict[str, Any]:
+    error = error_from_record(record)
+    status = 499 if record.get("kind") == "cancelled" else error.status
+    return {"code": status, "message": error.message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}
+
+
+async def _line_outcome(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
+    """``{"response": GenerateContentResponse}`` or ``{"error": Status}`` for one line."""
+    record = result.error_record(batch)
+    if record is None:
+        assert result.task is not None
+        return {"response": await render_response(gw, result.task)}
+    return {"error": _error_status(record)}
+
+
+async def _inline_response(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
+    outcome = await _line_outcome(gw, batch, result)
+    metadata = result.line.body.get("metadata")
+    return {**outcome, **({"metadata": metadata} if metadata is not None else {})}
+
+
+async def get_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
+    batch = await gw.batches.get(name.removeprefix("batches/"), owner=caller.owner, dialect="gemini")
+    return ImageJSONResponse(await batch_operation(gw, batch, inline=True))
+
+
+async def batch_action(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
+    batch_id, _, action = name.partition(":")
+    if action != "cancel":
+        raise NotFound(
+            f"batches/{batch_id[:80]}:{action[:40]} is not served: use batches/{{name}}:cancel",
+            code="unknown_endpoint",
+        )
+    await gw.batches.get(batch_id, owner=caller.owner, dialect="gemini")
+    await gw.batches.cancel(batch_id, owner=caller.owner)
+    if gw.batch_runner is not None:
+        gw.batch_runner.wake()
+    return FastJSONResponse({})
+
+
+async def delete_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
+    batch = await gw.batches.get(name, owner=caller.owner, dialect="gemini")
+    if not batch.state.is_terminal:
+        await gw.batches.cancel(batch.id, owner=caller.owner)
+        if gw.batch_runner is not None:
+            gw.batch_runner.wake()
+    return FastJSONResponse({})
+
+
+async def list_batches(
+    gw: GatewayDep, caller: CallerDep, pageSize: str | None = None, pageToken: str | None = None
+) -> Response:
+    size = _page_size(pageSize)
+    found = await gw.batches.page(
+        owner=caller.owner, dialect="gemini", after=pageToken or None, limit=size + 1
+    )
+    body: dict[str, Any] = {"operations": [await batch_operation(gw, b, inline=False) for b in found[:size]]}
+    if len(found) > size:
+        body["nextPageToken"] = found[size - 1].id
+    return FastJSONResponse(body)
+
+
+def _version(request: Request) -> str:
+    return request.url.path.split("/")[1]
+
+
+async def batch_generate_content(model: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+    return await create_batch(model, request, gw, caller)
+
+
+def _route(path: str, endpoint: Any, method: str) -> None:
+    router.add_api_route(path, endpoint, methods=[method], response_model=None)
+
+
+_route("/upload/{version}/files", upload_file, "POST")
+for _version_ in API_VERSIONS:
+    _route(f"/{_version_}/models/{{model}}:batchGenerateContent", batch_generate_content, "POST")
+    _route(f"/{_version_}/batches/{{name}}", batch_action, "POST")
+    _route(f"/{_version_}/batches/{{name}}", delete_batch, "DELETE")
+# /v1/files and /v1/batches are OpenAI's paths too: api/batch_paths.py serves them to either client.
+_route("/v1beta/files", list_files, "GET")
+_route("/v1beta/files/{name}", get_file, "GET")
+_route("/v1beta/files/{name}", delete_file, "DELETE")
+_route("/v1beta/batches", list_batches, "GET")
+_route("/v1beta/batches/{name}", get_batch, "GET")
+
+
+class GeminiBatches:
+    """The runner's side of this dialect: a line becomes a task; a file batch's results become a file."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
+        request = dict(line.body["request"])
+        request.pop("model", None)  # the SDK names the model in each inline request too; the batch's wins
+        body, spell = parse_wire(GenerateContentBody, request, camel=True)
+        image_request, references, videos, history = to_image_request(batch.endpoint, body, spell)
+        await self.gw.service.submit(
+            image_request,
+            references=references,
+            videos=videos,
+            history=history,
+            dialect="gemini",
+            caller=caller,
+            batch_line=(batch.id, task_id),
+        )
+
+    async def finalize(self, batch: Batch, results: AsyncIterator[LineResult]) -> dict[str, Any]:
+        if batch.input_file_id is None:
+            return {}  # inline: the responses are rendered from the lines' tasks when asked for
+        file_id = new_file_id()
+        with self.gw.files.writing(file_id) as out:
+            async for result in results:
+                line = {"key": result.line.custom_id, **await _line_outcome(self.gw, batch, result)}
+                out.write(json.dumps(await inline_files(line)).encode() + b"\n")
+        await self.gw.files.register(
+            file_id,
+            owner=batch.owner,
+            purpose="batch_output",
+            filename=f"{batch.id}_responses.jsonl",
+            mime_type="application/jsonl",
+        )
+        return {"output_file_id": file_id}

@@ -1,0 +1,635 @@
+"""Batch jobs: many requests in one job, run as low-priority tasks in the capacity interactive work leaves.
+
+A batch is saved whole (its row and one ``batch_lines`` row per request) before its creator is answered.
+The runner then turns lines into tasks a window at a time (``tasks.batch_id``, ``BATCH_PRIORITY``), so a
+batch of fifty thousand lines holds a few dozen queued tasks and reservations, not fifty thousand. Line
+``n`` of batch ``b`` always becomes task ``b-n``: after a restart the runner goes on from the saved cursor,
+and a line can never run twice. When every line has ended, the batch's dialect writes its results.
+
+Each server process runs a ``BatchRunner``; a batch is advanced by the one process holding its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from pixelgate.auth.keys import ANONYMOUS, Caller, KeyStore
+from pixelgate.core import logs
+from pixelgate.core.errors import Conflict, NotFound, PixelgateError
+from pixelgate.core.task import Status, Task
+from pixelgate.store.db import Database
+from pixelgate.store.schema import batch_lines, batches, tasks, usage
+from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
+from pixelgate.tasks.queue import TaskQueue
+
+log = logging.getLogger("pixelgate.batches")
+
+BATCH_WINDOW = 64  # lines of one batch queued or running at once
+COMPLETION_WINDOW_SECONDS = 24 * 3600
+
+
+class BatchState(StrEnum):
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (BatchState.COMPLETED, BatchState.FAILED, BatchState.CANCELLED, BatchState.EXPIRED)
+
+
+ACTIVE_STATES = (BatchState.VALIDATING, BatchState.IN_PROGRESS, BatchState.FINALIZING, BatchState.CANCELLING)
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0  # refused, failed, cancelled or expired lines
+    running: int = 0  # queued or running tasks
+    cost_usd: float = 0.0
+    images: int = 0
+
+    @property
+    def ended(self) -> int:
+        return self.succeeded + self.failed
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    owner: str | None
+    dialect: str
+    endpoint: str
+    state: BatchState
+    total: int
+    submitted: int
+    created_at: float
+    expires_at: float
+    display_name: str | None = None
+    input_file_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, Any]] | None = None
+    in_progress_at: float | None = None
+    finalizing_at: float | None = None
+    ended_at: float | None = None
+    cancelling_at: float | None = None
+    counts: BatchCounts = field(default_factory=BatchCounts)
+
+    def task_id(self, line: int) -> str:
+        return f"{self.id}-{line}"
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    line: int
+    custom_id: str | None
+    body: dict[str, Any]
+    error: dict[str, Any] | None = None  # why it never became a task
+
+
+# Why the lines a stopped batch never finished did not: a line stopped by its batch is "cancelled".
+STOPPED = {
+    BatchState.CANCELLED: ("batch_cancelled", "the batch was cancelled"),
+    BatchState.EXPIRED: ("batch_expired", "the batch did not finish within its completion window"),
+}
+
+
+def stopped_record(final: BatchState, when: str) -> dict[str, Any]:
+    code, why = STOPPED[final]
+    return {"kind": "cancelled", "status": 499, "code": code, "message": f"{why} {when}"}
+
+
+@dataclass(frozen=True)
+class LineResult:
+    line: BatchLine
+    task: Task | None  # None: the line never became a task (its error says why), or the task is gone
+
+    @property
+    def succeeded(self) -> bool:
+        return self.task is not None and self.task.status is Status.SUCCEEDED and self.task.result is not None
+
+    def error_record(self, batch: Batch) -> dict[str, Any] | None:
+        """Why the line has no result (an error record, as a failed task keeps); None if it has one."""
+        if self.succeeded:
+            return None
+        if self.line.error is not None:
+            return self.line.error
+        if self.task is None:
+            return {
+                "kind": "not_found_error",
+                "status": 404,
+                "code": "result_missing",
+                "message": f"the task of line {self.line.line} no longer exists (its results expired)",
+            }
+        if self.task.status is Status.CANCELLED or self.task.error_record is None:
+            ending = BatchState(batch.options.get("ending", BatchState.CANCELLED.value))
+            return stopped_record(
+                ending if ending in STOPPED else BatchState.CANCELLED, "before this line finished"
+            )
+        return self.task.error_record
+
+
+class BatchDialect(Protocol):
+    """What a dialect (api/openai_batches.py, api/gemini_batches.py) gives the runner."""
+
+    async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
+        """Make line ``line`` the task ``task_id``; raise a PixelgateError to fail the line."""
+
+    async def finalize(self, batch: Batch, results: AsyncIterator[LineResult]) -> dict[str, Any]:
+        """Write the batch's results; the batch columns to set (e.g. ``output_file_id``)."""
+
+
+def new_batch_id() -> str:
+    return "batch_" + secrets.token_hex(12)
+
+
+def _no_such_batch(batch_id: str) -> NotFound:
+    return NotFound(f"no batch has the id {batch_id[:80]!r}", param="batch_id", code="batch_not_found")
+
+
+def _batch(row: Any, counts: BatchCounts) -> Batch:
+    return Batch(
+        id=row.id,
+        owner=row.owner,
+        dialect=row.dialect,
+        endpoint=row.endpoint,
+        state=BatchState(row.state),
+        total=row.total,
+        submitted=row.submitted,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        display_name=row.display_name,
+        input_file_id=row.input_file_id,
+        output_file_id=row.output_file_id,
+        error_file_id=row.error_file_id,
+        options=row.options or {},
+        errors=row.errors,
+        in_progress_at=row.in_progress_at,
+        finalizing_at=row.finalizing_at,
+        ended_at=row.ended_at,
+        cancelling_at=row.cancelling_at,
+        counts=counts,
+    )
+
+
+def caller_record(caller: Caller) -> dict[str, Any]:
+    """Who made a batch, as saved with it: its lines run as that caller, with the key's limits then."""
+    return {"key_id": caller.key_id, "name": caller.name, "owner": caller.owner, "is_admin": caller.is_admin}
+
+
+class BatchStore:
+    def __init__(self, db: Database, queue: TaskQueue) -> None:
+        self.db = db
+        self.queue = queue
+        self.idempotency = IdempotencyKeys(db)
+
+    async def create(
+        self,
+        *,
+        dialect: str,
+        endpoint: str,
+        caller: Caller,
+        lines: list[tuple[str | None, dict[str, Any]]],
+        input_file_id: str | None = None,
+        display_name: str | None = None,
+        options: dict[str, Any] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        completion_window: float = COMPLETION_WINDOW_SECONDS,
+        idempotency_key: str | None = None,
+        request_body: dict[str, Any] | None = None,
+    ) -> Batch:
+        """Save a batch and all its lines in one transaction: once this returns, nothing is lost. A batch
+        whose input had ``errors`` is saved as failed, with them and no lines. With an
+        ``idempotency_key``, the same ``request_body`` sent again gets the first batch, another a 409."""
+        batch_id = new_batch_id()
+        if idempotency_key is None:
+            return await self._create(
+                batch_id,
+                dialect,
+                endpoint,
+                caller,
+                lines,
+                input_file_id,
+                display_name,
+                options,
+                errors,
+                completion_window,
+            )
+        key, scope = check_key(idempotency_key), caller.owner or "-"
+        print_ = fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True))
+        claim = await self.idempotency.claim(scope, key, print_, batch_id)
+        if not claim.mine:
+            if claim.fingerprint != print_:
+                raise Conflict(
+                    f"Idempotency-Key {key!r} was sent with a different request (it made {claim.task_id}): "
+                    "send a new key with a new request",
+                    param="Idempotency-Key",
+                    code="idempotency_key_reused",
+                )
+            for _ in range(200):  # the first request saves its batch in one short transaction
+                with contextlib.suppress(NotFound):
+                    return await self.get(claim.task_id, owner=caller.owner)
+                await asyncio.sleep(0.05)
+            raise Conflict(
+                f"the request first sent with Idempotency-Key {key!r} has not saved its batch: send it again",
+                param="Idempotency-Key",
+                code="idempotency_key_busy",
+            )
+        try:
+            return await self._create(
+                batch_id,
+                dialect,
+                endpoint,
+                caller,
+                lines,
+                input_file_id,
+                display_name,
+                options,
+                errors,
+                completion_window,
+            )
+        except BaseException:
+            await asyncio.shield(self.idempotency.release(scope, key, batch_id))
+            raise
+
+    async def _create(
+        self,
+        batch_id: str,
+        dialect: str,
+        endpoint: str,
+        caller: Caller,
+        lines: list[tuple[str | None, dict[str, Any]]],
+        input_file_id: str | None,
+        display_name: str | None,
+        options: dict[str, Any] | None,
+        errors: list[dict[str, Any]] | None,
+        completion_window: float,
+    ) -> Batch:
+        now = time.time()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                batches.insert().values(
+                    id=batch_id,
+                    owner=caller.owner,
+                    key_id=caller.key_id,
+                    dialect=dialect,
+                    endpoint=endpoint,
+                    display_name=display_name,
+                    state=(BatchState.FAILED if errors else BatchState.VALIDATING).value,
+                    errors=errors,
+                    ended_at=now if errors else None,
+                    input_file_id=input_file_id,
+                    total=len(lines),
+                    submitted=0,
+                    options={**(options or {}), "caller": caller_record(caller)},
+                    created_at=now,
+                    expires_at=now + completion_window,
+                )
+            )
+            if lines:
+                await conn.execute(
+                    batch_lines.insert(),
+                    [
+                        {"batch_id": batch_id, "line": i, "custom_id": custom_id, "body": body}
+                        for i, (custom_id, body) in enumerate(lines)
+                    ],
+                )
+        logs.event(log, "batch.created", batch_id=batch_id, dialect=dialect, lines=len(lines))
+        return await self.get(batch_id)
+
+    async def get(self, batch_id: str, *, owner: str | None = None, dialect: str | None = None) -> Batch:
+        """A batch by id; one of another owner, or made through another dialect, is not found."""
+        query = sa.select(batches).where(batches.c.id == batch_id[:64])
+        if owner is not None:
+            query = query.where(batches.c.owner == owner)
+        if dialect is not None:
+            query = query.where(batches.c.dialect == dialect)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise _no_such_batch(batch_id)
+            counts = await self._counts(conn, row.id, row.total)
+        return _batch(row, counts)
+
+    async def page(
+        self, *, owner: str | None, dialect: str, after: str | None = None, limit: int = 20
+    ) -> list[Batch]:
+        """Newest first; ``after`` is the id of the last batch of the previous page."""
+        query = sa.select(batches).where(batches.c.dialect == dialect)
+        if owner is not None:
+            query = query.where(batches.c.owner == owner)
+        if after is not None:
+            anchor = await self.get(after, owner=owner)
+            query = query.where(
+                sa.or_(
+                    batches.c.created_at < anchor.created_at,
+                    sa.and_(batches.c.created_at == anchor.created_at, batches.c.id < anchor.id),
+                )
+            )
+        query = query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            return [_batch(row, await self._counts(conn, row.id, row.total)) for row in rows]
+
+    async def _counts(self, conn: Any, batch_id: str, total: int) -> BatchCounts:
+        by_status = dict(
+            (
+                await conn.execute(
+                    sa.select(tasks.c.status, sa.func.count())
+                    .where(tasks.c.batch_id == batch_id)
+                    .group_by(tasks.c.status)
+                )
+            ).all()
+        )
+        refused = await conn.scalar(
+            sa.select(sa.func.count()).where(
+                batch_lines.c.batch_id == batch_id, batch_lines.c.error.is_not(None)
+            )
+        )
+        spent = (
+            await conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0),
+                    sa.func.coalesce(sa.func.sum(usage.c.images), 0),
+                ).where(
+                    usage.c.state == "settled",
+                    usage.c.task_id.in_(sa.select(tasks.c.id).where(tasks.c.batch_id == batch_id)),
+                )
+            )
+        ).one()
+        return BatchCounts(
+            total=total,
+            succeeded=by_status.get(Status.SUCCEEDED.value, 0),
+            failed=by_status.get(Status.FAILED.value, 0)
+            + by_status.get(Status.CANCELLED.value, 0)
+            + (refused or 0),
+            running=by_status.get(Status.QUEUED.value, 0) + by_status.get(Status.RUNNING.value, 0),
+            cost_usd=round(float(spent[0]), 6),
+            images=int(spent[1]),
+        )
+
+    async def cancel(self, batch_id: str, *, owner: str | None = None) -> Batch:
+        """Ask for a batch to stop: its runner cancels what is queued or running, then ends it."""
+        batch = await self.get(batch_id, owner=owner)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                batches.update()
+                .where(
+                    batches.c.id == batch.id,
+                    batches.c.state.in_([BatchState.VALIDATING.value, BatchState.IN_PROGRESS.value]),
+                )
+                .values(state=BatchState.CANCELLING.value, cancelling_at=time.time())
+            )
+        batch = await self.get(batch.id)
+        if batch.state not in (BatchState.CANCELLING, BatchState.CANCELLED):
+            raise Conflict(
+                f"batch {batch.id} is {batch.state.value} and can no longer be cancelled: only a batch that is "
+                "validating or in progress can be",
+                param="batch_id",
+                code="batch_already_finished",
+            )
+        return batch
+
+    async def active_ids(self) -> list[str]:
+        query = (
+            sa.select(batches.c.id)
+            .where(batches.c.state.in_([state.value for state in ACTIVE_STATES]))
+            .order_by(batches.c.created_at)
+        )
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def hold(self, batch_id: str, runner_id: str, lease_seconds: float) -> bool:
+        """Take or renew the lease on a batch; False while another live runner holds it."""
+        now = time.time()
+        async with self.db.transaction() as conn:
+            outcome = await conn.execute(
+                batches.update()
+                .where(
+                    batches.c.id == batch_id,
+                    sa.or_(
+                        batches.c.runner_id.is_(None),
+                        batches.c.runner_id == runner_id,
+                        batches.c.lease_expires_at < now,
+                    ),
+                )
+                .values(runner_id=runner_id, lease_expires_at=now + lease_seconds)
+            )
+        return bool(outcome.rowcount)
+
+    async def update(self, batch_id: str, **values: Any) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(batches.update().where(batches.c.id == batch_id).values(**values))
+
+    async def lines(self, batch_id: str, start: int, count: int) -> list[BatchLine]:
+        query = (
+            sa.select(batch_lines)
+            .where(batch_lines.c.batch_id == batch_id, batch_lines.c.line >= start)
+            .order_by(batch_lines.c.line)
+            .limit(count)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [BatchLine(row.line, row.custom_id, row.body, row.error) for row in rows]
+
+    async def fail_lines(self, batch_id: str, errors: dict[int, dict[str, Any]], *, cursor: int) -> None:
+        """Record why lines never became tasks, and move the cursor past what was handled."""
+        async with self.db.transaction() as conn:
+            for line, error in errors.items():
+                await conn.execute(
+                    batch_lines.update()
+                    .where(batch_lines.c.batch_id == batch_id, batch_lines.c.line == line)
+                    .values(error=error)
+                )
+            await conn.execute(batches.update().where(batches.c.id == batch_id).values(submitted=cursor))
+
+    async def open_task_ids(self, batch_id: str) -> list[str]:
+        query = sa.select(tasks.c.id).where(
+            tasks.c.batch_id == batch_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
+        )
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def results(self, batch: Batch, page: int = 200) -> AsyncIterator[LineResult]:
+        """Every line in order, with its task."""
+        start = 0
+        while start < batch.total:
+            lines = await self.lines(batch.id, start, page)
+            if not lines:
+                return
+            found = {
+                task.id: task
+                for task in await self.queue.get_many(batch.task_id(each.line) for each in lines)
+            }
+            for line in lines:
+                yield LineResult(line, found.get(batch.task_id(line.line)))
+            start = lines[-1].line + 1
+
+
+class BatchRunner:
+    """Advances the active batches: feeds their lines to the task queue, stops them when cancelled or
+    expired, and has their dialect write the results once every line has ended."""
+
+    def __init__(
+        self,
+        *,
+        store: BatchStore,
+        keys: KeyStore,
+        dialects: dict[str, BatchDialect],
+        cancel_task: Any,
+        poll_interval: float,
+        lease_seconds: float,
+        window: int = BATCH_WINDOW,
+    ) -> None:
+        self.id = f"{os.uname().nodename[:24]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.store = store
+        self.keys = keys
+        self.dialects = dialects
+        self.cancel_task = cancel_task  # TaskService.cancel: stops the task and its upstream work
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.window = window
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def task_ended(self, task: Task) -> None:
+        if task.batch_id is not None:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.create_task(self._run(), name="pixelgate-batches")
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("advancing batches failed; retrying in %.1f s", self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def run_once(self) -> None:
+        for batch_id in await self.store.active_ids():
+            if await self.store.hold(batch_id, self.id, self.lease_seconds):
+                await self._advance(await self.store.get(batch_id))
+
+    async def _advance(self, batch: Batch) -> None:
+        now = time.time()
+        if batch.state is BatchState.CANCELLING:
+            await self._stop(batch, BatchState.CANCELLED)
+            return
+        if batch.expires_at < now and batch.state is not BatchState.FINALIZING:
+            await self._stop(batch, BatchState.EXPIRED)
+            return
+        if batch.state is BatchState.VALIDATING:
+            await self.store.update(batch.id, state=BatchState.IN_PROGRESS.value, in_progress_at=now)
+        running = batch.counts.running
+        if batch.submitted < batch.total and running < self.window:
+            await self._submit(batch, self.window - running)
+            batch = await self.store.get(batch.id)
+        if batch.submitted >= batch.total and batch.counts.running == 0:
+            # A batch left finalizing by a process that stopped ends as that process meant it to.
+            await self._finalize(batch, BatchState(batch.options.get("ending", BatchState.COMPLETED.value)))
+
+    async def _submit(self, batch: Batch, room: int) -> None:
+        dialect = self.dialects[batch.dialect]
+        errors: dict[int, dict[str, Any]] = {}
+        cursor = batch.submitted
+        try:
+            caller = await self._caller(batch)
+        except PixelgateError as error:
+            caller, refused = None, error.to_record()
+        for line in await self.store.lines(batch.id, batch.submitted, room):
+            try:
+                if caller is None:
+                    errors[line.line] = refused
+                else:
+                    await dialect.submit_line(batch, line, batch.task_id(line.line), caller)
+            except PixelgateError as error:
+                errors[line.line] = error.to_record()
+            except sa.exc.IntegrityError:
+                pass  # a runner whose lease ran out made this line's task already: it is not made twice
+            cursor = line.line + 1
+        await self.store.fail_lines(batch.id, errors, cursor=cursor)
+
+    async def _caller(self, batch: Batch) -> Caller:
+        saved = batch.options.get("caller") or caller_record(ANONYMOUS)
+        key_id = saved["key_id"]
+        if key_id is None or saved["is_admin"]:  # auth off, or the admin key: nothing to look up
+            return Caller(key_id=key_id, name=saved["name"], owner=saved["owner"], is_admin=saved["is_admin"])
+        record = await self.keys.get(key_id)
+        state = record.state(time.time())
+        if state != "active":
+            raise PixelgateError(
+                f"key {key_id} that made batch {batch.id} is {state}: its remaining lines were not run",
+                code="key_not_active",
+            )
+        return Caller(
+            key_id=record.id, name=record.name, owner=record.owner, models=record.models, limits=record.limits
+        )
+
+    async def _stop(self, batch: Batch, final: BatchState) -> None:
+        """Cancel what runs, mark the lines never started, and end the batch once nothing runs."""
+        # Saved first, so that the lines cancelled now are told why (see LineResult.error_record).
+        await self.store.update(batch.id, options={**batch.options, "ending": final.value})
+        for task_id in await self.store.open_task_ids(batch.id):
+            with contextlib.suppress(Conflict, NotFound):
+                await self.cancel_task(task_id)
+        if batch.submitted < batch.total:
+            error = stopped_record(final, "before this line ran")
+            remaining = await self.store.lines(batch.id, batch.submitted, batch.total - batch.submitted)
+            await self.store.fail_lines(
+                batch.id, {line.line: error for line in remaining}, cursor=batch.total
+            )
+        await self._finalize(await self.store.get(batch.id), final)
+
+    async def _finalize(self, batch: Batch, final: BatchState) -> None:
+        await self.store.update(
+            batch.id,
+            state=BatchState.FINALIZING.value,
+            finalizing_at=batch.finalizing_at or time.time(),
+            options={**batch.options, "ending": final.value},
+        )
+        batch = await self.store.get(batch.id)
+        values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
+        await self.store.update(batch.id, state=final.value, ended_at=time.time(), **values)
+        ended = await self.store.get(batch.id)
+        logs.event(
+            log,
+            f"batch.{final.value}",
+            batch_id=batch.id,
+            lines=ended.total,
+            succeeded=ended.counts.succeeded,
+            failed=ended.counts.failed,
+            cost_usd=ended.counts.cost_usd,
+        )
