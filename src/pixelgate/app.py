@@ -25,6 +25,7 @@ from pixelgate.api import (
     tasks,
     usage,
 )
+from pixelgate.api import webhooks as webhooks_api
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
@@ -46,6 +47,8 @@ from pixelgate.tasks.batches import BatchRunner, BatchStore
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.webhook_registry import WebhookRegistry
+from pixelgate.tasks.webhook_sender import WebhookSender
 from pixelgate.tasks.worker import Worker
 from pixelgate.web.playground import install_playground
 
@@ -86,8 +89,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "until it does",
                     redis_store.without_password(settings.redis_url),
                 )
+        webhooks = WebhookRegistry(db)
+        sender = None
         worker = None
         if settings.run_workers:
+            sender = WebhookSender(
+                db,
+                webhooks,
+                policy=settings.fetch_policy,
+                retry_seconds=settings.webhook_retry_seconds,
+                timeout=settings.webhook_timeout_seconds,
+                poll_interval=settings.poll_interval,
+            )
+            queue.webhooks_queued = sender.wake
+            await sender.start()
             worker = Worker(
                 queue=queue,
                 events=events,
@@ -137,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys=keys,
             auth_enabled=settings.auth_enabled,
             failures=failures,
+            webhooks=webhooks,
             files=FileStore(db, blobs),
             batches=BatchStore(db, queue),
         )
@@ -168,6 +184,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runner.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace_seconds)
+            if sender is not None:
+                await sender.stop()
             await fetcher.close()
             await router.close()
             if redis_client is not None:
@@ -191,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks,
         gemini,
         interactions,
+        webhooks_api,
         chat,
         files,
         health,

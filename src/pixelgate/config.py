@@ -96,6 +96,30 @@ class Settings(BaseSettings):
     # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
     sync_wait_seconds: float = Field(900.0, gt=0)
 
+    # Seconds before each attempt of a webhook delivery, the first included (PIXELGATE_WEBHOOK_RETRY_SECONDS,
+    # comma-separated): Standard Webhooks' schedule by default, about a day in all; then it is "failed".
+    webhook_retry_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0)  # for one attempt, connecting included
+
+    @field_validator("webhook_retry_seconds", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        try:
+            delays = [float(item) for item in items if str(item).strip()]
+        except ValueError:
+            raise ValueError(
+                f"webhook retry seconds {value!r} are not valid: give comma-separated seconds such as 0,5,300"
+            ) from None
+        if not delays or any(not 0 <= delay < 10 * 86400 for delay in delays):
+            raise ValueError(
+                f"webhook retry seconds {value!r} are not valid: give at least one delay, each from 0 to "
+                "864000 seconds (10 days)"
+            )
+        return delays
+
     @field_validator("fetch_allow", mode="before")
     @classmethod
     def _fetch_allow_entries(cls, value: Any) -> Any:

@@ -17,6 +17,7 @@ from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.files import FileStore
 from pixelgate.tasks.batches import BatchRunner, BatchStore
 from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.webhook_registry import WebhookRegistry
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Gateway:
     blobs: BlobStore
     signer: UrlSigner
     keys: KeyStore
+    webhooks: WebhookRegistry
     auth_enabled: bool
     files: FileStore
     batches: BatchStore

@@ -42,7 +42,7 @@ from pixelgate.api.responses import ImageJSONResponse
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import GeneratedImage, Status, Task
+from pixelgate.core.task import Callback, GeneratedImage, Status, Task
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
@@ -67,6 +67,20 @@ class GenerationConfig(WireBody):
     top_p: float | None = None
 
 
+class WebhookConfig(WireBody):
+    """Where this interaction's events go (instead of the registered webhooks), and what they carry."""
+
+    uris: list[str] | None = None
+    user_metadata: dict[str, Any] | None = None
+
+    def callback(self) -> Callback | None:
+        if not self.uris and self.user_metadata is None:
+            return None
+        return Callback(
+            urls=tuple(self.uris or ()), user_metadata=self.user_metadata, field="webhook_config.uris"
+        )
+
+
 class InteractionBody(WireBody):
     model: str | None = None
     agent: str | None = None
@@ -80,6 +94,7 @@ class InteractionBody(WireBody):
     store: bool | None = None
     background: bool | None = None
     stream: bool | None = None
+    webhook_config: WebhookConfig | None = None
 
 
 class _Input:
@@ -462,6 +477,7 @@ async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep
         response_format=fmt.delivery,
         caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),
+        callback=body.webhook_config.callback() if body.webhook_config else None,
     )
     if body.background:
         return ImageJSONResponse(await render_interaction(gw, request, task))

@@ -34,6 +34,7 @@ from pixelgate.catalog import Catalog
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import ImageRequest
+from pixelgate.core.task import Callback
 
 QUALITIES = ("auto", "standard", "hd", "low", "medium", "high", "xhigh", "max")
 _WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
@@ -84,6 +85,7 @@ class ImageBody(BaseModel):
     seed: int | None = None
     thinking_level: str | None = None
     run_async: bool | None = Field(None, alias="async")
+    callback_url: str | None = None  # a webhook for this task's end (see tasks/webhooks.py)
 
     def looks_task_style(self) -> bool:
         return bool(
@@ -219,6 +221,7 @@ async def _create(
         response_format=body.response_format or "url",
         caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),
+        callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,
     )
     if as_task:
         return FastJSONResponse(render_task_style(request, gw, task))

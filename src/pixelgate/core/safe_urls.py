@@ -1,5 +1,5 @@
-"""Which addresses pixelgate may connect to when a caller names a URL (a reference image today, a webhook
-tomorrow): public ones only, unless the operator allows more.
+"""Which addresses pixelgate may connect to when a caller names a URL (a reference image, a webhook):
+public ones only, unless the operator allows more.
 
 A URL from a stranger must not reach what only the server can reach: its own loopback, the private
 network it sits in, or the cloud metadata service at 169.254.169.254 that hands out credentials. So:

@@ -143,6 +143,29 @@ class TaskResult:
         )
 
 
+@dataclass(frozen=True)
+class Callback:
+    """A request's own webhook: Interactions' ``webhook_config`` (``uris`` and ``user_metadata``) or the
+    ``callback_url`` of the other dialects. URLs given here replace the owner's registered webhooks for
+    this task; with none, the registered ones get the event, with ``user_metadata`` in it."""
+
+    urls: tuple[str, ...] = ()
+    user_metadata: dict[str, Any] | None = None
+    field: str = "callback_url"  # where the caller gave the URLs, for error messages (not stored)
+
+    def param(self, index: int) -> str:
+        return self.field if self.field == "callback_url" else f"{self.field}[{index}]"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"urls": list(self.urls), "user_metadata": self.user_metadata}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> Callback | None:
+        if not record:
+            return None
+        return cls(urls=tuple(record.get("urls") or ()), user_metadata=record.get("user_metadata"))
+
+
 # Below every interactive task (priority 0): a batch line runs in the capacity interactive work leaves.
 BATCH_PRIORITY = -10
 
@@ -174,6 +197,7 @@ class Task:
     # this task over polls that one instead of paying the upstream for a second.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_id: str | None = None  # the request that made it (X-Request-Id), for its log lines
+    callback: Callback | None = None  # the request's own webhook, if it gave one
     batch_id: str | None = None  # the batch job whose line it runs (at BATCH_PRIORITY)
 
     def result_expired(self, now: float | None = None) -> bool:

@@ -32,6 +32,8 @@ tasks = sa.Table(
     sa.Column("upstream", sa.JSON, nullable=True),
     sa.Column("request_id", sa.String(128), nullable=True),  # X-Request-Id of the request that made it
     sa.Column("batch_id", sa.String(64), nullable=True),  # the batch whose line it runs (lower priority)
+    # The request's own webhook: {"urls": [...], "user_metadata": {...}} (see tasks/webhooks.py)
+    sa.Column("webhook", sa.JSON, nullable=True),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_batch", "batch_id", "status"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
@@ -108,6 +110,61 @@ batch_lines = sa.Table(
     sa.Column("custom_id", sa.String(512), nullable=True),  # OpenAI's custom_id, Gemini's key or metadata
     sa.Column("body", sa.JSON, nullable=False),  # the request as the line gave it
     sa.Column("error", sa.JSON, nullable=True),  # why it never became a task (refused, cancelled, expired)
+)
+
+# Webhooks an owner registered (Gemini's ``/v1beta/webhooks`` resource): they get that owner's events.
+# ``secrets`` is a list of {"secret", "created_at", "expires_at"}: a rotated-out secret keeps signing (beside
+# the new one) until it expires, so receivers can switch without missing a delivery.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("name", sa.String(512), nullable=True),
+    sa.Column("uri", sa.String(2048), nullable=False),
+    sa.Column("subscribed_events", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(40), nullable=False),
+    sa.Column("secrets", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_webhooks_owner_created", "owner", "created_at"),
+)
+
+# The signing secret of an owner's per-request webhooks (callback_url, webhook_config.uris); ``scope`` is
+# the owner, or "-" for callers without one.
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    sa.Column("scope", sa.String(160), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# The outbox: one row per event and URL, written in the transaction that ended the task (or batch), sent
+# and retried by the webhook sender of any process (claimed with a lease, like tasks). ``payload`` is the
+# exact body that is signed and sent, the same on every attempt.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("webhook_id", sa.String(64), nullable=True),  # None: the request's own URL
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("subject_id", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Column("worker_id", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_owner_created", "owner", "created_at"),
+    sa.Index("ix_webhook_deliveries_subject", "subject_id"),
 )
 
 api_keys = sa.Table(

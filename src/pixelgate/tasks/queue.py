@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelgate.auth.ledger import settle
 from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import Status, Task, TaskResult, Usage
+from pixelgate.core.task import Callback, Status, Task, TaskResult, Usage
 from pixelgate.store.db import Database
 from pixelgate.store.schema import tasks
+from pixelgate.tasks.webhooks import enqueue_task_event
 
 _CLAIMABLE_LIMIT = 500
 _TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -46,6 +48,7 @@ def _row_to_task(row: Any) -> Task:
         error_record=row.error,
         upstream=row.upstream or {},
         request_id=row.request_id,
+        callback=Callback.from_record(row.webhook),
         batch_id=row.batch_id,
     )
 
@@ -60,10 +63,44 @@ def _require_task_id_shape(task_id: str) -> None:
         raise _no_such_task(task_id)
 
 
+# What the webhook event of a task that just ended needs, read back by the update that ended it.
+_ENDED_COLUMNS = (
+    tasks.c.id,
+    tasks.c.owner,
+    tasks.c.dialect,
+    tasks.c.model,
+    tasks.c.status,
+    tasks.c.error,
+    tasks.c.webhook,
+    tasks.c.batch_id,
+)
+
+
+async def _enqueue_ended(conn: AsyncConnection, row: Any) -> int:
+    return await enqueue_task_event(
+        conn,
+        task_id=row.id,
+        owner=row.owner,
+        dialect=row.dialect,
+        model=row.model,
+        status=Status(row.status),
+        error=row.error,
+        webhook=row.webhook,
+        batch_id=row.batch_id,
+    )
+
+
+def _nobody_listens() -> None:
+    pass
+
+
 class TaskQueue:
     def __init__(self, db: Database, *, result_ttl: float) -> None:
         self.db = db
         self.result_ttl = result_ttl
+        # Called once a transaction that queued webhook deliveries has committed: the app points it at
+        # this process's sender, so that a delivery leaves at once rather than at its next poll.
+        self.webhooks_queued: Callable[[], None] = _nobody_listens
 
     async def insert(self, task: Task) -> None:
         async with self.db.transaction() as conn:
@@ -75,6 +112,7 @@ class TaskQueue:
                     request_id=task.request_id,
                     batch_id=task.batch_id,
                     model=task.request.model,
+                    webhook=task.callback.to_record() if task.callback else None,
                     status=task.status.value,
                     progress=task.progress,
                     priority=task.priority,
@@ -199,21 +237,29 @@ class TaskQueue:
         ended: bool = False,
         made: Usage | None = None,
     ) -> bool:
-        """End this worker's hold on a task. A task that ``ended`` settles its ledger row in the same
-        transaction (what it ``made``, or nothing); otherwise its reservation stands (it runs again)."""
+        """End this worker's hold on a task. A task that ``ended`` settles its ledger row and queues its
+        webhook event in the same transaction (what it ``made``, or nothing); otherwise its reservation
+        stands (it runs again)."""
         async with self.db.transaction() as conn:
-            outcome = await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.worker_id == worker_id,
-                    tasks.c.status == Status.RUNNING.value,
+            row = (
+                await conn.execute(
+                    tasks.update()
+                    .where(
+                        tasks.c.id == task_id,
+                        tasks.c.worker_id == worker_id,
+                        tasks.c.status == Status.RUNNING.value,
+                    )
+                    .values(worker_id=None, lease_expires_at=None, **values)
+                    .returning(*_ENDED_COLUMNS)
                 )
-                .values(worker_id=None, lease_expires_at=None, **values)
-            )
-            if outcome.rowcount and ended:
+            ).first()
+            queued = 0
+            if row is not None and ended:
                 await settle(conn, task_id, made)
-        return bool(outcome.rowcount)
+                queued = await _enqueue_ended(conn, row)
+        if queued:
+            self.webhooks_queued()
+        return row is not None
 
     async def complete(self, task_id: str, worker_id: str, result: TaskResult) -> bool:
         now = time.time()
@@ -254,16 +300,23 @@ class TaskQueue:
         )
         if owner is not None:
             condition = sa.and_(condition, tasks.c.owner == owner)
+        queued = 0
         async with self.db.transaction() as conn:
-            outcome = await conn.execute(
-                tasks.update()
-                .where(condition)
-                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
-            )
-            if outcome.rowcount:
+            row = (
+                await conn.execute(
+                    tasks.update()
+                    .where(condition)
+                    .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+                    .returning(*_ENDED_COLUMNS)
+                )
+            ).first()
+            if row is not None:
                 await settle(conn, task_id, None)
+                queued = await _enqueue_ended(conn, row)
+        if queued:
+            self.webhooks_queued()
         task = await self.get(task_id, owner=owner)
-        if not outcome.rowcount and task.status is not Status.CANCELLED:
+        if row is None and task.status is not Status.CANCELLED:
             raise Conflict(
                 f"task {task_id} has already {task.status.value} and can no longer be cancelled: "
                 "only queued or running tasks can be",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import count
 
+import orjson
+
 from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger
 from pixelgate.auth.rate import RequestRate
@@ -43,12 +45,13 @@ from pixelgate.core.request import (
     check_references,
     validate,
 )
-from pixelgate.core.task import BATCH_PRIORITY, GeneratedImage, Status, Task, new_task_id
+from pixelgate.core.task import BATCH_PRIORITY, Callback, GeneratedImage, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
+from pixelgate.tasks.webhook_targets import check_callback
 from pixelgate.tasks.worker import Worker
 
 log = logging.getLogger("pixelgate.tasks")
@@ -67,6 +70,7 @@ class _Inputs:
     continue_from: str | None
     dialect: str
     response_format: str
+    callback: Callback | None = None
     batch_id: str | None = None
 
     def fingerprint(self, request: ImageRequest) -> str:
@@ -80,6 +84,7 @@ class _Inputs:
             self.dialect,
             self.response_format,
             self.continue_from,
+            orjson.dumps(self.callback.to_record(), option=orjson.OPT_SORT_KEYS) if self.callback else None,
         ]
         for ref in [*self.references, self.mask]:
             parts += reference(ref)
@@ -136,6 +141,7 @@ class TaskService:
         response_format: str = "url",
         caller: Caller = ANONYMOUS,
         idempotency_key: str | None = None,
+        callback: Callback | None = None,
         batch_line: tuple[str, str] | None = None,
     ) -> Task:
         """Validate ``request``, store its input images and persist it as a queued task.
@@ -144,6 +150,7 @@ class TaskService:
         (Interactions' ``previous_interaction_id``); ``history`` holds turns the caller sent itself.
         Every image of the conversation is copied into the new task's own folder. With an
         ``idempotency_key`` the same request sent again gets this one's task (see ``idempotency.py``).
+        ``callback`` is the request's own webhook (its URLs pass the same address checks as image URLs).
         A ``batch_line`` (batch id, task id) runs at batch priority and price, outside the key's
         requests per minute and concurrent tasks.
         """
@@ -155,6 +162,7 @@ class TaskService:
             continue_from,
             dialect,
             response_format,
+            callback,
             batch_line[0] if batch_line else None,
         )
         if batch_line is not None:
@@ -212,6 +220,8 @@ class TaskService:
         if caller.limits.requests_per_minute is not None and caller.key_id is not None and not batch_id:
             await self.rate.hit(caller.key_id, caller.limits.requests_per_minute)
         check_references(request, spec, [ref.kind for ref in references])
+        if inputs.callback is not None:
+            await check_callback(inputs.callback, self.fetcher.policy)
         self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
         earlier = await self._conversation(continue_from, request, owner) if continue_from else []
         loaded, loaded_mask, sent_turns = await asyncio.gather(
@@ -277,6 +287,7 @@ class TaskService:
             response_format=response_format,
             owner=owner,
             request_id=logs.request_id.get(),
+            callback=inputs.callback,
             priority=BATCH_PRIORITY if batch_id else 0,
             batch_id=batch_id,
         )
