@@ -352,3 +352,74 @@ def test_owners_see_and_get_only_their_own(make_server: MakeServer, receiver: Re
         for owner, key in keys.items()
     }
     assert secrets["acme"] != secrets["globex"]
+
+
+def test_a_batch_that_ends_is_delivered_to_its_callback_and_to_registered_webhooks(
+    server: ServerProcess, receiver: Receiver
+) -> None:
+    lines = "".join(
+        json.dumps(
+            {
+                "custom_id": f"l{i}",
+                "method": "POST",
+                "url": "/v1/images/generations",
+                "body": {"model": FLASH, "prompt": f"tile {i}", "size": "0x0" if i == 2 else "1:1"},
+            }
+        )
+        + "\n"
+        for i in range(3)
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        file_id = http.post(
+            "/v1/files", files={"file": ("l.jsonl", lines.encode())}, data={"purpose": "batch"}
+        ).json()["id"]
+        made = http.post(
+            "/v1/batches",
+            json={
+                "input_file_id": file_id,
+                "endpoint": "/v1/images/generations",
+                "completion_window": "24h",
+                "callback_url": receiver.url("/batch-end"),
+            },
+        )
+        assert made.status_code == 200, made.text
+        batch_id = made.json()["id"]
+        event = verified(receiver.wait("/batch-end", 1, timeout=30)[0], owner_secret(server))
+        assert event["type"] == "batch.succeeded"
+        data = event["data"]
+        assert data["id"] == batch_id and data["status"] == "completed"
+        assert data["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
+        assert data["output_file_id"] == http.get(f"/v1/batches/{batch_id}").json()["output_file_id"]
+        refused = http.post(
+            "/v1/batches",
+            json={
+                "input_file_id": file_id,
+                "endpoint": "/v1/images/generations",
+                "completion_window": "24h",
+                "callback_url": "http://169.254.169.254/latest",
+            },
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "callback_url_forbidden"
+
+    # Gemini: a registered webhook subscribed to batch.succeeded hears of a batch made without URLs;
+    # webhookConfig's URIs replace it for a batch that names its own.
+    client = genai.Client(
+        api_key="k",
+        http_options={"base_url": server.url, "api_version": "v1beta", "retry_options": {"attempts": 1}},
+    )
+    hook = client.webhooks.create(subscribed_events=["batch.succeeded"], uri=receiver.url("/registered"))
+    request = {
+        "contents": "a lighthouse",
+        "config": {"image_config": {"aspect_ratio": "1:1", "image_size": "512"}},
+    }
+    plain = client.batches.create(model=FLASH, src=[request])
+    own = client.batches.create(
+        model=FLASH,
+        src=[request],
+        config={"webhook_config": {"uris": [receiver.url("/own")], "user_metadata": {"job": 7}}},
+    )
+    registered = receiver.wait("/registered", 1, timeout=30)
+    assert [json.loads(r.body)["data"]["name"] for r in registered] == [plain.name]
+    own_event = json.loads(receiver.wait("/own", 1, timeout=30)[0].body)
+    assert own_event["data"]["name"] == own.name and own_event["data"]["user_metadata"] == {"job": 7}
+    client.webhooks.delete(id=hook.id or "")

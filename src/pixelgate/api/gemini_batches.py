@@ -30,8 +30,10 @@ from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
+from pixelgate.core.task import Callback
 from pixelgate.store.files import StoredFile, new_file_id
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
+from pixelgate.tasks.webhook_targets import check_callback
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
@@ -224,6 +226,33 @@ def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]
     return lines
 
 
+async def _webhook(batch_body: dict[str, Any], gw: Gateway) -> dict[str, Any] | None:
+    """``batch.webhookConfig`` ({uris, userMetadata}), checked: URIs replace the owner's webhooks."""
+    config = batch_body.get("webhookConfig", batch_body.get("webhook_config"))
+    if config is None:
+        return None
+    field = "batch.webhookConfig"
+    if not isinstance(config, dict):
+        raise InvalidRequest(
+            f"{field} is {type(config).__name__}: give an object with uris and userMetadata", param=field
+        )
+    uris = config.get("uris") or []
+    metadata = config.get("userMetadata", config.get("user_metadata"))
+    if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
+        raise InvalidRequest(
+            f"{field}.uris must be a list of URLs, got {str(uris)[:80]!r}", param=f"{field}.uris"
+        )
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest(
+            f"{field}.userMetadata must be an object, got {str(metadata)[:80]!r}",
+            param=f"{field}.userMetadata",
+        )
+    await check_callback(
+        Callback(urls=tuple(uris), user_metadata=metadata, field=f"{field}.uris"), gw.settings.fetch_policy
+    )
+    return {"urls": uris, "user_metadata": metadata}
+
+
 async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller) -> Response:
     spec = gw.catalog.named_by_url(model)
     body = await read_json_object(request)
@@ -260,7 +289,7 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         lines=lines,
         input_file_id=input_file_id,
         display_name=str(display_name)[:512] if display_name is not None else None,
-        options={"base_url": gw.base_url(request), "webhook": batch_body.get("webhookConfig")},
+        options={"base_url": gw.base_url(request), "webhook": await _webhook(batch_body, gw)},
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=body,
         completion_window=gw.settings.batch_completion_seconds,

@@ -31,6 +31,7 @@ from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
 from pixelgate.store.files import StoredFile, new_file_id
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
+from pixelgate.tasks.webhook_targets import check_url
 
 router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
@@ -150,6 +151,7 @@ class BatchBody(BaseModel):
     endpoint: str
     completion_window: str
     metadata: dict[str, str] | None = Field(None, max_length=16)
+    callback_url: str | None = None  # pixelgate's: a webhook for the batch's end (batch.succeeded, …)
 
 
 def _read_lines(
@@ -248,6 +250,8 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
             f"completion_window {body.completion_window[:20]!r} is not valid: use 24h",
             param="completion_window",
         )
+    if body.callback_url is not None:
+        await check_url(body.callback_url, "callback_url", gw.settings.fetch_policy)
     stored = await gw.files.get(body.input_file_id, owner=caller.owner, param="input_file_id")
     if stored.purpose != "batch":
         raise InvalidRequest(
@@ -263,7 +267,11 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
         lines=[] if errors else lines,
         input_file_id=stored.id,
         errors=errors or None,
-        options={"metadata": body.metadata, "base_url": gw.base_url(request)},
+        options={
+            "metadata": body.metadata,
+            "base_url": gw.base_url(request),
+            "webhook": {"urls": [body.callback_url]} if body.callback_url else None,
+        },
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=raw,
         completion_window=gw.settings.batch_completion_seconds,

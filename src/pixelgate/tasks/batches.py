@@ -33,6 +33,7 @@ from pixelgate.store.db import Database
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
 from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
+from pixelgate.tasks.webhooks import enqueue_event
 
 log = logging.getLogger("pixelgate.batches")
 
@@ -192,6 +193,40 @@ def _batch(row: Any, counts: BatchCounts) -> Batch:
     )
 
 
+EVENTS = {
+    BatchState.COMPLETED: "batch.succeeded",
+    BatchState.FAILED: "batch.failed",
+    BatchState.CANCELLED: "batch.cancelled",
+    BatchState.EXPIRED: "batch.expired",
+}
+
+
+async def _batch_event(
+    conn: Any, batch: Batch, final: BatchState, counts: BatchCounts, values: dict[str, Any]
+) -> None:
+    """The batch's end as a webhook event: to the URLs it was made with, else its owner's webhooks."""
+    webhook = batch.options.get("webhook") or {}
+    await enqueue_event(
+        conn,
+        owner=batch.owner,
+        event_type=EVENTS[final],
+        subject_id=batch.id,
+        data={
+            "id": batch.id,
+            "name": f"batches/{batch.id}",
+            "status": final.value,
+            "endpoint": batch.endpoint,
+            "request_counts": {"total": counts.total, "completed": counts.succeeded, "failed": counts.failed},
+            "cost_usd": counts.cost_usd,
+            "output_file_id": values.get("output_file_id"),
+            "error_file_id": values.get("error_file_id"),
+            "errors": batch.errors,
+        },
+        override_urls=webhook.get("urls") or None,
+        user_metadata=webhook.get("user_metadata"),
+    )
+
+
 def caller_record(caller: Caller) -> dict[str, Any]:
     """Who made a batch, as saved with it: its lines run as that caller, with the key's limits then."""
     return {"key_id": caller.key_id, "name": caller.name, "owner": caller.owner, "is_admin": caller.is_admin}
@@ -306,6 +341,21 @@ class BatchStore:
                     expires_at=now + completion_window,
                 )
             )
+            if errors:
+                failed = Batch(
+                    id=batch_id,
+                    owner=caller.owner,
+                    dialect=dialect,
+                    endpoint=endpoint,
+                    state=BatchState.FAILED,
+                    total=0,
+                    submitted=0,
+                    created_at=now,
+                    expires_at=now,
+                    options=options or {},
+                    errors=errors,
+                )
+                await _batch_event(conn, failed, BatchState.FAILED, BatchCounts(), {})
             if lines:
                 await conn.execute(
                     batch_lines.insert(),
@@ -314,6 +364,8 @@ class BatchStore:
                         for i, (custom_id, body) in enumerate(lines)
                     ],
                 )
+        if errors:
+            self.queue.webhooks_queued()  # its batch.failed event, queued with it
         logs.event(log, "batch.created", batch_id=batch_id, dialect=dialect, lines=len(lines))
         return await self.get(batch_id)
 
@@ -450,6 +502,18 @@ class BatchStore:
                 .values(runner_id=runner_id, lease_expires_at=now + lease_seconds)
             )
         return bool(outcome.rowcount)
+
+    async def end(self, batch: Batch, final: BatchState, **values: Any) -> None:
+        """Give a batch its final state and queue its webhook event, in one transaction."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                batches.update()
+                .where(batches.c.id == batch.id)
+                .values(state=final.value, ended_at=time.time(), **values)
+            )
+            counts = await self._counts(conn, batch.id, batch.total)
+            await _batch_event(conn, batch, final, counts, values)
+        self.queue.webhooks_queued()
 
     async def update(self, batch_id: str, **values: Any) -> None:
         async with self.db.transaction() as conn:
@@ -636,7 +700,7 @@ class BatchRunner:
         )
         batch = await self.store.get(batch.id)
         values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
-        await self.store.update(batch.id, state=final.value, ended_at=time.time(), **values)
+        await self.store.end(batch, final, **values)
         ended = await self.store.get(batch.id)
         logs.event(
             log,
