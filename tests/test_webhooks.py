@@ -407,7 +407,7 @@ def test_a_batch_that_ends_is_delivered_to_its_callback_and_to_registered_webhoo
         api_key="k",
         http_options={"base_url": server.url, "api_version": "v1beta", "retry_options": {"attempts": 1}},
     )
-    hook = client.webhooks.create(subscribed_events=["batch.succeeded"], uri=receiver.url("/registered"))
+    hook = client.webhooks.create(subscribed_events=["batch.succeeded"], uri=receiver.url("/batch-hook"))
     request = {
         "contents": "a lighthouse",
         "config": {"image_config": {"aspect_ratio": "1:1", "image_size": "512"}},
@@ -418,7 +418,7 @@ def test_a_batch_that_ends_is_delivered_to_its_callback_and_to_registered_webhoo
         src=[request],
         config={"webhook_config": {"uris": [receiver.url("/own")], "user_metadata": {"job": 7}}},
     )
-    registered = receiver.wait("/registered", 1, timeout=30)
+    registered = receiver.wait("/batch-hook", 1, timeout=30)
     assert [json.loads(r.body)["data"]["name"] for r in registered] == [plain.name]
     own_event = json.loads(receiver.wait("/own", 1, timeout=30)[0].body)
     assert own_event["data"]["name"] == own.name and own_event["data"]["user_metadata"] == {"job": 7}
