@@ -50,8 +50,8 @@ def _batch(url: str, batch_id: str) -> dict[str, Any]:
 
 
 def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
-    lines = 200 if quick else 1000
-    duration = 2.0 if quick else 10.0
+    lines = 100 if quick else 1000
+    duration = 1.5 if quick else 10.0
     config = workdir / "batch-channels.toml"
     config.write_text(
         f"""

@@ -15,6 +15,7 @@ import openai
 
 from conftest import MakeServer, ServerProcess, db_rows
 from pixelgate.core.slots import PrioritySlots
+from pixelgate.tasks.batches import BATCH_WINDOW
 
 FLASH = "gemini-3.1-flash-image"
 
@@ -144,22 +145,26 @@ def test_interactive_requests_are_served_while_a_batch_of_1000_runs(
     # Each interactive request was answered while the batch still had hundreds of lines to run: it waited
     # for neither the batch nor a batch line's slot (2 of the channel's 8 are kept from batch lines).
     assert min(pending_after_each) > 300, pending_after_each
-    done = wait_for_batch(server, batch_id, 180)
-    assert done["status"] == "completed" and done["request_counts"] == {
-        "total": 1000,
-        "completed": 1000,
-        "failed": 0,
-    }
-    # A batch holds a window of its lines as tasks, never all of them at once.
-    assert db_rows(server, f"SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}'") == [(1000,)]
+    # The batch holds a window of its lines as tasks, never all of them at once.
+    (open_lines,), (made,) = db_rows(
+        server,
+        f"SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}' AND status IN ('queued', 'running') "
+        f"UNION ALL SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}'",
+    )
+    assert 0 < open_lines <= BATCH_WINDOW and made < 1000, (open_lines, made)
+    # (Running it to the end is the restart test's business; here it is stopped, and ends cancelled.)
+    httpx.post(f"{server.url}/v1/batches/{batch_id}/cancel", timeout=30).raise_for_status()
+    done = wait_for_batch(server, batch_id, 60)
+    counts = done["request_counts"]
+    assert done["status"] == "cancelled" and counts["completed"] + counts["failed"] == 1000, done
 
 
 def test_a_batch_survives_its_server_being_killed(
     backend: str, make_server: MakeServer, tmp_path: Any
 ) -> None:
-    args = ("--config", channel_file(tmp_path / "c.toml", 0.3, 4), "--lease-seconds", "3")
+    args = ("--config", channel_file(tmp_path / "c.toml", 0.2, 4), "--lease-seconds", "3")
     first = make_server(backend, *args)
-    batch_id = create_batch(first, 120, "r")
+    batch_id = create_batch(first, 60, "r")
     deadline = time.monotonic() + 60
     while batch_status(first, batch_id)["request_counts"]["completed"] < 10:
         assert time.monotonic() < deadline, "the batch never started"
@@ -169,17 +174,17 @@ def test_a_batch_survives_its_server_being_killed(
     second = make_server(backend, *args, database_url=first.database_url, data_dir=first.data_dir)
     done = wait_for_batch(second, batch_id, 120)
     assert done["status"] == "completed", done
-    assert done["request_counts"] == {"total": 120, "completed": 120, "failed": 0}
+    assert done["request_counts"] == {"total": 60, "completed": 60, "failed": 0}
     rows = db_rows(second, f"SELECT id, status FROM tasks WHERE batch_id = '{batch_id}'")
-    assert sorted(task_id for task_id, _ in rows) == sorted(f"{batch_id}-{i}" for i in range(120))
+    assert sorted(task_id for task_id, _ in rows) == sorted(f"{batch_id}-{i}" for i in range(60))
     assert {status for _, status in rows} == {"succeeded"}
     billed = db_rows(
         second,
         "SELECT count(*), sum(images) FROM usage WHERE state = 'settled' AND task_id IN "
         f"(SELECT id FROM tasks WHERE batch_id = '{batch_id}')",
     )
-    assert billed == [(120, 120)], "each line billed once"
+    assert billed == [(60, 60)], "each line billed once"
     output = httpx.get(
         f"{second.url}/v1/files/{done['output_file_id']}/content", timeout=30
     ).text.splitlines()
-    assert sorted(json.loads(line)["custom_id"] for line in output) == sorted(f"r-{i}" for i in range(120))
+    assert sorted(json.loads(line)["custom_id"] for line in output) == sorted(f"r-{i}" for i in range(60))

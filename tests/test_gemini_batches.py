@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from google import genai
 from google.genai import types
@@ -159,3 +160,11 @@ def test_delete_forgets_a_finished_batch_and_refuses_a_running_one(server: Serve
     with pytest.raises(genai.errors.ClientError) as gone:
         client.batches.get(name=running.name or "")
     assert gone.value.code == 404
+
+
+def test_an_unknown_file_is_a_404_in_googles_shape(server: ServerProcess) -> None:
+    answer = httpx.get(f"{server.url}/v1beta/files/abc", timeout=10)
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert error["status"] == "NOT_FOUND" and "'abc'" in error["message"]
+    assert error["details"][0]["reason"] == "FILE_NOT_FOUND"

@@ -972,7 +972,7 @@ def test_generate_content_with_an_unknown_model_is_a_404(gemini: httpx.Client) -
         ("POST", "/v1/models/x:countTokens"),
         ("POST", f"/v1beta/models/{FLASH}"),
         ("GET", "/v1beta/nothing"),
-        ("GET", "/v1beta/files/abc"),
+        ("GET", "/v1beta/cachedContents/abc"),
         ("POST", "/v1beta/cachedContents"),
     ],
 )

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -257,19 +258,21 @@ class BatchStore:
         whose input had ``errors`` is saved as failed, with them and no lines. With an
         ``idempotency_key``, the same ``request_body`` sent again gets the first batch, another a 409."""
         batch_id = new_batch_id()
+        save = partial(
+            self._create,
+            batch_id,
+            dialect,
+            endpoint,
+            caller,
+            lines,
+            input_file_id,
+            display_name,
+            options,
+            errors,
+            completion_window,
+        )
         if idempotency_key is None:
-            return await self._create(
-                batch_id,
-                dialect,
-                endpoint,
-                caller,
-                lines,
-                input_file_id,
-                display_name,
-                options,
-                errors,
-                completion_window,
-            )
+            return await save()
         key, scope = check_key(idempotency_key), caller.owner or "-"
         print_ = fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True))
         claim = await self.idempotency.claim(scope, key, print_, batch_id)
@@ -291,18 +294,7 @@ class BatchStore:
                 code="idempotency_key_busy",
             )
         try:
-            return await self._create(
-                batch_id,
-                dialect,
-                endpoint,
-                caller,
-                lines,
-                input_file_id,
-                display_name,
-                options,
-                errors,
-                completion_window,
-            )
+            return await save()
         except BaseException:
             await asyncio.shield(self.idempotency.release(scope, key, batch_id))
             raise

@@ -179,18 +179,9 @@ class WebhookRegistry:
                     param="page_token",
                     code="invalid_page_token",
                 )
-                _known_shape(page_token, bad_token)
-                last = (
-                    await conn.execute(
-                        sa.select(webhooks.c.created_at).where(
-                            webhooks.c.id == page_token, _owned_by(webhooks.c.owner, owner)
-                        )
-                    )
-                ).first()
-                if last is None:
-                    raise bad_token
+                created_at = await _anchor(conn, webhooks, page_token, owner, bad_token)
                 query = query.where(
-                    sa.tuple_(webhooks.c.created_at, webhooks.c.id) > sa.tuple_(last.created_at, page_token)
+                    sa.tuple_(webhooks.c.created_at, webhooks.c.id) > sa.tuple_(created_at, page_token)
                 )
             rows = (
                 await conn.execute(query.order_by(webhooks.c.created_at, webhooks.c.id).limit(page_size + 1))
@@ -314,19 +305,8 @@ class WebhookRegistry:
                     param="after",
                     code="invalid_cursor",
                 )
-                _known_shape(after, bad_cursor)
-                last = (
-                    await conn.execute(
-                        sa.select(table.c.created_at).where(
-                            table.c.id == after, _owned_by(table.c.owner, owner)
-                        )
-                    )
-                ).first()
-                if last is None:
-                    raise bad_cursor
-                query = query.where(
-                    sa.tuple_(table.c.created_at, table.c.id) < sa.tuple_(last.created_at, after)
-                )
+                created_at = await _anchor(conn, table, after, owner, bad_cursor)
+                query = query.where(sa.tuple_(table.c.created_at, table.c.id) < sa.tuple_(created_at, after))
             rows = (
                 await conn.execute(
                     query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
@@ -346,3 +326,14 @@ class WebhookRegistry:
         if row is None:
             raise _no_such_delivery(delivery_id)
         return describe_delivery(row)
+
+
+async def _anchor(conn: Any, table: sa.Table, row_id: str, owner: str | None, bad: InvalidRequest) -> float:
+    """When the row a page continues after was made (a cursor names a row of the caller's), else ``bad``."""
+    _known_shape(row_id, bad)
+    created_at = await conn.scalar(
+        sa.select(table.c.created_at).where(table.c.id == row_id, _owned_by(table.c.owner, owner))
+    )
+    if created_at is None:
+        raise bad
+    return float(created_at)
