@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -256,3 +257,22 @@ options = {{ latency = 0.5 }}
     assert len(errors) == counts.failed
     assert {e["error"]["code"] for e in errors} <= {"batch_expired", "batch_cancelled"}
     assert any(e["error"]["code"] == "batch_expired" for e in errors)
+
+
+def test_an_expired_file_is_gone_and_deleted(server: ServerProcess, tmp_path: Path) -> None:
+    client = client_for(server)
+    path = tmp_path / "short.jsonl"
+    path.write_text(json.dumps(generation("x")) + "\n")
+    made = client.files.create(
+        file=path, purpose="batch", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
+    assert made.expires_at == made.created_at + 3600
+    with sqlite3.connect(server.data_dir / "pixelgate.db") as db:  # an hour passes
+        db.execute("UPDATE files SET expires_at = expires_at - 3601 WHERE id = ?", (made.id,))
+    assert made.id not in [f.id for f in client.files.list()]
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.files.retrieve(made.id)
+    assert gone.value.code == "file_expired" and made.id in gone.value.message
+    assert not (server.data_dir / "blobs" / made.id).exists(), "the expired file's bytes were deleted"
+    with pytest.raises(openai.NotFoundError):  # and it is forgotten
+        client.files.retrieve(made.id)

@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cancel_task=service.cancel,
             poll_interval=settings.poll_interval,
             lease_seconds=settings.lease_seconds,
+            files=app.state.gateway.files,
         )
         if worker is not None:
             # Batch lines run only where a worker does; so does the runner that feeds them.

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +39,7 @@ from pixelgate.tasks.webhook_targets import check_callback
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
 MAX_LINES = 50_000
+UPLOAD_KEEP_SECONDS = 48 * 3600  # as long as Google keeps an uploaded file
 STATES = {
     BatchState.VALIDATING: "BATCH_STATE_PENDING",
     BatchState.IN_PROGRESS: "BATCH_STATE_RUNNING",
@@ -99,6 +101,7 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
             mime_type=request.headers.get("x-goog-upload-header-content-type")
             or str(described.get("mimeType") or "application/octet-stream"),
             expected_bytes=int(length),
+            expires_at=time.time() + UPLOAD_KEEP_SECONDS,
         )
         url = f"{gw.base_url(request)}/upload/{version}/files?upload_id={stored.id}"
         return FastJSONResponse({}, headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})

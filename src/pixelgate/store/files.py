@@ -90,12 +90,19 @@ class FileStore:
         )
 
     async def start_upload(
-        self, *, owner: str | None, purpose: str, filename: str, mime_type: str, expected_bytes: int
+        self,
+        *,
+        owner: str | None,
+        purpose: str,
+        filename: str,
+        mime_type: str,
+        expected_bytes: int,
+        expires_at: float | None = None,
     ) -> StoredFile:
         file_id = new_file_id()
         await self.blobs.put(f"{file_id}/content", b"")
         return await self._insert(
-            file_id, owner, purpose, filename, mime_type, 0, expected_bytes, UPLOADING, None
+            file_id, owner, purpose, filename, mime_type, 0, expected_bytes, UPLOADING, expires_at
         )
 
     async def append(self, file_id: str, offset: int, data: bytes, *, finalize: bool) -> StoredFile:
@@ -165,13 +172,38 @@ class FileStore:
             row = (await conn.execute(query)).first()
         if row is None:
             raise no_such_file(file_id, param)
+        if row.expires_at is not None and row.expires_at <= time.time():
+            await self.sweep()  # it goes now, rather than at the runner's next sweep
+            raise NotFound(
+                f"file {file_id} expired at {int(row.expires_at)} and is no longer kept: upload it again",
+                param=param,
+                code="file_expired",
+            )
         return _stored(row)
+
+    async def sweep(self) -> int:
+        """Delete the files past their expiry, rows and bytes; how many went."""
+        now = time.time()
+        async with self.db.transaction() as conn:
+            gone = list(
+                (
+                    await conn.execute(
+                        files.delete()
+                        .where(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+                        .returning(files.c.id)
+                    )
+                ).scalars()
+            )
+        for file_id in gone:
+            await self.blobs.delete_prefix(file_id)
+        return len(gone)
 
     async def page(
         self, *, owner: str | None, purpose: str | None = None, after: str | None = None, limit: int = 20
     ) -> list[StoredFile]:
         """Newest first; ``after`` is the id of the last file of the previous page."""
-        query = sa.select(files).where(files.c.state == ACTIVE)
+        live = sa.or_(files.c.expires_at.is_(None), files.c.expires_at > time.time())
+        query = sa.select(files).where(files.c.state == ACTIVE, live)
         if owner is not None:
             query = query.where(files.c.owner == owner)
         if purpose is not None:

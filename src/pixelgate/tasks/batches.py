@@ -31,6 +31,7 @@ from pixelgate.core import logs
 from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database
+from pixelgate.store.files import FileStore
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
 from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
@@ -39,6 +40,7 @@ from pixelgate.tasks.webhooks import enqueue_event
 log = logging.getLogger("pixelgate.batches")
 
 BATCH_WINDOW = 64  # lines of one batch queued or running at once
+SWEEP_SECONDS = 60.0  # how often expired files are deleted
 COMPLETION_WINDOW_SECONDS = 24 * 3600
 
 
@@ -570,6 +572,7 @@ class BatchRunner:
         poll_interval: float,
         lease_seconds: float,
         window: int = BATCH_WINDOW,
+        files: FileStore | None = None,
     ) -> None:
         self.id = f"{os.uname().nodename[:24]}-{os.getpid()}-{secrets.token_hex(3)}"
         self.store = store
@@ -579,6 +582,8 @@ class BatchRunner:
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.window = window
+        self.files = files  # whose expired files the runner deletes, once a minute
+        self._next_sweep = 0.0
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -609,6 +614,10 @@ class BatchRunner:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
     async def run_once(self) -> None:
+        if self.files is not None and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            if swept := await self.files.sweep():
+                logs.event(log, "files.expired", count=swept)
         for batch_id in await self.store.active_ids():
             if await self.store.hold(batch_id, self.id, self.lease_seconds):
                 await self._advance(await self.store.get(batch_id))
