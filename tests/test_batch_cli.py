@@ -318,7 +318,7 @@ def test_a_batch_left_on_another_server_is_not_sent_again_here(tmp_path: Path) -
 
 def test_rows_read_from_csv_with_defaults_and_ids(tmp_path: Path) -> None:
     """In process: how cells become request bodies (no server needed)."""
-    from pixelgate.batch_client import Defaults, read_rows
+    from pixelgate.batch_input import Defaults, read_rows
 
     table = tmp_path / "prompts.csv"
     table.write_text(

@@ -577,7 +577,8 @@ def batch(
 ) -> None:
     """Run a file of prompts as one batch (batch prices) and save the images in a folder; the same command
     again resumes: it follows a batch still running and sends only the rows not yet done."""
-    from pixelgate.batch_client import BatchError, Defaults, run_batch
+    from pixelgate.batch_client import run_batch
+    from pixelgate.batch_input import BatchError, Defaults
 
     try:
         status = run_batch(
