@@ -23,6 +23,8 @@ import secrets
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -1035,3 +1037,25 @@ def test_keys_commands_with_a_wrong_or_missing_admin_key(main: ServerProcess) ->
     )
     assert unreachable.returncode == 2 and "cannot reach" in said(unreachable), said(unreachable)
     assert "Traceback" not in wrong.stderr + missing.stderr + unreachable.stderr
+
+
+def test_an_idempotency_key_makes_one_api_key(main: ServerProcess) -> None:
+    """The first answer holds the secret, which is not kept: a repeat is a 409 that names the key made
+    (delete it and make it again if that answer was lost); another body with the key is a 409 too."""
+    body = {"name": f"nightly-{uuid.uuid4().hex[:6]}"}
+    once = {"Idempotency-Key": str(uuid.uuid4())}
+
+    def create(sent: dict[str, Any]) -> httpx.Response:
+        return call(main, "POST", "/admin/keys", ADMIN, body=sent, headers=once)
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: create(body), range(5)))
+    made = [a for a in answers if a.status_code == 201]
+    assert len(made) == 1, [a.text for a in answers]
+    key_id = made[0].json()["id"]
+    for again in [a for a in answers if a.status_code != 201] + [create(body)]:
+        error = openai_error(again, 409, "key_already_created")
+        assert key_id in error["message"] and f"DELETE /admin/keys/{key_id}" in error["message"]
+    assert openai_error(create({"name": "another"}), 409, "idempotency_key_reused")
+    named = [k for k in admin(main, "GET", "/admin/keys").json()["data"] if k["name"] == body["name"]]
+    assert [k["id"] for k in named] == [key_id]

@@ -84,6 +84,10 @@ class KeyRecord:
         }
 
 
+def new_key_id() -> str:
+    return secrets.token_hex(6)
+
+
 def _digest(salt: str, secret: str) -> str:
     return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
@@ -136,9 +140,10 @@ class KeyStore:
         models: list[str] | None = None,
         expires_at: float | None = None,
         limits: KeyLimits | None = None,
+        key_id: str | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key and its secret (the only time the secret is seen)."""
-        key_id = secrets.token_hex(6)
+        """A new key and its secret (the only time the secret is seen); ``key_id`` if one was chosen."""
+        key_id = key_id or new_key_id()
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         record = KeyRecord(
