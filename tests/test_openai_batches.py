@@ -93,6 +93,8 @@ def test_a_batch_of_100_through_the_sdk(server: ServerProcess) -> None:
     assert (done.request_counts.completed, done.request_counts.failed) == (98, 2)
     assert done.metadata == {"job": "catalog"} and done.completed_at and done.in_progress_at
     assert done.model_extra and done.model_extra["usage_usd"] == pytest.approx(98 * BATCH_PRICE)
+    assert done.usage and done.usage.output_tokens > 0
+    assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens
 
     assert done.output_file_id and done.error_file_id
     output = [json.loads(line) for line in client.files.content(done.output_file_id).text.splitlines()]

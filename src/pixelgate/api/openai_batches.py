@@ -340,6 +340,13 @@ def batch_object(batch: Batch) -> dict[str, Any]:
             "failed": batch.counts.failed,
         },
         "metadata": batch.options.get("metadata"),
+        "usage": {
+            "input_tokens": batch.counts.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": batch.counts.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": batch.counts.total_tokens,
+        },
         # pixelgate's own: what the batch has cost so far (settled lines, at batch prices), and its images.
         "usage_usd": batch.counts.cost_usd,
         "images": batch.counts.images,

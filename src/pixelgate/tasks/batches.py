@@ -70,6 +70,9 @@ class BatchCounts:
     running: int = 0  # queued or running tasks
     cost_usd: float = 0.0
     images: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
 
     @property
     def ended(self) -> int:
@@ -417,6 +420,9 @@ class BatchStore:
                 sa.select(
                     sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0),
                     sa.func.coalesce(sa.func.sum(usage.c.images), 0),
+                    sa.func.coalesce(sa.func.sum(usage.c.input_tokens), 0),
+                    sa.func.coalesce(sa.func.sum(usage.c.output_tokens), 0),
+                    sa.func.coalesce(sa.func.sum(usage.c.total_tokens), 0),
                 ).where(
                     usage.c.state == "settled",
                     usage.c.task_id.in_(sa.select(tasks.c.id).where(tasks.c.batch_id == batch_id)),
@@ -432,6 +438,9 @@ class BatchStore:
             running=by_status.get(Status.QUEUED.value, 0) + by_status.get(Status.RUNNING.value, 0),
             cost_usd=round(float(spent[0]), 6),
             images=int(spent[1]),
+            input_tokens=int(spent[2]),
+            output_tokens=int(spent[3]),
+            total_tokens=int(spent[4]),
         )
 
     async def cancel(self, batch_id: str, *, owner: str | None = None) -> Batch:
