@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import MakeServer, ServerProcess
 from pixelgate.catalog import default_catalog
@@ -124,6 +126,16 @@ def test_a_batch_of_100_through_the_sdk(server: ServerProcess) -> None:
     by_dialect = {row["dialect"]: row for row in usage["data"]}  # type: ignore[index]
     assert by_dialect["openai-batch"]["images"] == 98
     assert by_dialect["openai-batch"]["cost_usd"] == pytest.approx(98 * BATCH_PRICE)
+
+    metrics = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text)
+        for sample in family.samples
+    }
+    assert metrics[("pixelgate_batches_finished_total", (("dialect", "openai"), ("state", "completed")))] == 1
+    lines = "pixelgate_batch_lines_finished_total"
+    assert metrics[(lines, (("dialect", "openai"), ("outcome", "succeeded")))] == 98
+    assert metrics[(lines, (("dialect", "openai"), ("outcome", "failed")))] == 2
 
     listed = client.batches.list(limit=5)
     assert batch.id in [b.id for b in listed.data]

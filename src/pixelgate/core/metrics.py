@@ -34,6 +34,14 @@ upstream_errors = Counter(
 )
 retries = Counter("pixelgate_retries", "Upstream attempts after an image's first, by channel", ["channel"])
 cooldowns = Counter("pixelgate_cooldowns", "Times a channel started cooling down after failures", ["channel"])
+batches_finished = Counter(
+    "pixelgate_batches_finished", "Batch jobs that ended, by dialect and final state", ["dialect", "state"]
+)
+batch_lines_finished = Counter(
+    "pixelgate_batch_lines_finished",
+    "Lines of ended batch jobs, by dialect and outcome (succeeded or failed)",
+    ["dialect", "outcome"],
+)
 credits_reserved = Counter(
     "pixelgate_credits_reserved_usd", "Estimated cost reserved when tasks were accepted"
 )

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from pixelgate.auth.keys import ANONYMOUS, Caller, KeyStore
-from pixelgate.core import logs
+from pixelgate.core import logs, metrics
 from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database
@@ -712,6 +712,9 @@ class BatchRunner:
         values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
         await self.store.end(batch, final, **values)
         ended = await self.store.get(batch.id)
+        metrics.batches_finished.labels(batch.dialect, final.value).inc()
+        metrics.batch_lines_finished.labels(batch.dialect, "succeeded").inc(ended.counts.succeeded)
+        metrics.batch_lines_finished.labels(batch.dialect, "failed").inc(ended.counts.failed)
         logs.event(
             log,
             f"batch.{final.value}",
