@@ -8,6 +8,7 @@ import io
 import json
 import sqlite3
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,27 @@ def test_an_expired_file_is_gone_and_deleted(server: ServerProcess, tmp_path: Pa
     assert not (server.data_dir / "blobs" / made.id).exists(), "the expired file's bytes were deleted"
     with pytest.raises(openai.NotFoundError):  # and it is forgotten
         client.files.retrieve(made.id)
+
+
+def test_a_key_over_its_daily_images_holds_its_batch_instead_of_failing_it(make_server: MakeServer) -> None:
+    admin_key = "pga_" + uuid.uuid4().hex
+    guarded = make_server("sqlite", "--emulate", "--auth", env={"PIXELGATE_ADMIN_KEY": admin_key})
+    admin = httpx.Client(base_url=guarded.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
+    made = admin.post("/admin/keys", json={"name": "catalog", "limits": {"images_per_day": 3}}).json()
+    client = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key=made["key"], max_retries=0)
+    lines = [generation(f"d{i}", size="1:1", resolution="512") for i in range(5)]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/images/generations", completion_window="24h"
+    )
+    deadline = time.monotonic() + 30
+    while (counts := client.batches.retrieve(batch.id).request_counts) and counts.completed < 3:
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.3)
+    time.sleep(2)  # the two lines over the limit wait; they do not fail
+    held = client.batches.retrieve(batch.id)
+    assert held.status == "in_progress" and held.request_counts
+    assert (held.request_counts.completed, held.request_counts.failed) == (3, 0)
+    admin.patch(f"/admin/keys/{made['id']}", json={"limits": {"images_per_day": 10}}).raise_for_status()
+    done = wait_until_done(client, batch.id, 60)  # the batch tries again within 10 s, and goes on
+    assert done.status == "completed" and done.request_counts
+    assert (done.request_counts.completed, done.request_counts.failed) == (5, 0)

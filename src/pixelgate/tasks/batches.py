@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from pixelgate.auth.keys import ANONYMOUS, Caller, KeyStore
 from pixelgate.core import logs, metrics
-from pixelgate.core.errors import Conflict, NotFound, PixelgateError
+from pixelgate.core.errors import Conflict, NotFound, PixelgateError, RateLimited
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database
 from pixelgate.store.files import FileStore
@@ -41,6 +41,8 @@ log = logging.getLogger("pixelgate.batches")
 
 BATCH_WINDOW = 64  # lines of one batch queued or running at once
 SWEEP_SECONDS = 60.0  # how often expired files are deleted
+# How often a batch held back by its key's limit tries again: the limit may reset, or be raised, meanwhile.
+LIMIT_RETRY_SECONDS = 10.0
 COMPLETION_WINDOW_SECONDS = 24 * 3600
 
 
@@ -593,6 +595,7 @@ class BatchRunner:
         self.window = window
         self.files = files  # whose expired files the runner deletes, once a minute
         self._next_sweep = 0.0
+        self._paused_until: dict[str, float] = {}  # batches waiting for a key's limit to reset
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -628,8 +631,12 @@ class BatchRunner:
             if swept := await self.files.sweep():
                 logs.event(log, "files.expired", count=swept)
         for batch_id in await self.store.active_ids():
-            if await self.store.hold(batch_id, self.id, self.lease_seconds):
-                await self._advance(await self.store.get(batch_id))
+            try:
+                if await self.store.hold(batch_id, self.id, self.lease_seconds):
+                    await self._advance(await self.store.get(batch_id))
+            except Exception:
+                # One batch that cannot advance (a bug, a file gone) must not hold up the others.
+                log.exception("advancing batch %s failed; it is tried again at the next pass", batch_id)
 
     async def _advance(self, batch: Batch) -> None:
         now = time.time()
@@ -642,7 +649,8 @@ class BatchRunner:
         if batch.state is BatchState.VALIDATING:
             await self.store.update(batch.id, state=BatchState.IN_PROGRESS.value, in_progress_at=now)
         running = batch.counts.running
-        if batch.submitted < batch.total and running < self.window:
+        paused = self._paused_until.get(batch.id, 0.0) > now
+        if batch.submitted < batch.total and running < self.window and not paused:
             await self._submit(batch, self.window - running)
             batch = await self.store.get(batch.id)
         if batch.submitted >= batch.total and batch.counts.running == 0:
@@ -663,6 +671,20 @@ class BatchRunner:
                     errors[line.line] = refused
                 else:
                     await dialect.submit_line(batch, line, batch.task_id(line.line), caller)
+            except RateLimited as limited:
+                # A limit that resets (the key's images per day): the line waits for it, it does not fail.
+                # The batch goes on from here then, or expires at the end of its window.
+                wait = min(max(self.poll_interval, limited.retry_after or 0.0), LIMIT_RETRY_SECONDS)
+                self._paused_until[batch.id] = time.time() + wait
+                logs.event(
+                    log,
+                    "batch.paused",
+                    batch_id=batch.id,
+                    line=line.line,
+                    seconds=round(wait),
+                    why=limited.message,
+                )
+                break
             except PixelgateError as error:
                 errors[line.line] = error.to_record()
             except sa.exc.IntegrityError:
