@@ -363,7 +363,13 @@ def test_a_batch_that_ends_is_delivered_to_its_callback_and_to_registered_webhoo
                 "custom_id": f"l{i}",
                 "method": "POST",
                 "url": "/v1/images/generations",
-                "body": {"model": FLASH, "prompt": f"tile {i}", "size": "0x0" if i == 2 else "1:1"},
+                "body": {
+                    "model": FLASH,
+                    "prompt": f"tile {i}",
+                    "size": "0x0" if i == 2 else "1:1",
+                    # A line may ask for its own event; the others report only through their batch.
+                    **({"callback_url": receiver.url("/one-line")} if i == 0 else {}),
+                },
             }
         )
         + "\n"
@@ -390,6 +396,8 @@ def test_a_batch_that_ends_is_delivered_to_its_callback_and_to_registered_webhoo
         assert data["id"] == batch_id and data["status"] == "completed"
         assert data["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
         assert data["output_file_id"] == http.get(f"/v1/batches/{batch_id}").json()["output_file_id"]
+        (line_event,) = [verified(r, owner_secret(server)) for r in receiver.wait("/one-line", 1)]
+        assert line_event["type"] == "task.succeeded" and line_event["data"]["id"] == f"{batch_id}-0"
         refused = http.post(
             "/v1/batches",
             json={

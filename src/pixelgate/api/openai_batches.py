@@ -29,6 +29,7 @@ from pixelgate.api.render import render_images_response
 from pixelgate.api.responses import FastJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
+from pixelgate.core.task import Callback
 from pixelgate.store.files import StoredFile, new_file_id
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
 from pixelgate.tasks.webhook_targets import check_url
@@ -377,6 +378,7 @@ class OpenAIBatches:
             dialect="openai",
             response_format=body.response_format or "url",
             caller=caller,
+            callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,
             batch_line=(batch.id, task_id),
         )
 

@@ -161,8 +161,9 @@ async def enqueue_task_event(
     batch_id: str | None,
 ) -> int:
     """Queue the event of a task that just ended (in the transaction that ended it). A batch's lines
-    send none: their batch reports once, when it ends."""
-    if batch_id is not None or not status.is_terminal:
+    send none (their batch reports once, when it ends) unless a line gave its own ``callback_url``."""
+    own_urls = bool(webhook and webhook.get("urls"))
+    if not status.is_terminal or (batch_id is not None and not own_urls):
         return 0
     interaction = dialect == "interactions"
     event_type = TASK_EVENTS[("interactions" if interaction else "", status)]
