@@ -8,6 +8,7 @@ is checked with the ``standardwebhooks`` package (Standard Webhooks' own verifie
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -22,7 +23,7 @@ from google import genai
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks import WebhookVerificationError
 
-from conftest import MakeServer, ServerProcess
+from conftest import MakeServer, ServerProcess, db_rows
 
 FLASH = "gemini-3.1-flash-image"
 BODY = {"model": FLASH, "prompt": "a lighthouse", "size": "1:1", "resolution": "512", "async": True}
@@ -292,6 +293,22 @@ def test_a_pending_delivery_survives_a_crash(
     assert verified(second, owner_secret(crashing))["data"]["id"] == task_id
     delivery = settled(crashing, task_id)
     assert delivery["state"] == "delivered" and delivery["attempts"] == 2
+
+    # Ended deliveries are kept 30 days: one aged past that is deleted when the next sender starts.
+    crashing.stop()
+    aged = (
+        f"UPDATE webhook_deliveries SET created_at = created_at - 31 * 86400 WHERE subject_id = '{task_id}'"
+    )
+    if crashing.database_url:
+        db_rows(crashing, aged)
+    else:
+        with sqlite3.connect(crashing.data_dir / "pixelgate.db") as db:
+            db.execute(aged)
+    crashing.start()
+    deadline = time.monotonic() + 10
+    while deliveries_of(crashing, task_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert deliveries_of(crashing, task_id) == []
 
 
 def test_another_callback_url_is_another_request_for_idempotency(

@@ -47,6 +47,9 @@ log = logging.getLogger("pixelgate.webhooks")
 # Standard Webhooks' schedule: the first attempt at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_SECONDS = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _ERROR_EXCERPT = 300  # characters of a refusing answer kept as the delivery's last_error
+# Ended deliveries stay visible through the API this long, then go (checked at start, then hourly).
+KEEP_ENDED_SECONDS = 30 * 86400
+_PRUNE_EVERY_SECONDS = 3600.0
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
@@ -99,9 +102,29 @@ class WebhookSender:
                 await self._loop_task
         await self._client.aclose()
 
+    async def prune(self) -> int:
+        """Delete the deliveries that ended (delivered or failed) more than ``KEEP_ENDED_SECONDS`` ago."""
+        table = webhook_deliveries
+        async with self.db.transaction() as conn:
+            outcome = await conn.execute(
+                table.delete().where(
+                    table.c.state.in_([DELIVERED, FAILED]),
+                    table.c.created_at < time.time() - KEEP_ENDED_SECONDS,
+                )
+            )
+        return int(outcome.rowcount or 0)
+
     async def _run(self) -> None:
+        next_prune = 0.0
         while True:
             self._wake.clear()
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
+                try:
+                    if pruned := await self.prune():
+                        logs.event(log, "webhooks.pruned", deliveries=pruned)
+                except Exception:
+                    log.exception("deleting old webhook deliveries failed")
             try:
                 claimed = await self.claim()
                 await asyncio.gather(*(self._deliver(row) for row in claimed))
