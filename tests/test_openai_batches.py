@@ -311,6 +311,16 @@ def test_a_key_over_its_daily_images_holds_its_batch_instead_of_failing_it(make_
     held = client.batches.retrieve(batch.id)
     assert held.status == "in_progress" and held.request_counts
     assert (held.request_counts.completed, held.request_counts.failed) == (3, 0)
+    # Another owner's key sees neither the batch nor its file, as if they did not exist.
+    other = admin.post("/admin/keys", json={"name": "someone-else"}).json()["key"]
+    stranger = openai.OpenAI(base_url=f"{guarded.url}/v1", api_key=other, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.retrieve(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        stranger.files.retrieve(batch.input_file_id)
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.cancel(batch.id)
+    assert batch.id not in [b.id for b in stranger.batches.list()]
     admin.patch(f"/admin/keys/{made['id']}", json={"limits": {"images_per_day": 10}}).raise_for_status()
     done = wait_until_done(client, batch.id, 60)  # the batch tries again within 10 s, and goes on
     assert done.status == "completed" and done.request_counts
