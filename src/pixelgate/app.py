@@ -43,7 +43,7 @@ from pixelgate.routing import build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
-from pixelgate.tasks.batches import BatchRunner, BatchStore
+from pixelgate.tasks.batches import BatchRunner, BatchStore, batch_window
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
@@ -167,6 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             poll_interval=settings.poll_interval,
             lease_seconds=settings.lease_seconds,
             files=app.state.gateway.files,
+            # Enough lines queued that the worker's batch slots never wait for the runner to top up.
+            window=batch_window(worker.batch_slots if worker is not None else 0),
         )
         if worker is not None:
             # Batch lines run only where a worker does; so does the runner that feeds them.

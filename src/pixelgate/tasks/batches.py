@@ -2,7 +2,7 @@
 
 A batch is saved whole (its row and one ``batch_lines`` row per request) before its creator is answered.
 The runner then turns lines into tasks a window at a time (``tasks.batch_id``, ``BATCH_PRIORITY``), so a
-batch of fifty thousand lines holds a few dozen queued tasks and reservations, not fifty thousand. Line
+batch of fifty thousand lines holds a few hundred queued tasks and reservations, not fifty thousand. Line
 ``n`` of batch ``b`` always becomes task ``b-n``: after a restart the runner goes on from the saved cursor,
 and a line can never run twice. When every line has ended, the batch's dialect writes its results.
 
@@ -39,7 +39,13 @@ from pixelgate.tasks.webhooks import enqueue_event
 
 log = logging.getLogger("pixelgate.batches")
 
-BATCH_WINDOW = 64  # lines of one batch queued or running at once
+BATCH_WINDOW = 64  # lines of one batch queued or running at once, at least
+
+
+def batch_window(batch_slots: int) -> int:
+    """How many lines of one batch are tasks at once: twice the slots a worker gives batch lines (a line
+    is queued and ready as each slot frees), and never fewer than ``BATCH_WINDOW``."""
+    return max(BATCH_WINDOW, 2 * batch_slots)
 SWEEP_SECONDS = 60.0  # how often expired files are deleted
 # How often a batch held back by its key's limit tries again: the limit may reset, or be raised, meanwhile.
 LIMIT_RETRY_SECONDS = 10.0
