@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -168,3 +169,17 @@ def test_an_unknown_file_is_a_404_in_googles_shape(server: ServerProcess) -> Non
     error = answer.json()["error"]
     assert error["status"] == "NOT_FOUND" and "'abc'" in error["message"]
     assert error["details"][0]["reason"] == "FILE_NOT_FOUND"
+
+
+def test_inline_results_past_their_time_say_so(server: ServerProcess) -> None:
+    client = sdk_client(server)
+    job = client.batches.create(model=FLASH, src=[inline_request(f"old {i}") for i in range(3)])
+    done = wait_until_done(client, job.name or "")
+    assert done.dest and all(a.response for a in done.dest.inlined_responses or [])
+    batch_id = (job.name or "").removeprefix("batches/")
+    with sqlite3.connect(server.data_dir / "pixelgate.db") as db:  # a day passes
+        db.execute("UPDATE tasks SET expires_at = expires_at - 86401 WHERE batch_id = ?", (batch_id,))
+    later = client.batches.get(name=job.name or "")
+    answers = (later.dest.inlined_responses if later.dest else None) or []
+    assert len(answers) == 3 and all(a.response is None and a.error for a in answers)
+    assert all(a.error and a.error.code == 404 and "expired" in (a.error.message or "") for a in answers)

@@ -46,6 +46,8 @@ def batch_window(batch_slots: int) -> int:
     """How many lines of one batch are tasks at once: twice the slots a worker gives batch lines (a line
     is queued and ready as each slot frees), and never fewer than ``BATCH_WINDOW``."""
     return max(BATCH_WINDOW, 2 * batch_slots)
+
+
 SWEEP_SECONDS = 60.0  # how often expired files are deleted
 # How often a batch held back by its key's limit tries again: the limit may reset, or be raised, meanwhile.
 LIMIT_RETRY_SECONDS = 10.0
@@ -141,7 +143,14 @@ class LineResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.task is not None and self.task.status is Status.SUCCEEDED and self.task.result is not None
+        """Whether the line has a result to show: made, and not past the task's result TTL."""
+        task = self.task
+        return (
+            task is not None
+            and task.status is Status.SUCCEEDED
+            and task.result is not None
+            and not task.result_expired()
+        )
 
     def error_record(self, batch: Batch) -> dict[str, Any] | None:
         """Why the line has no result (an error record, as a failed task keeps); None if it has one."""
@@ -155,6 +164,14 @@ class LineResult:
                 "status": 404,
                 "code": "result_missing",
                 "message": f"the task of line {self.line.line} no longer exists (its results expired)",
+            }
+        if self.task.status is Status.SUCCEEDED:  # made, but its images are past their time
+            return {
+                "kind": "not_found_error",
+                "status": 404,
+                "code": "result_expired",
+                "message": f"the images of line {self.line.line} expired at {int(self.task.expires_at or 0)} "
+                "and are no longer served: run the line again",
             }
         if self.task.status is Status.CANCELLED or self.task.error_record is None:
             ending = BatchState(batch.options.get("ending", BatchState.CANCELLED.value))
