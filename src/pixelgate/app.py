@@ -43,7 +43,8 @@ from pixelgate.routing import build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
-from pixelgate.tasks.batches import BatchRunner, BatchStore, batch_window
+from pixelgate.tasks.batch_runner import BatchRunner
+from pixelgate.tasks.batches import BatchStore, batch_window
 from pixelgate.tasks.events import TaskEvents
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService

@@ -15,7 +15,8 @@ from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.files import FileStore
-from pixelgate.tasks.batches import BatchRunner, BatchStore
+from pixelgate.tasks.batch_runner import BatchRunner
+from pixelgate.tasks.batches import BatchStore
 from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.webhook_registry import WebhookRegistry
 
