@@ -125,14 +125,14 @@ def test_a_batch_from_an_uploaded_file(server: ServerProcess, tmp_path: Path) ->
 
 def test_cancel_ends_a_running_batch_as_cancelled(server: ServerProcess) -> None:
     client = sdk_client(server)
-    job = client.batches.create(model=FLASH, src=[inline_request(f"tile {i}") for i in range(300)])
-    time.sleep(0.5)
+    # A thousand lines are about 8 s of work: the cancel arrives long before they could all be made.
+    job = client.batches.create(model=FLASH, src=[inline_request(f"tile {i}") for i in range(1000)])
     client.batches.cancel(name=job.name or "")
     done = wait_until_done(client, job.name or "")
     assert done.state is not None and done.state.value == "JOB_STATE_CANCELLED"
     answers = (done.dest.inlined_responses if done.dest else None) or []
     cancelled = [a for a in answers if a.error is not None]
-    assert len(answers) == 300 and cancelled
+    assert len(answers) == 1000 and cancelled
     assert all(a.error and a.error.code == 499 for a in cancelled)
 
 
@@ -151,7 +151,7 @@ def test_bad_batches_are_refused_in_googles_shape(server: ServerProcess) -> None
 
 def test_delete_forgets_a_finished_batch_and_refuses_a_running_one(server: ServerProcess) -> None:
     client = sdk_client(server)
-    running = client.batches.create(model=FLASH, src=[inline_request(f"slow {i}") for i in range(200)])
+    running = client.batches.create(model=FLASH, src=[inline_request(f"slow {i}") for i in range(1000)])
     with pytest.raises(genai.errors.ClientError) as refused:
         client.batches.delete(name=running.name or "")
     assert refused.value.code == 409 and "cancel it first" in (refused.value.message or "")

@@ -180,17 +180,20 @@ def test_refusals_name_the_value_and_what_is_allowed(server: ServerProcess) -> N
 
 def test_cancel_stops_the_lines_not_yet_run_and_bills_only_what_was_made(server: ServerProcess) -> None:
     client = client_for(server)
-    lines = [generation(f"c{i}", size="1:1", resolution="512") for i in range(300)]
+    lines = [generation(f"c{i}", size="1:1", resolution="512") for i in range(1000)]
     batch = client.batches.create(
         input_file_id=upload(client, lines), endpoint="/v1/images/generations", completion_window="24h"
     )
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # cancelled once it has made something (about 8 s of work in all)
+    while (counts := client.batches.retrieve(batch.id).request_counts) and counts.completed < 1:
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.1)
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status in ("cancelling", "cancelled")
     done = wait_until_done(client, batch.id)
     assert done.status == "cancelled" and done.cancelled_at
     counts = done.request_counts
-    assert counts is not None and counts.completed + counts.failed == 300 and counts.failed > 0
+    assert counts is not None and counts.completed + counts.failed == 1000 and counts.failed > 0
     assert done.model_extra and done.model_extra["usage_usd"] == pytest.approx(counts.completed * BATCH_PRICE)
     errors = [json.loads(line) for line in client.files.content(done.error_file_id or "").text.splitlines()]
     assert len(errors) == counts.failed

@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "openai": openai_batches.OpenAIBatches(app.state.gateway),
                 "gemini": gemini_batches.GeminiBatches(app.state.gateway),
             },
-            cancel_task=service.cancel,
+            cancel_tasks=service.cancel_batch,
             poll_interval=settings.poll_interval,
             lease_seconds=settings.lease_seconds,
             files=app.state.gateway.files,

@@ -12,13 +12,14 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from pixelgate.auth.keys import ANONYMOUS, Caller, KeyStore
 from pixelgate.core import logs, metrics
-from pixelgate.core.errors import Conflict, NotFound, PixelgateError, RateLimited
+from pixelgate.core.errors import PixelgateError, RateLimited
 from pixelgate.core.task import Task
 from pixelgate.store.files import FileStore
 from pixelgate.tasks.batches import (
@@ -35,6 +36,7 @@ log = logging.getLogger("pixelgate.batches")
 SWEEP_SECONDS = 60.0  # how often expired files are deleted
 # How often a batch held back by its key's limit tries again: the limit may reset, or be raised, meanwhile.
 LIMIT_RETRY_SECONDS = 10.0
+SUBMIT_CHUNK = 32  # lines made tasks per batch per pass
 
 
 class BatchRunner:
@@ -47,7 +49,7 @@ class BatchRunner:
         store: BatchStore,
         keys: KeyStore,
         dialects: dict[str, BatchDialect],
-        cancel_task: Any,
+        cancel_tasks: Callable[[str], Awaitable[int]],
         poll_interval: float,
         lease_seconds: float,
         window: int = BATCH_WINDOW,
@@ -57,7 +59,8 @@ class BatchRunner:
         self.store = store
         self.keys = keys
         self.dialects = dialects
-        self.cancel_task = cancel_task  # TaskService.cancel: stops the task and its upstream work
+        # TaskService.cancel_batch: stops a batch's tasks and their upstream work, wherever they run.
+        self.cancel_tasks = cancel_tasks
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.window = window
@@ -119,7 +122,12 @@ class BatchRunner:
         running = batch.counts.running
         paused = self._paused_until.get(batch.id, 0.0) > now
         if batch.submitted < batch.total and running < self.window and not paused:
-            await self._submit(batch, self.window - running)
+            room = self.window - running
+            await self._submit(batch, min(room, SUBMIT_CHUNK))
+            if room > SUBMIT_CHUNK:
+                # The rest at the next pass, which comes at once: a cancel, or another batch, need not
+                # wait for hundreds of lines to be made tasks first.
+                self._wake.set()
             batch = await self.store.get(batch.id)
         if batch.submitted >= batch.total and batch.counts.running == 0:
             # A batch left finalizing by a process that stopped ends as that process meant it to.
@@ -180,14 +188,10 @@ class BatchRunner:
         """Cancel what runs, mark the lines never started, and end the batch once nothing runs."""
         # Saved first, so that the lines cancelled now are told why (see LineResult.error_record).
         await self.store.update(batch.id, options={**batch.options, "ending": final.value})
-        for task_id in await self.store.open_task_ids(batch.id):
-            with contextlib.suppress(Conflict, NotFound):
-                await self.cancel_task(task_id)
+        await self.cancel_tasks(batch.id)
         if batch.submitted < batch.total:
-            error = stopped_record(final, "before this line ran")
-            remaining = await self.store.lines(batch.id, batch.submitted, batch.total - batch.submitted)
-            await self.store.fail_lines(
-                batch.id, {line.line: error for line in remaining}, cursor=batch.total
+            await self.store.fail_rest(
+                batch.id, batch.submitted, stopped_record(final, "before this line ran")
             )
         await self._finalize(await self.store.get(batch.id), final)
 

@@ -565,12 +565,17 @@ class BatchStore:
                 )
             await conn.execute(batches.update().where(batches.c.id == batch_id).values(submitted=cursor))
 
-    async def open_task_ids(self, batch_id: str) -> list[str]:
-        query = sa.select(tasks.c.id).where(
-            tasks.c.batch_id == batch_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
-        )
-        async with self.db.engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
+    async def fail_rest(self, batch_id: str, start: int, error: dict[str, Any]) -> None:
+        """Record ``error`` on every line from ``start`` on (none of them ran), and close the cursor."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                batch_lines.update()
+                .where(batch_lines.c.batch_id == batch_id, batch_lines.c.line >= start)
+                .values(error=error)
+            )
+            await conn.execute(
+                batches.update().where(batches.c.id == batch_id).values(submitted=batches.c.total)
+            )
 
     async def results(self, batch: Batch, page: int = 200) -> AsyncIterator[LineResult]:
         """Every line in order, with its task."""

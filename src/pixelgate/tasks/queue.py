@@ -325,6 +325,29 @@ class TaskQueue:
             )
         return task
 
+    async def cancel_batch(self, batch_id: str) -> list[Task]:
+        """Cancel every queued or running task of a batch in one transaction (a stopped batch may hold
+        hundreds), each settled at no cost as ``cancel`` does; the tasks cancelled."""
+        open_lines = sa.and_(
+            tasks.c.batch_id == batch_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
+        )
+        queued = 0
+        async with self.db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    tasks.update()
+                    .where(open_lines)
+                    .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+                    .returning(*tasks.c)
+                )
+            ).all()
+            for row in rows:
+                await settle(conn, row.id, None)
+                queued += await _enqueue_ended(conn, row)
+        if queued:
+            self.webhooks_queued()
+        return [_row_to_task(row) for row in rows]
+
     async def delete(self, task_id: str, *, owner: str | None = None) -> None:
         _require_task_id_shape(task_id)
         condition = tasks.c.id == task_id

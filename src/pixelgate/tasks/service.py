@@ -412,6 +412,19 @@ class TaskService:
         self.events.finished(task)
         return task
 
+    async def cancel_batch(self, batch_id: str) -> int:
+        """Cancel the queued and running tasks of a stopped batch; how many there were."""
+        cancelled = await self.queue.cancel_batch(batch_id)
+        for task in cancelled:
+            metrics.tasks_finished.labels(task.request.model, "cancelled").inc()
+            if self.worker is not None:
+                self.worker.cancel_local(task.id)
+            self.router.abandon(task.upstream)
+            self.events.finished(task)
+        if cancelled:
+            logs.event(log, "batch.lines_cancelled", batch_id=batch_id, tasks=len(cancelled))
+        return len(cancelled)
+
     async def delete(self, task_id: str, *, owner: str | None = None) -> None:
         """Forget a task and its images; one still running is cancelled first."""
         with contextlib.suppress(Conflict):
