@@ -195,6 +195,12 @@ class BatchRunner:
             )
         await self._finalize(await self.store.get(batch.id), final)
 
+    async def _keep_holding(self, batch_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            with contextlib.suppress(Exception):  # a failed renewal is tried again; the lease has time left
+                await self.store.hold(batch_id, self.id, self.lease_seconds)
+
     async def _finalize(self, batch: Batch, final: BatchState) -> None:
         await self.store.update(
             batch.id,
@@ -203,8 +209,15 @@ class BatchRunner:
             options={**batch.options, "ending": final.value},
         )
         batch = await self.store.get(batch.id)
-        values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
+        # Writing the results of a large batch can outlast the lease: it is renewed meanwhile, so that no
+        # other process takes the batch over and writes them a second time.
+        renewing = asyncio.create_task(self._keep_holding(batch.id))
+        try:
+            values = await self.dialects[batch.dialect].finalize(batch, self.store.results(batch))
+        finally:
+            renewing.cancel()
         await self.store.end(batch, final, **values)
+        self._paused_until.pop(batch.id, None)
         ended = await self.store.get(batch.id)
         metrics.batches_finished.labels(batch.dialect, final.value).inc()
         metrics.batch_lines_finished.labels(batch.dialect, "succeeded").inc(ended.counts.succeeded)
