@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -188,3 +189,36 @@ def test_a_batch_survives_its_server_being_killed(
         f"{second.url}/v1/files/{done['output_file_id']}/content", timeout=30
     ).text.splitlines()
     assert sorted(json.loads(line)["custom_id"] for line in output) == sorted(f"r-{i}" for i in range(60))
+
+
+def test_lines_made_before_a_crash_are_not_made_again(make_server: MakeServer, tmp_path: Any) -> None:
+    """A process that made lines into tasks and died before it moved the batch's cursor past them: the
+    next one finds those tasks and goes on after them (here the cursor is put back by hand)."""
+    args = ("--config", channel_file(tmp_path / "c.toml", 0.0, 8), "--lease-seconds", "2")
+    first = make_server("sqlite", *args)
+    batch_id = create_batch(first, 20, "again")
+    assert wait_for_batch(first, batch_id, 60)["status"] == "completed"
+    first.stop()
+    with sqlite3.connect(first.data_dir / "pixelgate.db") as db:
+        db.execute(
+            "UPDATE batches SET state = 'in_progress', submitted = 0, ended_at = NULL, output_file_id = NULL "
+            "WHERE id = ?",
+            (batch_id,),
+        )
+    second = make_server("sqlite", *args, data_dir=first.data_dir)
+    done = wait_for_batch(second, batch_id, 60)
+    assert done["status"] == "completed" and done["request_counts"] == {
+        "total": 20,
+        "completed": 20,
+        "failed": 0,
+    }
+    assert db_rows(second, f"SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}'") == [(20,)]
+    billed = db_rows(
+        second,
+        f"SELECT count(*) FROM usage WHERE task_id IN (SELECT id FROM tasks WHERE batch_id = '{batch_id}')",
+    )
+    assert billed == [(20,)], "one ledger row per line"
+    output = httpx.get(
+        f"{second.url}/v1/files/{done['output_file_id']}/content", timeout=30
+    ).text.splitlines()
+    assert len(output) == 20

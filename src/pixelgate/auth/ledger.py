@@ -77,49 +77,44 @@ class Ledger:
         estimate_usd: float,
         now: float | None = None,
         batch_line: bool = False,
+        conn: AsyncConnection,
     ) -> None:
-        """Count a task that is being accepted; raise if the key's limits do not allow it. A batch line
+        """Count a task that is being accepted, in ``conn``'s transaction (the one that saves the task,
+        so that a crash leaves both or neither); raise if the key's limits do not allow it. A batch line
         is not held to the key's concurrent tasks (its batch keeps a window of them; that is the batch's
         higher rate limit), but to its daily images and its budget like any task."""
         now = time.time() if now is None else now
         day = utc_day(now)
-        async with self.db.transaction() as conn:
-            if key_id is not None:
-                await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
-                await _check_limits(
-                    conn,
-                    key_id,
-                    limits,
-                    images,
-                    estimate_usd,
-                    now,
-                    day,
-                    None if batch_line else self.max_tasks_per_key,
-                    count_concurrent=not batch_line,
-                )
-            await conn.execute(
-                usage.insert().values(
-                    task_id=task_id,
-                    key_id=key_id,
-                    owner=owner,
-                    model=model,
-                    dialect=dialect,
-                    day=day,
-                    state=RESERVED,
-                    images=images,
-                    input_tokens=0,
-                    output_tokens=0,
-                    total_tokens=0,
-                    cost_usd=estimate_usd,
-                    created_at=now,
-                )
+        if key_id is not None:
+            await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
+            await _check_limits(
+                conn,
+                key_id,
+                limits,
+                images,
+                estimate_usd,
+                now,
+                day,
+                None if batch_line else self.max_tasks_per_key,
+                count_concurrent=not batch_line,
             )
-        metrics.credits_reserved.inc(estimate_usd)
-
-    async def release(self, task_id: str) -> None:
-        """Give back a reservation whose task was never stored (it failed on the way in)."""
-        async with self.db.transaction() as conn:
-            await settle(conn, task_id, None)
+        await conn.execute(
+            usage.insert().values(
+                task_id=task_id,
+                key_id=key_id,
+                owner=owner,
+                model=model,
+                dialect=dialect,
+                day=day,
+                state=RESERVED,
+                images=images,
+                input_tokens=0,
+                output_tokens=0,
+                total_tokens=0,
+                cost_usd=estimate_usd,
+                created_at=now,
+            )
+        )
 
     async def report(
         self,

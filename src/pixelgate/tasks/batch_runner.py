@@ -141,7 +141,13 @@ class BatchRunner:
             caller = await self._caller(batch)
         except PixelgateError as error:
             caller, refused = None, error.to_record()
-        for line in await self.store.lines(batch.id, batch.submitted, room):
+        lines = await self.store.lines(batch.id, batch.submitted, room)
+        # Lines made tasks by a process that stopped before it moved the cursor past them.
+        made = await self.store.existing_tasks([batch.task_id(line.line) for line in lines])
+        for line in lines:
+            if batch.task_id(line.line) in made:
+                cursor = line.line + 1
+                continue
             try:
                 if caller is None:
                     errors[line.line] = refused
@@ -164,7 +170,7 @@ class BatchRunner:
             except PixelgateError as error:
                 errors[line.line] = error.to_record()
             except sa.exc.IntegrityError:
-                pass  # a runner whose lease ran out made this line's task already: it is not made twice
+                pass  # another runner (whose lease ran out) made this line's task meanwhile: it is not made twice
             cursor = line.line + 1
         await self.store.fail_lines(batch.id, errors, cursor=cursor)
 

@@ -565,6 +565,11 @@ class BatchStore:
                 )
             await conn.execute(batches.update().where(batches.c.id == batch_id).values(submitted=cursor))
 
+    async def existing_tasks(self, task_ids: list[str]) -> set[str]:
+        async with self.db.engine.connect() as conn:
+            found = await conn.execute(sa.select(tasks.c.id).where(tasks.c.id.in_(task_ids)))
+            return set(found.scalars())
+
     async def fail_rest(self, batch_id: str, start: int, error: dict[str, Any]) -> None:
         """Record ``error`` on every line from ``start`` on (none of them ran), and close the cursor."""
         async with self.db.transaction() as conn:

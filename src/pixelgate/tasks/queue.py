@@ -102,26 +102,29 @@ class TaskQueue:
         # this process's sender, so that a delivery leaves at once rather than at its next poll.
         self.webhooks_queued: Callable[[], None] = _nobody_listens
 
-    async def insert(self, task: Task) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                tasks.insert().values(
-                    id=task.id,
-                    owner=task.owner,
-                    dialect=task.dialect,
-                    request_id=task.request_id,
-                    batch_id=task.batch_id,
-                    model=task.request.model,
-                    webhook=task.callback.to_record() if task.callback else None,
-                    status=task.status.value,
-                    progress=task.progress,
-                    priority=task.priority,
-                    request=task.request.model_dump(mode="json"),
-                    response_format=task.response_format,
-                    attempts=0,
-                    created_at=task.created_at,
-                )
+    async def insert(self, task: Task, *, conn: AsyncConnection | None = None) -> None:
+        """Save a new task, in ``conn``'s transaction if given (the one that reserves its cost)."""
+        if conn is None:
+            async with self.db.transaction() as own:
+                return await self.insert(task, conn=own)
+        await conn.execute(
+            tasks.insert().values(
+                id=task.id,
+                owner=task.owner,
+                dialect=task.dialect,
+                request_id=task.request_id,
+                batch_id=task.batch_id,
+                model=task.request.model,
+                webhook=task.callback.to_record() if task.callback else None,
+                status=task.status.value,
+                progress=task.progress,
+                priority=task.priority,
+                request=task.request.model_dump(mode="json"),
+                response_format=task.response_format,
+                attempts=0,
+                created_at=task.created_at,
             )
+        )
 
     async def get(self, task_id: str, *, owner: str | None = None) -> Task:
         _require_task_id_shape(task_id)

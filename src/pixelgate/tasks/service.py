@@ -12,6 +12,7 @@ from functools import partial
 from itertools import count
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 
 from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger
@@ -269,17 +270,7 @@ class TaskService:
             }
         )
         request, spec = validate(request, self.catalog, self.limits)
-        await self.ledger.reserve(
-            task_id=task_id,
-            key_id=caller.key_id if not caller.is_admin else None,
-            owner=owner,
-            limits=caller.limits,
-            model=spec.id,
-            dialect=dialect + BATCH_SUFFIX if batch_id else dialect,
-            images=request.n,
-            estimate_usd=round((self.prices.price_of(spec, batch=bool(batch_id)) or 0.0) * request.n, 6),
-            batch_line=bool(batch_id),
-        )
+        estimate_usd = round((self.prices.price_of(spec, batch=bool(batch_id)) or 0.0) * request.n, 6)
         task = Task(
             id=task_id,
             request=request,
@@ -291,12 +282,32 @@ class TaskService:
             priority=BATCH_PRIORITY if batch_id else 0,
             batch_id=batch_id,
         )
+        # The inputs are stored first; then the reservation and the task are saved in one transaction, so
+        # that a crash leaves both or neither (a batch line made again after a crash must not find half).
+        # A request the key's limits refuse has its stored inputs deleted.
         try:
             await asyncio.gather(*(write() for write in writes))
-            await self.queue.insert(task)
+            async with self.queue.db.transaction() as conn:
+                await self.ledger.reserve(
+                    task_id=task_id,
+                    key_id=caller.key_id if not caller.is_admin else None,
+                    owner=owner,
+                    limits=caller.limits,
+                    model=spec.id,
+                    dialect=dialect + BATCH_SUFFIX if batch_id else dialect,
+                    images=request.n,
+                    estimate_usd=estimate_usd,
+                    batch_line=bool(batch_id),
+                    conn=conn,
+                )
+                await self.queue.insert(task, conn=conn)
+        except IntegrityError:
+            raise  # the task exists already (a batch line made before a crash): its files are its own
         except BaseException:
-            await asyncio.shield(self.ledger.release(task_id))
+            if writes:
+                await asyncio.shield(self.blobs.delete_prefix(task_id))
             raise
+        metrics.credits_reserved.inc(estimate_usd)
         logs.event(
             log,
             "task.queued",
