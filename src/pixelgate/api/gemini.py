@@ -277,18 +277,29 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
             code="unknown_endpoint",
         )
     gw.catalog.named_by_url(model)
-    body, spell = parse_wire(GenerateContentBody, await read_json_object(request), camel=True)
+    task = await submit_request(
+        gw,
+        model,
+        await read_json_object(request),
+        caller,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return task, action == "streamGenerateContent"
+
+
+async def submit_request(gw: Gateway, model: str, data: dict[str, Any], caller: Caller, **how: Any) -> Task:
+    """A ``GenerateContentRequest`` made a task (sent alone, or as a batch's line: ``how`` says which)."""
+    body, spell = parse_wire(GenerateContentBody, data, camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
-    task = await gw.service.submit(
+    return await gw.service.submit(
         image_request,
         references=references,
         videos=videos,
         history=history,
         dialect="gemini",
         caller=caller,
-        idempotency_key=request.headers.get("idempotency-key"),
+        **how,
     )
-    return task, action == "streamGenerateContent"
 
 
 async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
@@ -427,7 +438,7 @@ def model_resource(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def _page_number(value: str | None, field: str, default: int, low: int, high: int) -> int:
+def page_number(value: str | None, field: str, default: int, low: int, high: int) -> int:
     try:
         number = int(value) if value else default
     except ValueError:
@@ -440,8 +451,8 @@ def _page_number(value: str | None, field: str, default: int, low: int, high: in
 
 def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> dict[str, Any]:
     ids = gw.catalog.ids
-    size = _page_number(page_size, "pageSize", 50, 1, 1000)
-    start = _page_number(page_token, "pageToken", 0, 0, len(ids))
+    size = page_number(page_size, "pageSize", 50, 1, 1000)
+    start = page_number(page_token, "pageToken", 0, 0, len(ids))
     page = ids[start : start + size]
     body: dict[str, Any] = {"models": [model_resource(gw.catalog.get(m)) for m in page]}
     if start + size < len(ids):

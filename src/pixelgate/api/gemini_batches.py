@@ -25,8 +25,8 @@ from fastapi.responses import Response
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import GOOGLE_STATUS, gemini_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
-from pixelgate.api.gemini import GenerateContentBody, render_response, to_image_request
-from pixelgate.api.gemini_common import API_VERSIONS, iso_time, parse_wire
+from pixelgate.api.gemini import page_number, render_response, submit_request
+from pixelgate.api.gemini_common import API_VERSIONS, iso_time
 from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
@@ -164,11 +164,7 @@ async def delete_file(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
 
 
 def _page_size(value: str | None) -> int:
-    if value is None or value == "":
-        return 50
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
-        raise InvalidRequest(f"pageSize {value[:20]!r} is not valid: use 1 to 1000", param="pageSize")
-    return int(value)
+    return page_number(value, "pageSize", 50, 1, 1000)
 
 
 def _inline_lines(requests: Any) -> list[tuple[str | None, dict[str, Any]]]:
@@ -445,17 +441,7 @@ class GeminiBatches:
     async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
         request = dict(line.body["request"])
         request.pop("model", None)  # the SDK names the model in each inline request too; the batch's wins
-        body, spell = parse_wire(GenerateContentBody, request, camel=True)
-        image_request, references, videos, history = to_image_request(batch.endpoint, body, spell)
-        await self.gw.service.submit(
-            image_request,
-            references=references,
-            videos=videos,
-            history=history,
-            dialect="gemini",
-            caller=caller,
-            batch_line=(batch.id, task_id),
-        )
+        await submit_request(self.gw, batch.endpoint, request, caller, batch_line=(batch.id, task_id))
 
     async def finalize(self, batch: Batch, results: AsyncIterator[LineResult]) -> dict[str, Any]:
         if batch.input_file_id is None:

@@ -202,6 +202,18 @@ def reference_inputs(body: ImageBody) -> list[ReferenceInput]:
     return refs
 
 
+def edit_references(body: ImageBody) -> list[ReferenceInput]:
+    """The images of a JSON edit, which needs at least one."""
+    refs = reference_inputs(body)
+    if not refs:
+        raise InvalidRequest(
+            "images is required for an edit: give at least one image",
+            param="images",
+            code="missing_image",
+        )
+    return refs
+
+
 async def _create(
     request: Request,
     gw: Gateway,
@@ -240,14 +252,7 @@ async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Res
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = parse_model(ImageBody, await read_json_object(request))
-        json_refs = reference_inputs(body)
-        if not json_refs:
-            raise InvalidRequest(
-                "images is required for an edit: give at least one image",
-                param="images",
-                code="missing_image",
-            )
-        return await _create(request, gw, caller, body, json_refs)
+        return await _create(request, gw, caller, body, edit_references(body))
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
             f"an edit is sent as multipart/form-data (or JSON), not {content_type or 'no content type'}",

@@ -23,10 +23,10 @@ from starlette.datastructures import UploadFile
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect, openai_error
 from pixelgate.api.gateway import Gateway, GatewayDep
-from pixelgate.api.openai import ImageBody, reference_inputs, to_image_request
+from pixelgate.api.openai import ImageBody, edit_references, reference_inputs, to_image_request
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.api.render import render_images_response
-from pixelgate.api.responses import FastJSONResponse, inline_files
+from pixelgate.api.responses import FastJSONResponse, inline_files, list_page
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
 from pixelgate.core.task import Callback
@@ -66,16 +66,6 @@ def _limit(value: str | None) -> int:
             code="invalid_limit",
         )
     return int(value)
-
-
-def _page(data: list[dict[str, Any]], limit: int, more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": more,
-    }
 
 
 @router.post("/v1/files")
@@ -127,7 +117,7 @@ async def list_files(
 ) -> Response:
     count = _limit(limit)
     found = await gw.files.page(owner=caller.owner, purpose=purpose, after=after, limit=count + 1)
-    return FastJSONResponse(_page([file_object(f) for f in found[:count]], count, len(found) > count))
+    return FastJSONResponse(list_page([file_object(f) for f in found[:count]], len(found) > count))
 
 
 async def get_file(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
@@ -287,7 +277,7 @@ async def list_batches(
 ) -> Response:
     count = _limit(limit)
     found = await gw.batches.page(owner=caller.owner, dialect="openai", after=after, limit=count + 1)
-    return FastJSONResponse(_page([batch_object(b) for b in found[:count]], count, len(found) > count))
+    return FastJSONResponse(list_page([batch_object(b) for b in found[:count]], len(found) > count))
 
 
 async def get_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
@@ -365,13 +355,7 @@ class OpenAIBatches:
 
     async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
         body = parse_model(ImageBody, line.body)
-        refs = reference_inputs(body)
-        if batch.endpoint == "/v1/images/edits" and not refs:
-            raise InvalidRequest(
-                "images is required for an edit: give at least one image",
-                param="images",
-                code="missing_image",
-            )
+        refs = edit_references(body) if batch.endpoint == "/v1/images/edits" else reference_inputs(body)
         await self.gw.service.submit(
             to_image_request(body, self.gw.catalog, self.gw.settings.default_model),
             references=refs,

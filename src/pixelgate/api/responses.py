@@ -111,3 +111,14 @@ async def inline_files(content: Any) -> Any:
     if isinstance(content, Base64File):
         return await asyncio.to_thread(content.encode)
     return content
+
+
+def list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """OpenAI's shape of a page of a list (``after`` the previous page's ``last_id`` gives the next)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

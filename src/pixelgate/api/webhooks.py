@@ -35,6 +35,7 @@ from pixelgate.api.errors import gemini_dialect, openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
 from pixelgate.api.parsing import read_json_object
+from pixelgate.api.responses import list_page
 from pixelgate.core.errors import Forbidden, InvalidRequest, one_of
 from pixelgate.tasks.webhook_registry import REVOCATIONS
 from pixelgate.tasks.webhook_targets import check_url
@@ -243,13 +244,7 @@ async def list_deliveries(
     data, has_more = await gw.webhooks.deliveries(
         owner=caller.owner, subject_id=subject_id, limit=_page_size(limit, "limit", 20), after=after
     )
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return list_page(data, has_more)
 
 
 @own.get("/v1/webhooks/deliveries/{delivery_id}")

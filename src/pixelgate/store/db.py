@@ -27,6 +27,13 @@ from pixelgate.store.schema import meta
 _MIGRATION_LOCK_KEY = 0x70786C67
 
 
+def listed_after(table: sa.Table, created_at: float, row_id: str, *, newest_first: bool = True) -> Any:
+    """The rows a listing ordered by (created_at, id) shows after the row (``created_at``, ``row_id``):
+    how a page continues from the last id of the page before."""
+    key, anchor = sa.tuple_(table.c.created_at, table.c.id), sa.tuple_(created_at, row_id)
+    return key < anchor if newest_first else key > anchor
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{(data_dir / 'pixelgate.db').resolve()}"
 

@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound
 from pixelgate.store.blobs import BlobStore
-from pixelgate.store.db import Database
+from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import files
 
 UPLOADING, ACTIVE = "uploading", "active"
@@ -146,21 +146,21 @@ class FileStore:
         state: str,
         expires_at: float | None,
     ) -> StoredFile:
-        values = {
-            "id": file_id,
-            "owner": owner,
-            "purpose": purpose,
-            "filename": filename[:255],
-            "mime_type": mime_type[:128],
-            "bytes": size,
-            "expected_bytes": expected,
-            "state": state,
-            "created_at": time.time(),
-            "expires_at": expires_at,
-        }
+        stored = StoredFile(
+            id=file_id,
+            owner=owner,
+            purpose=purpose,
+            filename=filename[:255],
+            mime_type=mime_type[:128],
+            bytes=size,
+            expected_bytes=expected,
+            state=state,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
         async with self.db.transaction() as conn:
-            await conn.execute(files.insert().values(**values))
-        return _stored(_Values(values))
+            await conn.execute(files.insert().values(**asdict(stored)))
+        return stored
 
     async def get(self, file_id: str, *, owner: str | None = None, param: str = "file_id") -> StoredFile:
         if not _FILE_ID.match(file_id):
@@ -210,12 +210,7 @@ class FileStore:
             query = query.where(files.c.purpose == purpose)
         if after is not None:
             anchor = await self.get(after, owner=owner, param="after")
-            query = query.where(
-                sa.or_(
-                    files.c.created_at < anchor.created_at,
-                    sa.and_(files.c.created_at == anchor.created_at, files.c.id < anchor.id),
-                )
-            )
+            query = query.where(listed_after(files, anchor.created_at, anchor.id))
         query = query.order_by(files.c.created_at.desc(), files.c.id.desc()).limit(limit)
         async with self.db.engine.connect() as conn:
             return [_stored(row) for row in (await conn.execute(query)).all()]
@@ -248,13 +243,6 @@ class FileStore:
         """Describe a file already written with :meth:`writing`."""
         size = self.blobs.path(f"{file_id}/content").stat().st_size
         return await self._insert(file_id, owner, purpose, filename, mime_type, size, None, ACTIVE, None)
-
-
-class _Values:
-    """A dict read as a row (``_stored`` takes either)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def _append(path: Path, data: bytes) -> None:

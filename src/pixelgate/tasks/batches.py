@@ -30,7 +30,7 @@ from pixelgate.auth.keys import Caller
 from pixelgate.core import logs
 from pixelgate.core.errors import Conflict, NotFound
 from pixelgate.core.task import Status, Task
-from pixelgate.store.db import Database
+from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
 from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
@@ -359,21 +359,9 @@ class BatchStore:
                     expires_at=now + completion_window,
                 )
             )
-            if errors:
-                failed = Batch(
-                    id=batch_id,
-                    owner=caller.owner,
-                    dialect=dialect,
-                    endpoint=endpoint,
-                    state=BatchState.FAILED,
-                    total=0,
-                    submitted=0,
-                    created_at=now,
-                    expires_at=now,
-                    options=options or {},
-                    errors=errors,
-                )
-                await _batch_event(conn, failed, BatchState.FAILED, BatchCounts(), {})
+            if errors:  # the batch as just saved, announced in the transaction that saves it
+                row = (await conn.execute(sa.select(batches).where(batches.c.id == batch_id))).one()
+                await _batch_event(conn, _batch(row, BatchCounts()), BatchState.FAILED, BatchCounts(), {})
             if lines:
                 await conn.execute(
                     batch_lines.insert(),
@@ -410,12 +398,7 @@ class BatchStore:
             query = query.where(batches.c.owner == owner)
         if after is not None:
             anchor = await self.get(after, owner=owner)
-            query = query.where(
-                sa.or_(
-                    batches.c.created_at < anchor.created_at,
-                    sa.and_(batches.c.created_at == anchor.created_at, batches.c.id < anchor.id),
-                )
-            )
+            query = query.where(listed_after(batches, anchor.created_at, anchor.id))
         query = query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -415,23 +415,23 @@ class TaskService:
         logs.event(
             log, "task.cancelled", task_id=task.id, request_id=task.request_id, model=task.request.model
         )
+        self._stop_cancelled(task)
+        return task
+
+    def _stop_cancelled(self, task: Task) -> None:
+        """What follows a cancel saved in the database: the worker running it, its upstream tasks
+        (whoever cancels stops them, wherever the task ran or was left in a crash), its waiters."""
         metrics.tasks_finished.labels(task.request.model, "cancelled").inc()
         if self.worker is not None:
-            self.worker.cancel_local(task_id)
-        # Whoever cancels stops the upstream tasks, wherever the task ran (or left them, in a crash).
+            self.worker.cancel_local(task.id)
         self.router.abandon(task.upstream)
         self.events.finished(task)
-        return task
 
     async def cancel_batch(self, batch_id: str) -> int:
         """Cancel the queued and running tasks of a stopped batch; how many there were."""
         cancelled = await self.queue.cancel_batch(batch_id)
         for task in cancelled:
-            metrics.tasks_finished.labels(task.request.model, "cancelled").inc()
-            if self.worker is not None:
-                self.worker.cancel_local(task.id)
-            self.router.abandon(task.upstream)
-            self.events.finished(task)
+            self._stop_cancelled(task)
         if cancelled:
             logs.event(log, "batch.lines_cancelled", batch_id=batch_id, tasks=len(cancelled))
         return len(cancelled)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pixelgate.core.errors import InvalidRequest, NotFound
-from pixelgate.store.db import Database
+from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import webhook_deliveries, webhook_secrets, webhooks
 from pixelgate.tasks.webhooks import ENABLED, enqueue_ping, iso_now, new_secret, new_webhook_id
 
@@ -180,9 +180,7 @@ class WebhookRegistry:
                     code="invalid_page_token",
                 )
                 created_at = await _anchor(conn, webhooks, page_token, owner, bad_token)
-                query = query.where(
-                    sa.tuple_(webhooks.c.created_at, webhooks.c.id) > sa.tuple_(created_at, page_token)
-                )
+                query = query.where(listed_after(webhooks, created_at, page_token, newest_first=False))
             rows = (
                 await conn.execute(query.order_by(webhooks.c.created_at, webhooks.c.id).limit(page_size + 1))
             ).all()
@@ -306,7 +304,7 @@ class WebhookRegistry:
                     code="invalid_cursor",
                 )
                 created_at = await _anchor(conn, table, after, owner, bad_cursor)
-                query = query.where(sa.tuple_(table.c.created_at, table.c.id) < sa.tuple_(created_at, after))
+                query = query.where(listed_after(table, created_at, after))
             rows = (
                 await conn.execute(
                     query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
