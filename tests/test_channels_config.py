@@ -402,6 +402,7 @@ def test_emulate_alone_is_only_the_emulator_without_retries(elsewhere: Path) -> 
         config = resolve_config(settings, CATALOG, environ)
         assert [(c.name, c.provider) for c in config.channels] == [("emulator", "emulator")]
         assert config.routing.max_attempts == 1
+        assert (config.routing.cooldown_seconds, config.routing.requeue_async) == (0, False)
         options = config.channels[0].options
         assert (options["latency"], options["faults"], options["fault_seed"]) == (0.25, "503:0.5", 3)
         assert config.channels[0].models is None, "the emulator serves every catalog model"
@@ -649,7 +650,7 @@ def test_channels_shows_each_channel_and_whether_it_answers(
     wrong_key_sim.reset()
     closed = free_port()
     path = channel_file(tmp_path / "f.toml", gemini.url, wrong_key_sim.url, closed)
-    done = pixelgate("channels", "--config", str(path), cwd=tmp_path, env=clean_env(SIM_KEY=KEY))
+    done = pixelgate("channels", "--config", str(path), "--check", cwd=tmp_path, env=clean_env(SIM_KEY=KEY))
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output
@@ -689,20 +690,20 @@ def test_channels_shows_each_channel_and_whether_it_answers(
 
 def test_channels_exits_0_when_every_channel_answers(tmp_path: Path, gemini: GeminiSimulator) -> None:
     path = channel_file(tmp_path / "f.toml", gemini.url, None, None)
-    done = pixelgate("channels", "--config", str(path), cwd=tmp_path, env=clean_env(SIM_KEY=KEY))
+    done = pixelgate(
+        "channels", "--check", cwd=tmp_path, env=clean_env(SIM_KEY=KEY, PIXELGATE_CONFIG=str(path))
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     table = parse_table(done.stdout)
     assert [row["answers"][:3] for row in table.values()] == ["yes", "yes"]
 
 
-def test_channels_no_check_contacts_nobody(
+def test_channels_of_a_file_without_check_contacts_nobody(
     tmp_path: Path, gemini: GeminiSimulator, wrong_key_sim: GeminiSimulator
 ) -> None:
     wrong_key_sim.reset()
     path = channel_file(tmp_path / "f.toml", gemini.url, wrong_key_sim.url, free_port())
-    done = pixelgate(
-        "channels", "--config", str(path), "--no-check", cwd=tmp_path, env=clean_env(SIM_KEY=KEY)
-    )
+    done = pixelgate("channels", "--config", str(path), cwd=tmp_path, env=clean_env(SIM_KEY=KEY))
     assert done.returncode == 0, done.stdout + done.stderr
     table = parse_table(done.stdout)
     assert list(table) == ["live", "everything", "wrong-key", "gone"]
@@ -712,7 +713,7 @@ def test_channels_no_check_contacts_nobody(
 
 def test_channels_from_the_environment_show_the_default_base_url(tmp_path: Path) -> None:
     env = clean_env(GEMINI_API_KEY=KEY, OPENAI_API_KEY=KEY)
-    done = pixelgate("channels", "--no-check", cwd=tmp_path, env=env)
+    done = pixelgate("channels", "--offline", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert says(done.stdout, "pixelgate channels (the environment)")
     table = parse_table(done.stdout)
@@ -722,7 +723,16 @@ def test_channels_from_the_environment_show_the_default_base_url(tmp_path: Path)
 
 
 def test_channels_with_none_configured_says_how(tmp_path: Path) -> None:
-    done = pixelgate("channels", cwd=tmp_path, env=clean_env())
+    done = pixelgate("channels", "--offline", cwd=tmp_path, env=clean_env())
     assert done.returncode == 1
     for phrase in ("No channels (the environment)", "GEMINI_API_KEY", "pixelgate.toml", "--emulate"):
         assert says(done.stdout, phrase), done.stdout
+
+
+def test_channels_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    """Without --offline (or --check, --config, --emulate) it asks the running server."""
+    server = f"http://127.0.0.1:{free_port()}"
+    done = pixelgate("channels", "--server", server, cwd=tmp_path, env=clean_env())
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert says(done.stdout, f"cannot reach {server}"), done.stdout
+    assert says(done.stdout, "pixelgate serve"), done.stdout

@@ -73,7 +73,11 @@ def workload(make_server: MakeServer, tmp_path_factory: pytest.TempPathFactory) 
             f"/v1beta/models/{FLASH}:generateContent", json={"contents": [{"parts": [{"text": "b"}]}]}
         )
         assert gemini.status_code == 200, gemini.text
-        assert client.post("/v1/images/generations", json={"model": PRO, "prompt": "c"}).status_code == 502
+        # Two attempts fail (503) and trip the cooldown: the image is not waited for, it fails at once.
+        refused = client.post("/v1/images/generations", json={"model": PRO, "prompt": "c"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "channels_unavailable"
+        assert 55 <= int(refused.headers["retry-after"]) <= 60
     return server
 
 
@@ -81,7 +85,7 @@ def test_requests_tasks_and_latency(workload: ServerProcess) -> None:
     samples = scrape(workload)
     assert value(samples, "pixelgate_requests_total", dialect="openai", status="200") == 3
     assert value(samples, "pixelgate_requests_total", dialect="openai", status="400") == 1
-    assert value(samples, "pixelgate_requests_total", dialect="openai", status="502") == 1
+    assert value(samples, "pixelgate_requests_total", dialect="openai", status="503") == 1
     assert value(samples, "pixelgate_requests_total", dialect="gemini", status="200") == 1
     assert value(samples, "pixelgate_tasks_finished_total", model=FLASH, outcome="completed") == 4
     assert value(samples, "pixelgate_tasks_finished_total", model=PRO, outcome="failed") == 1
@@ -96,6 +100,15 @@ def test_upstream_errors_retries_and_cooldowns(workload: ServerProcess) -> None:
     assert value(samples, "pixelgate_upstream_errors_total", channel="flaky", kind="upstream_http_503") == 2
     assert value(samples, "pixelgate_retries_total", channel="flaky") == 1
     assert value(samples, "pixelgate_cooldowns_total", channel="flaky") == 1
+
+
+def test_a_gauge_per_channel_state(workload: ServerProcess) -> None:
+    samples = scrape(workload)
+    states = ("ready", "rate_limited", "cooling_down", "half_open", "probing", "disabled")
+    for channel, now in (("flaky", "cooling_down"), ("steady", "ready")):
+        for state in states:
+            assert value(samples, "pixelgate_channel_state", channel=channel, state=state) == (state == now)
+        assert value(samples, "pixelgate_channel_in_flight", channel=channel) == 0
 
 
 def test_credits_reserved_and_settled(workload: ServerProcess) -> None:

@@ -6,6 +6,7 @@ Only the timeout and concurrency tests use real time (tens of milliseconds)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,9 @@ import pytest
 from pixelgate.catalog import default_catalog
 from pixelgate.config import ChannelConfig, RoutingConfig
 from pixelgate.core.errors import (
+    ChannelsUnavailable,
     InvalidRequest,
+    NotFound,
     NoUpstreamConfigured,
     PixelgateError,
     RateLimited,
@@ -27,7 +30,7 @@ from pixelgate.core.errors import (
 from pixelgate.core.request import ImageRequest, Limits, validate
 from pixelgate.core.task import Usage
 from pixelgate.providers.base import Generation, ProviderResult
-from pixelgate.routing import Channel, Router
+from pixelgate.routing import Breaker, Channel, Disabled, Router, State
 
 CATALOG = default_catalog()
 FLASH = "gemini-3.1-flash-image"
@@ -132,6 +135,9 @@ class Rig:
 
     def channel(self, name: str) -> Channel:
         return next(c for c in self.router.channels if c.name == name)
+
+    def breaker(self, name: str) -> Breaker:
+        return self.router.breakers[name]
 
     def provider(self, name: str) -> Scripted:
         provider = self.channel(name).provider
@@ -291,8 +297,9 @@ async def test_429_with_retry_after_waits_that_long_and_retries_the_only_channel
     assert made.channel == "only"
     assert r.sleeper.waits == [pytest.approx(7)]
     assert len(only.calls) == 2
-    health = r.channel("only").health
-    assert health.failed == 0 and health.succeeded == 1, "a 429 is not a failure of the channel"
+    breaker = r.breaker("only")
+    assert breaker.failures_in_a_row == 0, "a 429 is not a failure of the channel"
+    assert breaker.figures.succeeded == 1 and breaker.figures.errors == {"upstream_rate_limited": 1}
 
 
 async def test_429_without_retry_after_backs_off_1_2_4_seconds_with_jitter() -> None:
@@ -338,7 +345,7 @@ async def test_429_on_one_channel_moves_to_another_at_once() -> None:
 
 async def test_429_longer_than_max_wait_returns_the_429_with_its_retry_after() -> None:
     only = Scripted(then=lambda: rate_limited(retry_after=500))
-    r = rig([channel("only", only)], max_wait_seconds=120)
+    r = rig([channel("only", only)], max_wait_seconds=120, max_cooldown_seconds=600)
     with pytest.raises(RateLimited) as caught:
         await r.router.generate(generation())
     assert caught.value.retry_after == 500
@@ -366,9 +373,9 @@ async def test_a_failure_moves_to_the_next_channel_at_once(error: Callable[[], P
     assert (await r.router.generate(generation())).channel == "b"
     assert r.sleeper.waits == []
     assert len(a.calls) == 1
-    health = r.channel("a").health
-    assert health.failed == 1 and health.failures_in_a_row == 1
-    assert r.channel("b").health.succeeded == 1
+    breaker = r.breaker("a")
+    assert sum(breaker.figures.errors.values()) == 1 and breaker.failures_in_a_row == 1
+    assert r.breaker("b").figures.succeeded == 1
 
 
 async def test_when_every_channel_failed_they_are_retried_after_a_backoff_then_given_up() -> None:
@@ -421,12 +428,13 @@ async def test_a_refused_request_is_raised_at_once_and_never_retried(
     assert "gave up" not in caught.value.message
     assert len(a.calls) == 1 and r.provider("b").calls == []
     assert r.sleeper.waits == []
-    health = r.channel("a").health
-    assert (health.failed, health.failures_in_a_row, health.ready_at, health.retry_at) == (0, 0, 0.0, 0.0)
-    assert health.reason is None and health.last_error is None
+    breaker = r.breaker("a")
+    assert (breaker.failures_in_a_row, breaker.open_until, breaker.retry_at) == (0, 0.0, 0.0)
+    assert breaker.state() is State.READY and breaker.figures.last_error is None
+    assert breaker.figures.errors == {raised.code: 1}, "counted as an answer of its kind, not a failure"
 
 
-# -- cooldown ----------------------------------------------------------------------------------------------
+# -- cooldown: the circuit breaker ------------------------------------------------------------------------
 
 
 async def test_a_channel_that_keeps_failing_cools_down_doubling_and_a_success_resets_it() -> None:
@@ -437,7 +445,7 @@ async def test_a_channel_that_keeps_failing_cools_down_doubling_and_a_success_re
         cooldown_seconds=30,
         max_cooldown_seconds=600,
     )
-    health = r.channel("flaky").health
+    breaker = r.breaker("flaky")
 
     async def used() -> str | None:
         return (await r.router.generate(generation())).channel
@@ -446,9 +454,10 @@ async def test_a_channel_that_keeps_failing_cools_down_doubling_and_a_success_re
     for count in (1, 2, 3):
         assert await used() == "steady"
         assert len(flaky.calls) == count
-    assert health.failures_in_a_row == 3 and health.reason == "cooling down"
-    assert health.ready_at == pytest.approx(r.clock.now + 30)
-    assert r.router.describe()[0]["state"] == "cooling down"
+    assert breaker.failures_in_a_row == 3 and breaker.state() is State.COOLING_DOWN
+    assert breaker.open_until == pytest.approx(r.clock.now + 30)
+    assert r.router.describe()[0]["state"] == "cooling_down"
+    assert r.router.describe()[0]["seconds_left"] == pytest.approx(30)
 
     # Cooling: skipped (not even tried) until the clock passes the cooldown.
     for step in (0.0, 10.0, 19.9):
@@ -457,29 +466,30 @@ async def test_a_channel_that_keeps_failing_cools_down_doubling_and_a_success_re
     assert len(flaky.calls) == 3
     assert r.sleeper.waits == []
 
-    # Tried again once the 30 s are over; it fails again, so it trips again: 60 s this time.
+    # Once the 30 s are over it is half-open: one request probes it; it fails, so it cools for 60 s.
     r.clock.advance(0.2)
+    assert breaker.state() is State.HALF_OPEN
     assert await used() == "steady"
     assert len(flaky.calls) == 4
-    assert health.ready_at == pytest.approx(r.clock.now + 60)
+    assert breaker.open_until == pytest.approx(r.clock.now + 60)
     r.clock.advance(59.9)
     assert await used() == "steady"
     assert len(flaky.calls) == 4
 
-    # It recovers: one success resets the streak and the doubling.
+    # It recovers: the probe succeeds, which resets the streak and the doubling.
     r.clock.advance(0.2)
     flaky.then = OK
     assert await used() == "flaky"
-    assert (health.failures_in_a_row, health.trips, health.reason) == (0, 0, None)
+    assert (breaker.failures_in_a_row, breaker.trips, breaker.state()) == (0, 0, State.READY)
     assert r.router.describe()[0]["state"] == "ready"
 
     # Failing again starts from scratch: two failures do not cool it down, the third cools for 30 s.
     flaky.then = lambda: unavailable("flaky")
     assert await used() == "steady"
     assert await used() == "steady"
-    assert health.reason is None and health.ready_at <= r.clock.now
+    assert breaker.state() is State.READY
     assert await used() == "steady"
-    assert health.ready_at == pytest.approx(r.clock.now + 30)
+    assert breaker.open_until == pytest.approx(r.clock.now + 30)
 
 
 async def test_cooldown_doubling_stops_at_the_maximum() -> None:
@@ -490,16 +500,17 @@ async def test_cooldown_doubling_stops_at_the_maximum() -> None:
         cooldown_seconds=30,
         max_cooldown_seconds=100,
     )
-    health = r.channel("bad").health
+    breaker = r.breaker("bad")
     cooldowns = []
     for _ in range(4):
         assert (await r.router.generate(generation())).channel == "good"
-        cooldowns.append(health.ready_at - r.clock.now)
+        cooldowns.append(breaker.open_until - r.clock.now)
         r.clock.advance(cooldowns[-1] + 0.01)
     assert cooldowns == [pytest.approx(30), pytest.approx(60), pytest.approx(100), pytest.approx(100)]
+    assert len(bad.calls) == 4, "one probe per cooldown"
 
 
-async def test_every_channel_cooling_longer_than_max_wait_is_channels_unavailable() -> None:
+async def test_a_request_that_finds_every_channel_cooling_fails_at_once_with_a_503() -> None:
     a = Scripted(then=lambda: unavailable("a"))
     b = Scripted(then=lambda: unavailable("b"))
     r = rig(
@@ -508,31 +519,206 @@ async def test_every_channel_cooling_longer_than_max_wait_is_channels_unavailabl
         cooldown_seconds=300,
         max_wait_seconds=120,
     )
-    # The first request fails on both (each then cools for 300 s) and gets the last upstream error.
-    with pytest.raises(UpstreamError) as first:
+    # The first request fails on both (each then cools for 300 s), and is told when to come back.
+    with pytest.raises(ChannelsUnavailable) as first:
         await r.router.generate(generation())
-    assert first.value.code == "upstream_unavailable"
+    assert first.value.status == 503 and first.value.retry_after == pytest.approx(300)
+    assert "HTTP 503: overloaded" in first.value.message, "the last upstream error is quoted"
     assert len(a.calls) == 1 and len(b.calls) == 1 and r.sleeper.waits == []
 
     r.clock.advance(100)
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(ChannelsUnavailable) as caught:
         await r.router.generate(generation())
     error = caught.value
-    assert error.code == "channels_unavailable" and error.status == 502
+    assert error.code == "channels_unavailable" and error.status == 503
     assert error.retry_after == pytest.approx(200)
-    assert "cooling down" in error.message and "a, b" in error.message and FLASH in error.message
-    assert "ready again in 200 s" in error.message
-    assert "HTTP 503: overloaded" in error.message, "the last error is quoted"
-    assert len(a.calls) == 1 and len(b.calls) == 1 and r.sleeper.waits == []
+    assert "a is cooling down after failing for 200 s more" in error.message, error.message
+    assert "b is cooling down after failing for 200 s more" in error.message, error.message
+    assert FLASH in error.message and "try again in 200 s" in error.message
+    assert "HTTP 503: overloaded" in error.message, "the channel's last error is quoted"
+    assert len(a.calls) == 1 and len(b.calls) == 1 and r.sleeper.waits == [], "never waited for"
 
 
-async def test_a_cooling_channel_within_max_wait_is_waited_for() -> None:
+async def test_a_cooling_channel_is_not_waited_for_even_within_max_wait() -> None:
     only = Scripted([unavailable("only")])
-    r = rig([channel("only", only)], failure_threshold=1, cooldown_seconds=30, max_wait_seconds=120)
-    made = await r.router.generate(generation())
-    assert made.channel == "only"
-    assert r.sleeper.waits == [pytest.approx(30)]
+    r = rig([channel("only", only)], failure_threshold=1, cooldown_seconds=5, max_wait_seconds=120)
+    with pytest.raises(ChannelsUnavailable) as caught:
+        await r.router.generate(generation())
+    assert caught.value.retry_after == pytest.approx(5)
+    assert r.sleeper.waits == [] and len(only.calls) == 1
+
+
+async def test_the_waits_of_one_request_add_up_to_max_wait_at_most() -> None:
+    """Each 429's wait fits in max_wait alone; the second one would not fit in what the first left."""
+    only = Scripted(then=lambda: rate_limited(retry_after=20))
+    r = rig([channel("only", only)], max_wait_seconds=30, max_attempts=10)
+    with pytest.raises(RateLimited) as caught:
+        await r.router.generate(generation())
+    assert r.sleeper.waits == [pytest.approx(20)]
     assert len(only.calls) == 2
+    assert caught.value.status == 429 and caught.value.retry_after == pytest.approx(20)
+
+
+async def test_max_wait_may_differ_by_model() -> None:
+    only = Scripted(then=lambda: rate_limited(retry_after=20))
+    r = rig([channel("only", only)], max_wait_seconds=10, max_wait_by_model={PRO: 50}, max_attempts=10)
+    with pytest.raises(RateLimited):
+        await r.router.generate(generation(FLASH))
+    assert r.sleeper.waits == [], "20 s is more than the 10 s a flash image may wait"
+    r.clock.advance(20)
+    with pytest.raises(RateLimited):
+        await r.router.generate(generation(PRO))
+    assert r.sleeper.waits == [pytest.approx(20), pytest.approx(20)], "a pro image may wait 50 s"
+
+
+async def test_after_the_cooldown_one_probe_goes_and_the_others_wait_for_its_answer() -> None:
+    """Five requests arrive together when the cooldown ends: one is sent (the probe); the other four are
+    sent only once it answered, and the channel is back in rotation for all of them."""
+    spans: list[tuple[float, float]] = []
+    loop = asyncio.get_running_loop()
+
+    class Timed(Scripted):
+        async def generate(self, generation: Generation) -> ProviderResult:
+            started = loop.time()
+            try:
+                return await super().generate(generation)
+            finally:
+                spans.append((started, loop.time()))
+
+    only = Timed([unavailable("only")], delay=0.05)
+    r = rig([channel("only", only, concurrency=10)], failure_threshold=1, cooldown_seconds=30)
+    with pytest.raises(ChannelsUnavailable):
+        await r.router.generate(generation())
+    spans.clear()
+    r.clock.advance(30)
+    assert r.breaker("only").state() is State.HALF_OPEN
+    requests = [asyncio.ensure_future(r.router.generate(generation())) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    assert r.breaker("only").state() is State.PROBING
+    assert r.router.describe()[0]["state"] == "probing"
+    assert [made.channel for made in await asyncio.gather(*requests)] == ["only"] * 5
+    probe, *others = sorted(spans)
+    assert all(start >= probe[1] for start, _ in others), spans
+    assert r.breaker("only").state() is State.READY
+
+
+async def test_a_failed_probe_cools_the_channel_again_and_its_waiters_fail_at_once() -> None:
+    only = Scripted(then=lambda: unavailable("only"), delay=0.05)
+    r = rig([channel("only", only, concurrency=10)], failure_threshold=1, cooldown_seconds=30)
+    with pytest.raises(ChannelsUnavailable):
+        await r.router.generate(generation())
+    r.clock.advance(30)
+    outcomes = await asyncio.gather(
+        *(r.router.generate(generation()) for _ in range(4)), return_exceptions=True
+    )
+    assert len(only.calls) == 2, "one probe; nobody else is sent to a channel that is still down"
+    assert all(isinstance(o, ChannelsUnavailable) for o in outcomes), outcomes
+    assert {round(o.retry_after or 0) for o in outcomes if isinstance(o, PixelgateError)} == {60}
+    assert r.breaker("only").open_until == pytest.approx(r.clock.now + 60)
+
+
+async def test_a_probe_that_runs_out_the_wait_of_the_others_tells_them_to_come_back_soon() -> None:
+    only = Scripted([unavailable("only")])
+    r = rig(
+        [channel("only", only, concurrency=10)],
+        failure_threshold=1,
+        cooldown_seconds=30,
+        max_wait_seconds=0.05,
+    )
+    with pytest.raises(ChannelsUnavailable):
+        await r.router.generate(generation())
+    r.clock.advance(30)
+    only.delay = 0.2  # a probe slower than the others may wait
+    probe = asyncio.ensure_future(r.router.generate(generation()))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ChannelsUnavailable) as caught:  # after waiting 0.05 s for the probe
+        await r.router.generate(generation())
+    assert "only is being probed" in caught.value.message and caught.value.retry_after == 5
+    assert (await probe).channel == "only"
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe() -> None:
+    only = Scripted([unavailable("only")])
+    r = rig([channel("only", only, concurrency=10)], failure_threshold=1, cooldown_seconds=30)
+    with pytest.raises(ChannelsUnavailable):
+        await r.router.generate(generation())
+    r.clock.advance(30)
+    only.delay = 10  # the probe hangs until it is cancelled
+    probe = asyncio.ensure_future(r.router.generate(generation()))
+    await asyncio.sleep(0.01)
+    assert r.breaker("only").state() is State.PROBING
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
+    assert r.breaker("only").state() is State.HALF_OPEN
+    only.delay = 0
+    assert (await r.router.generate(generation())).channel == "only"
+    assert r.breaker("only").state() is State.READY
+
+
+async def test_a_cooldown_of_zero_never_takes_a_channel_out() -> None:
+    only = Scripted(then=lambda: unavailable("only"))
+    r = rig([channel("only", only)], failure_threshold=1, cooldown_seconds=0, max_attempts=1)
+    for _ in range(5):
+        with pytest.raises(UpstreamError):
+            await r.router.generate(generation())
+    assert len(only.calls) == 5 and r.breaker("only").state() is State.READY
+
+
+# -- the admin's hand: disable, enable, reset ----------------------------------------------------------------
+
+
+async def test_a_disabled_channel_is_skipped_and_every_one_disabled_is_a_503() -> None:
+    r = rig([channel("main", priority=1), channel("spare")])
+    r.router.disable("main", Disabled(at=1.0, reason="maintenance until noon"))
+    assert (await r.router.generate(generation())).channel == "spare"
+    r.router.disable("spare", Disabled(at=2.0))
+    with pytest.raises(ChannelsUnavailable) as caught:
+        await r.router.generate(generation())
+    message = caught.value.message
+    assert "main is disabled by the admin (maintenance until noon)" in message, message
+    assert "spare is disabled by the admin" in message and "admin can enable one" in message, message
+    assert caught.value.retry_after == 60
+    assert r.router.describe()[0]["state"] == "disabled"
+    assert r.router.describe()[0]["disabled_reason"] == "maintenance until noon"
+    r.router.enable("main")
+    assert (await r.router.generate(generation())).channel == "main"
+    assert r.provider("main").calls and len(r.provider("spare").calls) == 1
+
+
+async def test_a_reset_puts_a_cooling_channel_back_at_once() -> None:
+    flaky = Scripted([unavailable("flaky")])
+    r = rig([channel("flaky", flaky)], failure_threshold=1, cooldown_seconds=300)
+    with pytest.raises(ChannelsUnavailable):
+        await r.router.generate(generation())
+    r.router.reset("flaky")
+    assert r.breaker("flaky").state() is State.READY
+    assert (await r.router.generate(generation())).channel == "flaky"
+
+
+async def test_an_unknown_channel_name_is_a_404_naming_the_channels() -> None:
+    r = rig([channel("a"), channel("b")])
+    with pytest.raises(NotFound) as caught:
+        r.router.reset("c")
+    assert caught.value.message == "no channel is named 'c': the channels are a or b"
+
+
+async def test_describe_gives_each_channel_s_figures_since_start() -> None:
+    a = Scripted([unavailable("a"), rate_limited(retry_after=3)])
+    r = rig([channel("a", a, priority=1, secret="sk-abc"), channel("b")], failure_threshold=5)
+    for _ in range(3):
+        await r.router.generate(generation())
+    a_now, b_now = r.router.describe()
+    assert {k: a_now[k] for k in ("requests", "succeeded", "errors", "failures_in_a_row", "state")} == {
+        "requests": 2,
+        "succeeded": 0,
+        "errors": {"upstream_rate_limited": 1, "upstream_unavailable": 1},
+        "failures_in_a_row": 1,
+        "state": "rate_limited",
+    }
+    assert a_now["seconds_left"] == pytest.approx(3) and a_now["last_error"].endswith("slow down")
+    assert (b_now["requests"], b_now["succeeded"], b_now["errors"], b_now["state"]) == (3, 3, {}, "ready")
+    assert (b_now["in_flight"], b_now["concurrency"], b_now["last_error"]) == (0, 16, None)
 
 
 # -- the channel key never leaves -------------------------------------------------------------------------
@@ -565,7 +751,7 @@ async def test_the_channel_key_is_redacted_from_what_a_provider_says(
     assert SECRET not in str(described)
     # A later request that finds the channel waiting quotes its last error: redacted too.
     if not isinstance(raised, UpstreamRejected):
-        with pytest.raises(UpstreamError) as later:
+        with pytest.raises(ChannelsUnavailable) as later:
             await r.router.generate(generation())
         assert later.value.code == "channels_unavailable"
         assert SECRET not in later.value.message and "[redacted]" in later.value.message
@@ -587,7 +773,7 @@ async def test_a_channel_timeout_is_an_upstream_timeout_naming_the_channel() -> 
     assert error.status == 504 and error.code == "upstream_timeout"
     assert "'slowpoke'" in error.message and "0.05 s" in error.message
     assert chan.in_flight == 0 and slow.in_flight == 0
-    assert chan.health.failed == 1
+    assert router.breakers["slowpoke"].figures.errors == {"upstream_timeout": 1}
 
 
 async def test_a_timed_out_channel_fails_over_to_the_next() -> None:
@@ -679,38 +865,39 @@ async def test_a_burst_of_failures_trips_the_cooldown_once() -> None:
         *(r.router.generate(generation()) for _ in range(16)), return_exceptions=True
     )
     assert all(isinstance(o, UpstreamError) for o in outcomes)
-    health = r.channel("down").health
-    assert (health.failures_in_a_row, health.trips) == (16, 1)
-    assert health.ready_at == pytest.approx(r.clock.now + 30)
+    breaker = r.breaker("down")
+    assert (breaker.failures_in_a_row, breaker.trips) == (16, 1)
+    assert breaker.open_until == pytest.approx(r.clock.now + 30)
 
 
 async def test_a_burst_of_429s_is_one_wait_not_a_streak() -> None:
     limited = Scripted(then=rate_limited, delay=0.01)
     r = rig([channel("limited", limited, concurrency=16)], max_attempts=1)
     await asyncio.gather(*(r.router.generate(generation()) for _ in range(16)), return_exceptions=True)
-    health = r.channel("limited").health
-    assert health.rate_limits_in_a_row == 1
-    assert 0.75 <= health.ready_at - r.clock.now <= 1.25  # the first backoff step, not the 30 s cap
+    breaker = r.breaker("limited")
+    assert breaker.rate_limits_in_a_row == 1
+    assert 0.75 <= breaker.limited_until - r.clock.now <= 1.25  # the first backoff step, not the 30 s cap
 
 
 async def test_a_success_ends_a_cooldown_but_not_a_rate_limit_wait() -> None:
-    r = rig([channel("a", Scripted([unavailable(), unavailable(), OK]), concurrency=4)], failure_threshold=2)
-    health = r.channel("a").health
-    r.router._failed(r.channel("a"), unavailable())
-    r.router._failed(r.channel("a"), unavailable())
-    assert health.reason == "cooling down" and health.ready_at > r.clock.now
-    r.router._succeeded(r.channel("a"))  # a request that was in flight comes back fine: it answers again
-    assert (health.reason, health.ready_at, health.retry_at) == (None, 0.0, 0.0)
+    r = rig([channel("a")], failure_threshold=2)
+    breaker = r.breaker("a")
+    breaker.failed(unavailable(), probe=False)
+    breaker.failed(unavailable(), probe=False)
+    assert breaker.state() is State.COOLING_DOWN and breaker.open_until > r.clock.now
+    breaker.succeeded(0.5, probe=False)  # a request that was in flight comes back fine: it answers again
+    assert (breaker.state(), breaker.open_until, breaker.retry_at) == (State.READY, 0.0, 0.0)
 
-    r.router._rate_limited(r.channel("a"), rate_limited(retry_after=20))
-    r.router._succeeded(r.channel("a"))
-    assert health.reason == "rate limited" and health.ready_at == pytest.approx(r.clock.now + 20)
+    breaker.rate_limited(rate_limited(retry_after=20), probe=False)
+    breaker.succeeded(0.5, probe=False)
+    assert breaker.state() is State.RATE_LIMITED
+    assert breaker.limited_until == pytest.approx(r.clock.now + 20)
 
 
 async def test_an_endless_retry_after_is_capped() -> None:
     r = rig([channel("a")], max_cooldown_seconds=300)
-    r.router._rate_limited(r.channel("a"), rate_limited(retry_after=86_400))
-    assert r.channel("a").health.ready_at == pytest.approx(r.clock.now + 300)
+    r.breaker("a").rate_limited(rate_limited(retry_after=86_400), probe=False)
+    assert r.breaker("a").limited_until == pytest.approx(r.clock.now + 300)
 
 
 @pytest.mark.parametrize(
@@ -722,10 +909,10 @@ async def test_an_unreadable_answer_is_the_channel_s_fault_and_fails_over(error:
 
     r = rig([channel("odd", Scripted([broken]), priority=1), channel("fine")])
     assert (await r.router.generate(generation())).channel == "fine"
-    health = r.channel("odd").health
-    assert health.failed == 1
+    figures = r.breaker("odd").figures
+    assert figures.errors == {"upstream_malformed": 1}
     assert (
-        health.last_error
+        figures.last_error
         == f"channel 'odd': the upstream's answer could not be read ({type(error).__name__})"
     )
 

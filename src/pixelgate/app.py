@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from pixelgate.api import (
     admin,
+    admin_channels,
     batch_paths,
     chat,
     files,
@@ -39,7 +40,7 @@ from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
 from pixelgate.catalog import Prices, default_catalog
 from pixelgate.config import Settings, resolve_config
 from pixelgate.core.references import ImageFetcher
-from pixelgate.routing import build_router, check_channels
+from pixelgate.routing import ChannelControls, build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
@@ -130,7 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate=rate,
             prices=prices,
             sync_wait_seconds=settings.sync_wait_seconds,
+            queue_deadline_seconds=settings.queue_deadline_seconds,
         )
+        controls = ChannelControls(db, router, poll_interval=settings.poll_interval)
+        await controls.start()
         signer = UrlSigner(await db.secret("url_signing_secret"))
         keys = KeyStore(db)
         admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
@@ -156,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             webhooks=webhooks,
             files=FileStore(db, blobs),
             batches=BatchStore(db, queue),
+            controls=controls,
         )
         runner = BatchRunner(
             store=app.state.gateway.batches,
@@ -185,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await controls.stop()
             await runner.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace_seconds)
@@ -219,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         metrics,
         admin,
+        admin_channels,
         usage,
     ):
         app.include_router(module.router)

@@ -178,26 +178,128 @@ def models() -> None:
     console.print(table)
 
 
-@app.command()
+channels_app = typer.Typer(invoke_without_command=True)
+app.add_typer(channels_app, name="channels")
+ServerOption = Annotated[str, typer.Option(envvar="PIXELGATE_SERVER", help="The pixelgate server")]
+AdminKeyOption = Annotated[
+    str | None, typer.Option(envvar="PIXELGATE_ADMIN_KEY", help="The admin key (printed on the first start)")
+]
+
+
+@channels_app.callback()
 def channels(
+    ctx: typer.Context,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_key: AdminKeyOption = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Offline: read the channel file and ask each channel's upstream whether it answers",
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(
-            envvar="PIXELGATE_CONFIG", help="The channel file (default: ./pixelgate.toml if present)"
+            help="Offline: the channel file to show (default with --check: ./pixelgate.toml if present)"
         ),
     ] = None,
-    emulate: Annotated[bool, typer.Option(help="Include the emulator, as `serve --emulate` would")] = False,
-    check: Annotated[bool, typer.Option(help="Ask each channel's upstream whether it answers")] = True,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each channel's answer")] = 10.0,
+    emulate: Annotated[
+        bool, typer.Option(help="Offline: include the emulator, as `serve --emulate` would")
+    ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Offline: show the channel file's channels, asking nobody")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="With --check: seconds to wait for each channel")] = 10.0,
 ) -> None:
-    """Show the configured channels and whether each one's upstream answers (with its key)."""
+    """Each channel's live state on the running server (ready, rate_limited, cooling_down, half_open,
+    probing, disabled), its failures, load and errors. With --offline, --config or --emulate: the channel
+    file's channels instead, without a server; --check also asks each upstream whether it answers."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if check or offline or config is not None or emulate:
+        _offline_channels(config, emulate, check, timeout)
+        return
+    with _client(server, admin_key) as client:
+        listed = _call(client, "GET", "/admin/channels")
+    table = Table(title=f"pixelgate channels on {server} (process {listed['process']})")
+    for column in ("name", "provider", "state", "in flight", "failures in a row", "requests", "ok"):
+        table.add_column(column, overflow="fold")
+    table.add_column("errors", overflow="fold")
+    table.add_column("last error", overflow="fold")
+    for channel in listed["data"]:
+        table.add_row(
+            channel["name"],
+            channel["provider"],
+            _state_text(channel),
+            f"{channel['in_flight']}/{channel['concurrency']}",
+            str(channel["failures_in_a_row"]),
+            str(channel["requests"]),
+            str(channel["succeeded"]),
+            "\n".join(f"{code} {count}" for code, count in channel["errors"].items()) or "-",
+            escape(channel["last_error"] or "-"),
+        )
+    console.print(table)
+
+
+_STATE_COLOURS = {"ready": "green", "rate_limited": "yellow", "half_open": "yellow", "probing": "yellow"}
+
+
+def _state_text(channel: dict[str, Any]) -> str:
+    state = channel["state"]
+    text = f"[{_STATE_COLOURS.get(state, 'red')}]{state}[/]"
+    if channel["seconds_left"]:
+        text += f" ({channel['seconds_left']:.0f} s more)"
+    if channel["disabled_reason"]:
+        text += f": {escape(channel['disabled_reason'])}"
+    return text
+
+
+def _steer(
+    action: str, name: str, server: str, admin_key: str | None, body: dict[str, Any] | None = None
+) -> None:
+    with _client(server, admin_key) as client:
+        channel = _call(client, "POST", f"/admin/channels/{name}/{action}", json=body)
+    console.print(f"channel {channel['name']} is {_state_text(channel)}")
+
+
+@channels_app.command("reset")
+def channels_reset(
+    name: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None
+) -> None:
+    """Close a channel's breaker: back in rotation now, on every process sharing the database."""
+    _steer("reset", name, server, admin_key)
+
+
+@channels_app.command("disable")
+def channels_disable(
+    name: str,
+    reason: Annotated[str | None, typer.Option(help="Why, shown in its state")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Take a channel out of rotation (also across restarts) until it is enabled."""
+    _steer("disable", name, server, admin_key, {"reason": reason} if reason else None)
+
+
+@channels_app.command("enable")
+def channels_enable(
+    name: str, server: ServerOption = DEFAULT_SERVER, admin_key: AdminKeyOption = None
+) -> None:
+    """Put a disabled channel back in rotation."""
+    _steer("enable", name, server, admin_key)
+
+
+def _offline_channels(config: Path | None, emulate: bool, check: bool, timeout: float) -> None:
+    """The channel file's channels, as `serve` would make them, and with ``check`` whether each answers."""
     import asyncio
 
     from pixelgate.config import ConfigError, Settings, resolve_config
     from pixelgate.routing import build_router
 
     try:
-        gateway = resolve_config(Settings(config=config, emulate=emulate), default_catalog())
+        given: dict[str, Any] = {"config": config} if config is not None else {}
+        gateway = resolve_config(Settings(emulate=emulate, **given), default_catalog())
         router = build_router(gateway)
     except ConfigError as exc:
         _refuse(exc)
@@ -361,10 +463,6 @@ keys_app = typer.Typer(
     help="API keys: made, listed, disabled and deleted with the admin key.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
-ServerOption = Annotated[str, typer.Option(envvar="PIXELGATE_SERVER", help="The pixelgate server")]
-AdminKeyOption = Annotated[
-    str | None, typer.Option(envvar="PIXELGATE_ADMIN_KEY", help="The admin key (printed on the first start)")
-]
 
 
 def _client(server: str, api_key: str | None, *, timeout: float = 30) -> httpx2.Client:

@@ -5,7 +5,9 @@ A channel file looks like this (every field but ``name`` and ``provider`` has a 
 
     [routing]
     max_attempts = 4          # tries per image, across channels
-    cooldown_seconds = 30     # how long a channel that keeps failing is skipped
+    max_wait_seconds = 30     # the longest a request waits for a channel, in all
+    cooldown_seconds = 30     # how long a channel that keeps failing is skipped before one probe
+    max_wait_by_model = { "gemini-3-pro-image" = 60 }
 
     [[channels]]
     name = "gemini"
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     # Longer than the OpenAI SDK's own 10-minute timeout: a 4K Pro image in a queue behind others still
     # arrives. Past it the caller gets a 504 that names the task, which goes on and can be polled.
     sync_wait_seconds: float = Field(900.0, gt=0)
+    # How long an asynchronous task (or a batch line) may wait in the queue for a channel that cannot take
+    # it yet (every one cooling down, disabled or rate limited) before it fails: accepted work is not
+    # dropped because an upstream is down for an hour.
+    queue_deadline_seconds: float = Field(24 * 3600, gt=0)
 
     # Seconds before each attempt of a webhook delivery, the first included (PIXELGATE_WEBHOOK_RETRY_SECONDS,
     # comma-separated): Standard Webhooks' schedule by default, about a day in all; then it is "failed".
@@ -212,10 +218,19 @@ class RoutingConfig(BaseModel):
     max_attempts: int = Field(4, ge=1, le=20)  # 1 try + the seeds' 1 s / 2 s / 4 s backoff
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(30.0, ge=0)
-    max_wait_seconds: float = Field(120.0, ge=0)  # longest wait for a rate-limited or cooling channel
+    # The most one image's request spends waiting for a channel (a rate limit, a backoff, a probe), in all;
+    # a channel that is cooling down is never waited for. Past it the caller gets a 503 with Retry-After.
+    max_wait_seconds: float = Field(30.0, ge=0, allow_inf_nan=False)
+    max_wait_by_model: dict[str, float] = Field(default_factory=dict)  # the same, for one model
     failure_threshold: int = Field(3, ge=1)  # failures in a row before a channel cools down
-    cooldown_seconds: float = Field(30.0, ge=0)  # doubles each time it trips again, up to the max
-    max_cooldown_seconds: float = Field(600.0, ge=0)
+    cooldown_seconds: float = Field(30.0, ge=0)  # doubles each time its probe fails, up to the max; 0: never
+    max_cooldown_seconds: float = Field(300.0, ge=0)
+    # An asynchronous task that no channel can take now (all cooling down, disabled or rate limited) goes
+    # back to the queue until one can; false: it fails at once, as a synchronous request does.
+    requeue_async: bool = True
+
+    def max_wait_for(self, model: str) -> float:
+        return self.max_wait_by_model.get(model, self.max_wait_seconds)
 
 
 class GatewayConfig(BaseModel):
@@ -244,6 +259,12 @@ class GatewayConfig(BaseModel):
                         f"catalog: use {one_of(catalog.ids)}"
                     )
             channel.api_key(environ)
+        for model, seconds in self.routing.max_wait_by_model.items():
+            if model not in catalog or not 0 <= seconds < float("inf"):
+                raise ConfigError(
+                    f"{self.source}: routing.max_wait_by_model.{model} = {seconds!r}: give seconds (0 or "
+                    f"more) for catalog models: {one_of(catalog.ids)}"
+                )
         for table, prices in (("prices", self.prices), ("batch_prices", self.batch_prices)):
             for model, price in prices.items():
                 if model not in catalog or price < 0:
@@ -330,9 +351,11 @@ def resolve_config(
         config = load_config(path)
     elif settings.emulate:
         # The emulator alone: its injected faults are there to reach the client (to test its retries),
-        # so the router passes each one on at once: no retry absorbs it, and no cooldown turns the
-        # fourth fault in a row into a 30 s wait.
-        config = GatewayConfig(routing=RoutingConfig(max_attempts=1, cooldown_seconds=0), source="--emulate")
+        # so the router passes each one on at once: no retry absorbs it, no cooldown turns the fourth
+        # fault in a row into a 30 s wait, and an asynchronous task fails with it rather than waiting.
+        config = GatewayConfig(
+            routing=RoutingConfig(max_attempts=1, cooldown_seconds=0, requeue_async=False), source="--emulate"
+        )
     else:
         config = GatewayConfig(channels=environment_channels(environ, catalog), source="the environment")
     if settings.emulate:

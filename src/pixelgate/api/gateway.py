@@ -13,6 +13,7 @@ from pixelgate.auth.keys import KeyStore
 from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
+from pixelgate.routing import ChannelControls
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.files import FileStore
 from pixelgate.tasks.batch_runner import BatchRunner
@@ -33,6 +34,7 @@ class Gateway:
     auth_enabled: bool
     files: FileStore
     batches: BatchStore
+    controls: ChannelControls
     failures: FailureGuard = field(default_factory=LocalFailureGuard)
     batch_runner: BatchRunner | None = None
 

@@ -282,6 +282,7 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
         model,
         await read_json_object(request),
         caller,
+        caller_waits=True,
         idempotency_key=request.headers.get("idempotency-key"),
     )
     return task, action == "streamGenerateContent"

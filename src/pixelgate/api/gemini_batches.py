@@ -441,7 +441,9 @@ class GeminiBatches:
     async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
         request = dict(line.body["request"])
         request.pop("model", None)  # the SDK names the model in each inline request too; the batch's wins
-        await submit_request(self.gw, batch.endpoint, request, caller, batch_line=(batch.id, task_id))
+        await submit_request(
+            self.gw, batch.endpoint, request, caller, caller_waits=False, batch_line=(batch.id, task_id)
+        )
 
     async def finalize(self, batch: Batch, results: AsyncIterator[LineResult]) -> dict[str, Any]:
         if batch.input_file_id is None:

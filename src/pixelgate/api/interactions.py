@@ -474,6 +474,7 @@ async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep
         history=parsed.history,
         continue_from=body.previous_interaction_id,
         dialect="interactions",
+        caller_waits=not body.background,
         response_format=fmt.delivery,
         caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),

@@ -15,6 +15,7 @@ from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.health import ops_dialect
 from pixelgate.core import metrics
 from pixelgate.core.task import Status
+from pixelgate.routing import State
 
 router = APIRouter(dependencies=[Depends(ops_dialect), Depends(authenticate), Depends(admin_only)])
 
@@ -24,4 +25,8 @@ async def prometheus_metrics(gw: GatewayDep) -> Response:
     counts = await gw.service.queue.count_by_status()
     for status in (Status.QUEUED, Status.RUNNING):
         metrics.queue_depth.labels(status.value).set(counts.get(status.value, 0))
+    for channel in gw.service.router.describe():
+        for state in State:
+            metrics.channel_state.labels(channel["name"], state.value).set(int(channel["state"] == state))
+        metrics.channel_in_flight.labels(channel["name"]).set(channel["in_flight"])
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -230,6 +230,7 @@ async def _create(
         references=refs,
         mask=mask,
         dialect="tasks" if task_style else "openai",
+        caller_waits=not as_task,
         response_format=body.response_format or "url",
         caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),

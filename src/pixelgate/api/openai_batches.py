@@ -360,6 +360,7 @@ class OpenAIBatches:
             to_image_request(body, self.gw.catalog, self.gw.settings.default_model),
             references=refs,
             dialect="openai",
+            caller_waits=False,
             response_format=body.response_format or "url",
             caller=caller,
             callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,

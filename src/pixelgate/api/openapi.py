@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from pixelgate.api.admin import KeyChanges, NewKey
+from pixelgate.api.admin_channels import Disabling
 from pixelgate.api.gemini import GenerateContentBody
 from pixelgate.api.interactions import InteractionBody
 from pixelgate.api.openai import ImageBody
@@ -30,7 +31,9 @@ JSON_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/v1/batches"): BatchBody,
     ("post", "/admin/keys"): NewKey,
     ("patch", "/admin/keys/{key_id}"): KeyChanges,
+    ("post", "/admin/channels/{name}/disable"): Disabling,
 }
+OPTIONAL_BODIES = {Disabling}  # a bare POST is fine too
 EDIT_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["prompt"],
@@ -73,5 +76,5 @@ def _document(app: FastAPI) -> dict[str, Any]:
             content: dict[str, Any] = {"application/json": {"schema": names[(model, "validation")]}}
             if path.endswith("/images/edits"):
                 content["multipart/form-data"] = {"schema": EDIT_FORM}
-            operation["requestBody"] = {"required": True, "content": content}
+            operation["requestBody"] = {"required": model not in OPTIONAL_BODIES, "content": content}
     return schema

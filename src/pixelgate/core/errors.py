@@ -168,6 +168,14 @@ class ServiceUnavailable(PixelgateError):
     default_code = "service_unavailable"
 
 
+class ChannelsUnavailable(ServiceUnavailable):
+    """Every channel serving the model is cooling down, disabled, or busy past the wait a request may
+    spend on them: the caller is told at once when to come back (``retry_after``), and an asynchronous
+    task goes back to the queue until then instead of failing."""
+
+    default_code = "channels_unavailable"
+
+
 _BY_KIND: dict[str, type[PixelgateError]] = {
     cls.kind: cls
     for cls in (

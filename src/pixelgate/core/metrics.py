@@ -34,6 +34,15 @@ upstream_errors = Counter(
 )
 retries = Counter("pixelgate_retries", "Upstream attempts after an image's first, by channel", ["channel"])
 cooldowns = Counter("pixelgate_cooldowns", "Times a channel started cooling down after failures", ["channel"])
+channel_state = Gauge(
+    "pixelgate_channel_state",
+    "1 for the state each channel is in now (ready, rate_limited, cooling_down, half_open, probing, disabled), "
+    "0 for the others; in this process",
+    ["channel", "state"],
+)
+channel_in_flight = Gauge(
+    "pixelgate_channel_in_flight", "Images being made at each channel now, by this process", ["channel"]
+)
 batches_finished = Counter(
     "pixelgate_batches_finished", "Batch jobs that ended, by dialect and final state", ["dialect", "state"]
 )

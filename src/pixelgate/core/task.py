@@ -199,6 +199,9 @@ class Task:
     request_id: str | None = None  # the request that made it (X-Request-Id), for its log lines
     callback: Callback | None = None  # the request's own webhook, if it gave one
     batch_id: str | None = None  # the batch job whose line it runs (at BATCH_PRIORITY)
+    # Until when it may wait in the queue for a channel that cannot take it yet; None when a caller waits
+    # for it (a synchronous request), which is then told at once instead.
+    deadline_at: float | None = None
 
     def result_expired(self, now: float | None = None) -> bool:
         """Whether the stored images are past their time (their URLs can no longer be signed)."""

@@ -115,16 +115,23 @@ class Database:
         async with self.engine.connect() as conn:
             return str(await conn.scalar(sa.select(meta.c.value).where(meta.c.key == name)))
 
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT of this database's dialect, which offers ``on_conflict_do_nothing`` (both do)."""
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+            return postgres_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
     async def put_meta_once(self, name: str, value: str) -> bool:
         """Keep ``value`` under ``name`` unless a value is there already (another process may have
         been first); whether this one was kept."""
-        insert: Any
-        if self.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         async with self.transaction() as conn:
-            outcome = await conn.execute(insert(meta).values(key=name, value=value).on_conflict_do_nothing())
+            outcome = await conn.execute(
+                self.insert(meta).values(key=name, value=value).on_conflict_do_nothing()
+            )
         return bool(outcome.rowcount)
 
 

@@ -34,6 +34,10 @@ tasks = sa.Table(
     sa.Column("batch_id", sa.String(64), nullable=True),  # the batch whose line it runs (lower priority)
     # The request's own webhook: {"urls": [...], "user_metadata": {...}} (see tasks/webhooks.py)
     sa.Column("webhook", sa.JSON, nullable=True),
+    # Until when it may wait in the queue for a channel (None: a caller waits on it, so it never does), and
+    # the time before which it is not claimed (it went back to the queue until a channel is ready).
+    sa.Column("deadline_at", sa.Float, nullable=True),
+    sa.Column("not_before", sa.Float, nullable=True),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_batch", "batch_id", "status"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
@@ -206,6 +210,18 @@ usage = sa.Table(
     sa.Column("settled_at", sa.Float, nullable=True),
     sa.Index("ix_usage_key_state", "key_id", "state"),
     sa.Index("ix_usage_owner_day", "owner", "day"),
+)
+
+# The admin's hand on the channels, shared by every process (see routing/controls.py): one row per channel
+# name, made the first time one is disabled, enabled or reset.
+channel_controls = sa.Table(
+    "channel_controls",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("disabled_at", sa.Float, nullable=True),
+    sa.Column("disabled_reason", sa.String(512), nullable=True),
+    sa.Column("resets", sa.Integer, nullable=False),  # how many times it was reset: each is applied once
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 meta = sa.Table(

@@ -50,6 +50,7 @@ def _row_to_task(row: Any) -> Task:
         request_id=row.request_id,
         callback=Callback.from_record(row.webhook),
         batch_id=row.batch_id,
+        deadline_at=row.deadline_at,
     )
 
 
@@ -123,6 +124,7 @@ class TaskQueue:
                 response_format=task.response_format,
                 attempts=0,
                 created_at=task.created_at,
+                deadline_at=task.deadline_at,
             )
         )
 
@@ -163,7 +165,11 @@ class TaskQueue:
         def take(which: Any, count: int) -> Any:
             claimable = (
                 sa.select(tasks.c.id)
-                .where(tasks.c.status == Status.QUEUED.value, which)
+                .where(
+                    tasks.c.status == Status.QUEUED.value,
+                    which,
+                    sa.or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
+                )
                 .order_by(tasks.c.priority.desc(), tasks.c.created_at)
                 .limit(min(count, _CLAIMABLE_LIMIT))
             )
@@ -295,6 +301,22 @@ class TaskQueue:
     async def release(self, task_id: str, worker_id: str) -> bool:
         """Give a running task back to the queue (graceful shutdown): the next worker starts it afresh."""
         return await self._settle(task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
+
+    async def defer(self, task_id: str, worker_id: str, until: float) -> bool:
+        """Put a running task back in the queue, not to be claimed before ``until`` (no channel can take it
+        sooner). This claim does not count as one of its attempts: it never reached an upstream."""
+        return await self._settle(
+            task_id,
+            worker_id,
+            {
+                "status": Status.QUEUED.value,
+                "progress": 0,
+                "not_before": until,
+                "attempts": sa.func.max(tasks.c.attempts - 1, 0)
+                if not self.db.is_postgres
+                else sa.func.greatest(tasks.c.attempts - 1, 0),
+            },
+        )
 
     async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
         _require_task_id_shape(task_id)

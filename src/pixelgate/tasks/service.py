@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -73,6 +74,7 @@ class _Inputs:
     response_format: str
     callback: Callback | None = None
     batch_id: str | None = None
+    caller_waits: bool = False
 
     def fingerprint(self, request: ImageRequest) -> str:
         """What makes two requests the same, for Idempotency-Key: every field and every input's bytes."""
@@ -114,6 +116,7 @@ class TaskService:
         rate: RequestRate,
         prices: Prices,
         sync_wait_seconds: float = 900.0,
+        queue_deadline_seconds: float = 24 * 3600,
     ) -> None:
         self.catalog = catalog
         self.limits = limits
@@ -125,6 +128,7 @@ class TaskService:
         self.fetcher = fetcher
         self.worker = worker
         self.sync_wait_seconds = sync_wait_seconds
+        self.queue_deadline_seconds = queue_deadline_seconds
         self.ledger = ledger
         self.rate = rate
         self.prices = prices
@@ -139,6 +143,7 @@ class TaskService:
         videos: list[VideoSource] | None = None,
         continue_from: str | None = None,
         dialect: str,
+        caller_waits: bool,
         response_format: str = "url",
         caller: Caller = ANONYMOUS,
         idempotency_key: str | None = None,
@@ -153,7 +158,9 @@ class TaskService:
         ``idempotency_key`` the same request sent again gets this one's task (see ``idempotency.py``).
         ``callback`` is the request's own webhook (its URLs pass the same address checks as image URLs).
         A ``batch_line`` (batch id, task id) runs at batch priority and price, outside the key's
-        requests per minute and concurrent tasks.
+        requests per minute and concurrent tasks. A task the caller does not wait for (``caller_waits``
+        false) may wait in the queue for a channel, up to ``queue_deadline_seconds``; one it waits for is
+        failed at once when no channel can take it, so that the caller hears when to come back.
         """
         inputs = _Inputs(
             references or [],
@@ -165,6 +172,7 @@ class TaskService:
             response_format,
             callback,
             batch_line[0] if batch_line else None,
+            caller_waits,
         )
         if batch_line is not None:
             return await self._submit(batch_line[1], request, inputs, caller)
@@ -281,6 +289,7 @@ class TaskService:
             callback=inputs.callback,
             priority=BATCH_PRIORITY if batch_id else 0,
             batch_id=batch_id,
+            deadline_at=None if inputs.caller_waits else time.time() + self.queue_deadline_seconds,
         )
         # The inputs are stored first; then the reservation and the task are saved in one transaction, so
         # that a crash leaves both or neither (a batch line made again after a crash must not find half).

@@ -20,7 +20,7 @@ from typing import Any
 
 from pixelgate.catalog import Catalog, Prices
 from pixelgate.core import logs, metrics
-from pixelgate.core.errors import PixelgateError, UpstreamError
+from pixelgate.core.errors import ChannelsUnavailable, PixelgateError, RateLimited, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
 from pixelgate.core.task import GeneratedImage, Task, TaskResult, Thought, Usage
@@ -195,7 +195,9 @@ class Worker:
                 self.on_ended(task)
             if not self._stopping and self.events.has_waiters(task.id):
                 with contextlib.suppress(Exception):
-                    self.events.finished(await self.queue.get(task.id))
+                    ended = await self.queue.get(task.id)
+                    if ended.status.is_terminal:  # not one that went back to the queue
+                        self.events.finished(ended)
 
     async def _fail(self, task: Task, error: PixelgateError) -> None:
         if not await self.queue.fail(task.id, self.id, error):
@@ -212,6 +214,33 @@ class Worker:
             error=error.message,
             ms=round((time.time() - task.created_at) * 1000),
         )
+
+    async def _defer(self, task: Task, unavailable: PixelgateError) -> bool:
+        """Put a task that may wait (an asynchronous one, before its deadline) back in the queue until a
+        channel can take it; whether it went back. One a caller waits for fails now: the caller is told
+        when to come back instead."""
+        until = time.time() + (unavailable.retry_after or self.poll_interval)
+        if task.deadline_at is None or not self.router.policy.requeue_async:
+            return False
+        if until > task.deadline_at:
+            unavailable.message += (
+                f" (the task waited in the queue for a channel since {_clock(task.created_at)} UTC, "
+                f"until its deadline at {_clock(task.deadline_at)} UTC)"
+            )
+            unavailable.args = (unavailable.message,)
+            return False
+        if not await self.queue.defer(task.id, self.id, until):
+            return True  # another worker holds the task now: what becomes of it is theirs
+        logs.event(
+            log,
+            "task.deferred",
+            task_id=task.id,
+            request_id=task.request_id,
+            model=task.request.model,
+            seconds=round(until - time.time(), 1),
+            reason=unavailable.code,
+        )
+        return True
 
     async def _load(self, keys: list[str]) -> tuple[bytes, ...]:
         return tuple(await asyncio.gather(*(self.blobs.get(key) for key in keys)))
@@ -272,6 +301,10 @@ class Worker:
 
         try:
             results = await _all_or_none([one(i) for i in range(request.n)])
+        except (ChannelsUnavailable, RateLimited) as unavailable:
+            if not await self._defer(task, unavailable):
+                await self._fail(task, unavailable)
+            return
         except PixelgateError as error:
             await self._fail(task, error)
             return
@@ -340,6 +373,10 @@ async def _in_format(image: ProviderImage, output_format: str, compression: int 
         return image
     data = await asyncio.to_thread(convert_image, image.data, output_format, compression)
     return replace(image, data=data, mime_type=wanted)
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
 async def _none() -> None:
