@@ -9,6 +9,9 @@ cooldown's end. ``/admin/channels`` shows all this, and disable, enable and rese
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +263,34 @@ def test_unknown_channels_and_bad_bodies_are_4xx(pair: Any) -> None:
     bad = httpx.post(f"{first.url}/admin/channels/good/disable", json={"why": "x"}, timeout=10)
     assert bad.status_code == 400 and "why" in bad.json()["error"]["message"], bad.text
     assert channels(first)["good"]["state"] != "disabled"
+
+
+def test_the_cli_shows_and_steers_the_running_server(pair: Any) -> None:
+    first, _ = pair
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
+        env.pop("PIXELGATE_ADMIN_KEY", None)
+        return subprocess.run(
+            [sys.executable, "-m", "pixelgate", "channels", *args, "--server", first.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+
+    assert generate(first).data[0].url  # dead has failed at least once by now, here or in a test before
+    disabled = cli("disable", "dead", "--reason", "moved to the new region")
+    assert disabled.returncode == 0, disabled.stdout + disabled.stderr
+    assert "channel dead is disabled: moved to the new region" in " ".join(disabled.stdout.split())
+    shown = cli()
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if line.count("│") > 5}
+    assert "disabled: moved to the new region" in rows["dead"] and "ready" in rows["good"], shown.stdout
+    assert "16" in rows["good"] and "upstream_unreachable" in rows["dead"], shown.stdout
+    enabled = cli("enable", "dead")
+    assert enabled.returncode == 0 and "disabled" not in enabled.stdout, enabled.stdout
+    reset = cli("reset", "dead")
+    assert reset.returncode == 0 and "channel dead is ready" in reset.stdout, reset.stdout
+    unknown = cli("reset", "nope")
+    assert unknown.returncode == 1 and "no channel is named 'nope'" in unknown.stdout, unknown.stdout
