@@ -5,8 +5,8 @@ hash, HMAC-SHA256(salt, secret), in constant time. The secret itself is never st
 when the key is made. (Keys carry 256 random bits, so a slow password hash would only add latency to
 every request; it protects guessable passwords, which these are not.)
 
-The admin key (``pga_…``) is ``PIXELGATE_ADMIN_KEY``, or one made on the first start with auth on,
-printed once and kept as a hash like the others.
+The admin key is ``PIXELGATE_ADMIN_KEY``, whatever its prefix, or one made (``pga_…``) on the first start
+with auth on, printed once and kept as a hash like the others.
 """
 
 from __future__ import annotations
@@ -247,7 +247,8 @@ class KeyStore:
         cached = self._verified.get(fingerprint)
         if cached is not None and cached[1] > now:
             return cached[0]
-        caller = await self._admin_caller(presented) if presented.startswith(ADMIN_PREFIX) else None
+        # Any string may be the admin key (the operator chose it), so every key is checked against it.
+        caller = await self._admin_caller(presented)
         until = now + self.cache_seconds
         if caller is None and presented.startswith(KEY_PREFIX):
             caller, expires_at = await self._key_caller(presented.removeprefix(KEY_PREFIX), now)
