@@ -5,8 +5,9 @@ hash, HMAC-SHA256(salt, secret), in constant time. The secret itself is never st
 when the key is made. (Keys carry 256 random bits, so a slow password hash would only add latency to
 every request; it protects guessable passwords, which these are not.)
 
-The admin key is ``PIXELGATE_ADMIN_KEY``, whatever its prefix, or one made (``pga_…``) on the first start
-with auth on, printed once and kept as a hash like the others.
+The admin key is ``PIXELGATE_ADMIN_KEY`` (any string of 16 characters or more), or one made on the first
+start with auth on (``pga_…``), kept as a hash like the others and written to the data dir
+(``auth/admin_key.py``).
 """
 
 from __future__ import annotations
@@ -178,6 +179,11 @@ class KeyStore:
             query = query.where(api_keys.c.owner == owner)
         async with self.db.engine.connect() as conn:
             return [_record(row) for row in (await conn.execute(query)).all()]
+
+    async def count(self) -> int:
+        """How many keys the database holds, disabled and expired ones included."""
+        async with self.db.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(api_keys)) or 0)
 
     async def get(self, key_id: str) -> KeyRecord:
         _known_shape(key_id)
