@@ -95,6 +95,11 @@ def test_auth_forced_off_warns_and_names_what_is_exposed() -> None:
     assert ADMIN.get_secret_value() not in exposure.message
 
 
+def test_an_ipv6_loopback_is_named_as_a_url_would() -> None:
+    exposure = decide(settings(auth=False, host="::1", port=8123), channels(EMULATOR), 0)
+    assert "anyone who reaches [::1]:8123 " in exposure.message, exposure.message
+
+
 def test_auth_forced_off_with_only_the_emulator_still_warns_of_the_admin_api() -> None:
     exposure = decide(settings(auth=False), channels(EMULATOR), 1)
     assert not exposure.enabled and exposure.level == logging.WARNING

@@ -63,10 +63,12 @@ def _spends(channel: ChannelConfig) -> str:
 def _open_warning(settings: Settings, spenders: list[ChannelConfig], api_keys: int) -> str:
     """What anyone who reaches the port may do with auth off, named so that it is not a surprise."""
     uses = [f"channel {c.name!r} ({c.provider}), which {_spends(c)}" for c in spenders]
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    where = f"{host}:{settings.port}"
+    exposed = _and([*uses, "the admin API (every key, task and usage record)"])
     parts = [
-        f"auth is off (--no-auth): anyone who reaches {settings.host}:{settings.port} (and, through a reverse "
-        f"proxy on this host, anyone on the internet) may use "
-        + _and([*uses, "the admin API (every key, task and usage record)"])
+        f"auth is off (--no-auth): anyone who reaches {where} (and, through a reverse proxy on this host, "
+        f"anyone on the internet) may use {exposed}"
     ]
     if settings.admin_key is not None:
         parts.append("PIXELGATE_ADMIN_KEY is set but ignored")
