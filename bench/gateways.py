@@ -66,6 +66,7 @@ timeout = 600
     return pixelgate_serve(
         workdir,
         "pixelgate",
+        "--no-auth",  # a real upstream's channel would require keys, which the load clients do not send
         "--config",
         str(config),
         "--worker-concurrency",

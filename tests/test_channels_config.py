@@ -521,7 +521,9 @@ def auto_server(sim: GeminiSimulator, make_server: MakeServer) -> ServerProcess:
     with pytest.MonkeyPatch.context() as patch:
         for name in [*KEY_VARIABLES, "PIXELGATE_CONFIG"]:
             patch.delenv(name, raising=False)
-        return make_server("sqlite", env={"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": sim.url})
+        return make_server(
+            "sqlite", "--no-auth", env={"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": sim.url}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -534,7 +536,7 @@ def sync_wait_server(
         f'[routing]\nbackoff_seconds = 0.05\n\n[[channels]]\nname = "gemini-sim"\nprovider = "google"\n'
         f'base_url = "{sim.url}"\napi_key_env = "SIM_KEY"\n',
     )
-    return make_server("sqlite", "--config", str(path), "--sync-wait", "1", env={"SIM_KEY": KEY})
+    return make_server("sqlite", "--no-auth", "--config", str(path), "--sync-wait", "1", env={"SIM_KEY": KEY})
 
 
 def test_a_key_in_the_environment_is_enough(auto_server: ServerProcess, gemini: GeminiSimulator) -> None:

@@ -90,7 +90,7 @@ def channel(name: str, url: str, extra: str = "") -> str:
 def start(make_server: MakeServer, tmp: Path, toml: str) -> ServerProcess:
     path = tmp / "pixelgate.toml"
     path.write_text(toml)
-    return make_server("sqlite", "--config", str(path), env=ENV)
+    return make_server("sqlite", "--no-auth", "--config", str(path), env=ENV)
 
 
 # Two tries per image, retried at once; the channel never cools down, so that one test's faults do not

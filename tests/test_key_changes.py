@@ -268,15 +268,19 @@ def test_failed_key_checks_are_counted_across_processes(redis_pair: list[ServerP
         openai_error(response, 401, "invalid_api_key")
     # Ten failures in each process: alone, neither would refuse; together they are 20.
     for server in redis_pair:
-        refused = call(server, "GET", "/v1/models", good, source=guesser)
+        refused = call(server, "GET", "/v1/models", "pgk_000000000099_guess", source=guesser)
         error = openai_error(refused, 429, "too_many_invalid_keys")
         assert guesser in error["message"] and "20" in error["message"], error
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert call(server, "GET", "/v1/models", good, source=guesser).status_code == 200, (
+            "a valid key passes"
+        )
     gemini_error(
-        call(second, "GET", "/v1beta/models", good, how="x-goog-api-key", source=guesser),
+        call(second, "GET", "/v1beta/models", "pgk_0_guess", how="x-goog-api-key", source=guesser),
         429,
         "TOO_MANY_INVALID_KEYS",
     )
+    openai_error(call(first, "GET", "/v1/models", "pgk_0_guess", source=bystander), 401, "invalid_api_key")
     assert call(first, "GET", "/v1/models", good, source=bystander).status_code == 200
 
 
@@ -313,7 +317,8 @@ def test_a_redis_that_is_down_refuses_rate_limited_requests_and_nothing_else(mak
         openai_error(
             call(server, "GET", "/v1/models", f"pgk_{i:012d}_x", source=guesser), 401, "invalid_api_key"
         )
-    openai_error(call(server, "GET", "/v1/models", ADMIN, source=guesser), 429, "too_many_invalid_keys")
+    openai_error(call(server, "GET", "/v1/models", "pgk_0_x", source=guesser), 429, "too_many_invalid_keys")
+    assert call(server, "GET", "/v1/models", ADMIN, source=guesser).status_code == 200
     log = server.log()
     assert "does not answer" in log and "Redis failed while counting" in log, log
     assert "hunter2" not in log and "hunter3" not in log, "no Redis password is logged"

@@ -50,7 +50,7 @@ def server(
         f'[[channels]]\nname = "tasks-sim"\nprovider = "tasks"\nbase_url = "{sim.url}/v1"\n'
         'api_key_env = "SIM_KEY"\noptions = { poll_interval = 0.05, max_poll_interval = 0.2 }\n'
     )
-    started = make_server("sqlite", "--config", str(path), env={"SIM_KEY": KEY})
+    started = make_server("sqlite", "--no-auth", "--config", str(path), env={"SIM_KEY": KEY})
     yield started
     started.stop()
 
@@ -461,7 +461,7 @@ def test_a_restart_resumes_the_upstream_task(
     )
     # A short lease and grace: the killed server's task is taken over quickly; the stopped one is put
     # back in the queue at once.
-    args = ("--config", str(path), "--lease-seconds", "1")
+    args = ("--no-auth", "--config", str(path), "--lease-seconds", "1")
     env = {"SIM_KEY": KEY, "PIXELGATE_SHUTDOWN_GRACE_SECONDS": "0.2"}
     first = make_server("sqlite", *args, env=env, data_dir=tmp_path / "data")
     with httpx.Client(base_url=first.url, timeout=30) as before:
@@ -496,7 +496,7 @@ def test_cancelling_a_task_left_queued_by_a_crash_cancels_its_upstream_task(
         'api_key_env = "SIM_KEY"\noptions = { poll_interval = 0.05, max_poll_interval = 0.2 }\n'
     )
     env = {"SIM_KEY": KEY}
-    first = make_server("sqlite", "--config", str(path), env=env, data_dir=tmp_path / "data")
+    first = make_server("sqlite", "--no-auth", "--config", str(path), env=env, data_dir=tmp_path / "data")
     with httpx.Client(base_url=first.url, timeout=30) as before:
         task_id = create_task(before, model=FLASH, prompt="orphan", size="1:1", resolution="1K")
     deadline = time.monotonic() + 5
@@ -505,7 +505,9 @@ def test_cancelling_a_task_left_queued_by_a_crash_cancels_its_upstream_task(
     (upstream_id,) = upstream.tasks
     first.kill()
 
-    idle = make_server("sqlite", "--config", str(path), "--no-workers", env=env, data_dir=tmp_path / "data")
+    idle = make_server(
+        "sqlite", "--no-auth", "--config", str(path), "--no-workers", env=env, data_dir=tmp_path / "data"
+    )
     with httpx.Client(base_url=idle.url, timeout=30) as after:
         assert after.post(f"{TASKS}{task_id}/cancel").json()["status"] == "cancelled"
     deadline = time.monotonic() + 5

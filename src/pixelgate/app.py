@@ -33,6 +33,8 @@ from pixelgate.api.limits import BodyLimitMiddleware
 from pixelgate.api.openapi import install_openapi
 from pixelgate.api.request_log import RequestLogMiddleware
 from pixelgate.auth import redis_store
+from pixelgate.auth.admin_key import load_admin_key
+from pixelgate.auth.exposure import decide
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGuard
 from pixelgate.auth.keys import KeyStore
 from pixelgate.auth.ledger import Ledger
@@ -137,17 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await controls.start()
         signer = UrlSigner(await db.secret("url_signing_secret"))
         keys = KeyStore(db)
-        admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-        # With auth off nobody needs it: one is made (and shown) on the first start with auth on.
-        made = await keys.load_admin_key(admin_key) if settings.auth_enabled else None
-        if made is not None:
-            # Shown this once (the database keeps only its hash): the one way in to make other keys.
-            print(
-                f"pixelgate: made the admin key (shown only now; set PIXELGATE_ADMIN_KEY to choose your own):\n"
-                f"  {made}",
-                file=sys.stderr,
-                flush=True,
-            )
+        # Here, not before: whether keys are required depends on whether the database holds any.
+        exposure = decide(settings, channels, await keys.count())
+        log.log(exposure.level, "pixelgate: %s", exposure.message)
+        if exposure.enabled:  # with auth off nobody needs one: none is made
+            await load_admin_key(settings, keys, terminal=sys.stderr)
         app.state.gateway = Gateway(
             settings=settings,
             catalog=catalog,
@@ -155,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             blobs=blobs,
             signer=signer,
             keys=keys,
-            auth_enabled=settings.auth_enabled,
+            auth_enabled=exposure.enabled,
             failures=failures,
             webhooks=webhooks,
             files=FileStore(db, blobs),

@@ -70,7 +70,16 @@ def serve(
         bool | None,
         typer.Option(
             "--auth/--no-auth",
-            help="Require API keys (default: only when listening beyond loopback; off is refused there)",
+            help="Require API keys (default: whenever anything is at stake: listening beyond loopback, "
+            "PIXELGATE_ADMIN_KEY, API keys in the database or a channel other than the emulator; off is "
+            "refused beyond loopback)",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A reverse proxy (IP or network) whose X-Forwarded-For names the client; repeat or "
+            "comma-separate for more. From any other address the header is ignored",
         ),
     ] = None,
     fetch_allow: Annotated[
@@ -114,6 +123,7 @@ def serve(
         "auth": auth,
         "redis_url": redis_url,
         "fetch_allow": fetch_allow or None,
+        "forwarded_allow_ips": forwarded_allow_ips or None,
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -151,6 +161,10 @@ def serve(
         port=settings.port,
         log_config=None,  # logs.configure did it; the middleware logs each request, so no access log
         access_log=False,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default: any local caller (or anyone through
+        # a proxy that passes the header on) could then choose the address the failed-key guard counts.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
 

@@ -51,6 +51,7 @@ from pixelgate.providers.emulator import FaultSpec
 
 PROVIDERS = ("google", "openai", "tasks", "emulator")
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
+MIN_ADMIN_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -63,9 +64,16 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="Base of the image URLs the server hands out")
     default_model: str = "gemini-3.1-flash-image"
     config: Path | None = Field(None, description="The channel file (default: ./pixelgate.toml if present)")
-    # None: on unless the server listens on loopback only. Off is refused anywhere else.
+    # None: decided at start (auth/exposure.py): on wherever anything is at stake. Off is refused beyond
+    # loopback.
     auth: bool | None = None
-    admin_key: SecretStr | None = None  # PIXELGATE_ADMIN_KEY; without it one is made and shown once
+    # PIXELGATE_ADMIN_KEY, any string of MIN_ADMIN_KEY_CHARS or more; without it one is made on the first
+    # start with auth on and written to ``admin_key_file``.
+    admin_key: SecretStr | None = None
+    # Proxies whose X-Forwarded-For names the client (PIXELGATE_FORWARDED_ALLOW_IPS, comma-separated): IPs
+    # or networks. From anyone else the header is ignored: it would let a caller choose its own address,
+    # which the failed-key guard counts by.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     redis_url: str | None = None  # shares requests-per-minute and failed-key counts between processes
     # Networks and host names that image URLs may point at besides public addresses (PIXELGATE_FETCH_ALLOW,
@@ -135,6 +143,19 @@ class Settings(BaseSettings):
         AddressPolicy.allowing(entries)  # refuses what is neither a network nor a host name
         return entries
 
+    @field_validator("admin_key", mode="after")
+    @classmethod
+    def _stripped_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A key pasted into an env file often carries a newline that no client sends.
+        return SecretStr(value.get_secret_value().strip()) if value is not None else None
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxy_addresses(cls, value: Any) -> Any:
+        items = [value] if isinstance(value, str) else list(value)
+        entries = [entry.strip() for item in items for entry in str(item).split(",") if entry.strip()]
+        return [_proxy_address(entry) for entry in entries]
+
     @property
     def fetch_policy(self) -> AddressPolicy:
         return AddressPolicy.allowing(self.fetch_allow)
@@ -149,16 +170,25 @@ class Settings(BaseSettings):
             return False
 
     @property
-    def auth_enabled(self) -> bool:
-        return self.auth if self.auth is not None else not self.on_loopback
+    def admin_key_file(self) -> Path:
+        """Where an admin key made at start is written, readable by its owner only."""
+        return self.data_dir / "admin-key"
 
     def check_auth(self) -> None:
-        """Refuse to serve the network without keys."""
-        if not self.auth_enabled and not self.on_loopback:
+        """Refuse to serve the network without keys, and an admin key short enough to guess."""
+        if self.auth is False and not self.on_loopback:
             raise ConfigError(
                 f"auth is off (--no-auth) but the server would listen on {self.host}: without keys anyone "
                 "who reaches it could use it; auth off is allowed only on loopback (127.0.0.1, ::1). "
                 "Drop --no-auth (and set PIXELGATE_ADMIN_KEY), or listen on 127.0.0.1"
+            )
+        chosen = self.admin_key.get_secret_value() if self.admin_key is not None else None
+        if chosen is not None and len(chosen) < MIN_ADMIN_KEY_CHARS:
+            raise ConfigError(
+                f"PIXELGATE_ADMIN_KEY is {len(chosen)} characters long: an admin key needs at least "
+                f"{MIN_ADMIN_KEY_CHARS} (any characters, any prefix). Make a random one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or unset it and one is "
+                f"made on the first start and written to {self.admin_key_file}"
             )
 
     @property
@@ -169,6 +199,25 @@ class Settings(BaseSettings):
             max_reference_bytes=self.max_reference_bytes,
             max_history_turns=self.max_history_turns,
         )
+
+
+def _proxy_address(entry: str) -> str:
+    """An IP or network of --forwarded-allow-ips, checked here: uvicorn would take anything else for a
+    literal name that no client address ever equals, and silently trust nothing."""
+    try:
+        return str(ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry))
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"forwarded-allow-ips entry {entry!r} is not an IP address or network: give the proxies' "
+            "addresses, such as 127.0.0.1, ::1 or 10.0.0.0/8, comma-separated or one per flag"
+        ) from None
+    raise ValueError(
+        f"forwarded-allow-ips entry {entry!r} has bits set past its prefix length: write the network, {network}"
+    )
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,9 @@
 OpenAI's SDKs send ``Authorization: Bearer <key>``; Google's send ``x-goog-api-key`` (or ``?key=``); all
 three are accepted on every route. A refused key is a 401 in the caller's dialect whose message never says
 whether the key exists. Failed attempts are counted per client address (``auth/guard.py``, shared through
-Redis when there is one): past 20 a minute, that address gets a 429 instead of another guess.
+Redis when there is one): past 20 a minute, that address gets a 429 instead of another 401. A valid key
+always passes: behind a proxy many callers share one address, and one guesser must not lock out the rest.
+The address is the connection's, or the one a proxy named in ``--forwarded-allow-ips`` forwards.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ async def authenticate(request: Request, gw: GatewayDep) -> Caller:
     if not gw.auth_enabled:
         caller = ANONYMOUS
     else:
-        address = request.client.host if request.client else "unknown"
-        await gw.failures.check(address)
         key = presented_key(request)
         if key is None:
             raise AuthenticationError(
@@ -41,6 +41,8 @@ async def authenticate(request: Request, gw: GatewayDep) -> Caller:
             )
         found = await gw.keys.verify(key)
         if found is None:
+            address = request.client.host if request.client else "unknown"
+            await gw.failures.check(address)  # refused past the limit, and then not counted again
             await gw.failures.failed(address)
             raise AuthenticationError(
                 "the API key is not valid (unknown, wrong, expired, disabled or deleted): ask the "

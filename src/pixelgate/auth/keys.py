@@ -5,8 +5,9 @@ hash, HMAC-SHA256(salt, secret), in constant time. The secret itself is never st
 when the key is made. (Keys carry 256 random bits, so a slow password hash would only add latency to
 every request; it protects guessable passwords, which these are not.)
 
-The admin key (``pga_…``) is ``PIXELGATE_ADMIN_KEY``, or one made on the first start with auth on,
-printed once and kept as a hash like the others.
+The admin key is ``PIXELGATE_ADMIN_KEY`` (any string of 16 characters or more), or one made on the first
+start with auth on (``pga_…``), kept as a hash like the others and written to the data dir
+(``auth/admin_key.py``).
 """
 
 from __future__ import annotations
@@ -179,6 +180,11 @@ class KeyStore:
         async with self.db.engine.connect() as conn:
             return [_record(row) for row in (await conn.execute(query)).all()]
 
+    async def count(self) -> int:
+        """How many keys the database holds, disabled and expired ones included."""
+        async with self.db.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(api_keys)) or 0)
+
     async def get(self, key_id: str) -> KeyRecord:
         _known_shape(key_id)
         async with self.db.engine.connect() as conn:
@@ -247,7 +253,8 @@ class KeyStore:
         cached = self._verified.get(fingerprint)
         if cached is not None and cached[1] > now:
             return cached[0]
-        caller = await self._admin_caller(presented) if presented.startswith(ADMIN_PREFIX) else None
+        # Any string may be the admin key (the operator chose it), so every key is checked against it.
+        caller = await self._admin_caller(presented)
         until = now + self.cache_seconds
         if caller is None and presented.startswith(KEY_PREFIX):
             caller, expires_at = await self._key_caller(presented.removeprefix(KEY_PREFIX), now)
