@@ -1,12 +1,17 @@
 """``Idempotency-Key`` on the create endpoints: the same key with the same request gets the first answer
 (the same task, billed once), with a different request a 409; simultaneous requests with one key make one
-task; a request refused before its task was saved leaves the key free. Through the official SDKs."""
+task; a request refused before its task was saved, or cut short by a crash, leaves the key free. Through
+the official SDKs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import openai
@@ -14,7 +19,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from conftest import MakeServer, ServerProcess
+from conftest import BACKENDS, MakeServer, PostgresDatabases, ServerProcess, db_rows, png_bytes
 
 FLASH = "gemini-3.1-flash-image"
 BODY = {"model": FLASH, "prompt": "a lighthouse", "size": "1:1", "resolution": "512"}
@@ -173,3 +178,69 @@ def test_keys_older_than_a_day_are_forgotten(server: ServerProcess) -> None:
         f"{server.url}/v1/images/generations", json={**BODY, "async": True}, headers=key, timeout=30
     )
     assert again.status_code == 200 and again.json()["id"] != old.json()["id"]
+
+
+class SlowImages:
+    """A loopback host of one PNG that answers only once ``release`` is called: a request fetching a
+    reference from it is held between its Idempotency-Key's check and its task's saving."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.asked = threading.Event()
+        picture = png_bytes(32, 32)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.asked.set()
+                outer.released.wait(30)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(picture)))
+                self.end_headers()
+                self.wfile.write(picture)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ref.png"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_crash_before_the_task_is_saved_leaves_the_key_usable(
+    backend: str, make_server: MakeServer, postgres: PostgresDatabases | None, tmp_path: Path
+) -> None:
+    """SIGKILL while a keyed request fetches its reference: the retry the key is for is answered (with a
+    new task, billed once), not held for a minute and refused for a day."""
+    if backend == "postgres" and postgres is None:
+        pytest.skip("PostgreSQL runs need PIXELGATE_TEST_DATABASE_URL; .ci/run sets it")
+    slow = SlowImages()
+    server = make_server(backend, "--emulate", "--fetch-allow", "127.0.0.1", data_dir=tmp_path)
+    body = {**BODY, "async": True, "reference_images": [slow.url]}
+    key = {"Idempotency-Key": f"crash-{uuid.uuid4()}"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+
+            def send_and_lose_the_answer() -> None:
+                with contextlib.suppress(httpx.HTTPError):  # the server dies before it answers
+                    client.post("/v1/images/generations", json=body, headers=key)
+
+            threading.Thread(target=send_and_lose_the_answer, daemon=True).start()
+            assert slow.asked.wait(10), "the request reached its reference"
+            server.kill()
+        slow.released.set()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            retried = client.post("/v1/images/generations", json=body, headers=key)
+            assert retried.status_code == 200, retried.text
+            again = client.post("/v1/images/generations", json=body, headers=key)
+            assert again.json()["id"] == retried.json()["id"], "and the key holds from then on"
+    finally:
+        slow.close()
+    assert db_rows(server, "SELECT COUNT(*) FROM tasks") == [(1,)]

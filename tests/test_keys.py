@@ -1068,3 +1068,18 @@ def test_an_idempotency_key_makes_one_api_key(main: ServerProcess) -> None:
     assert openai_error(create({"name": "another"}), 409, "idempotency_key_reused")
     named = [k for k in admin(main, "GET", "/admin/keys").json()["data"] if k["name"] == body["name"]]
     assert [k["id"] for k in named] == [key_id]
+
+
+def test_an_owner_named_dash_keeps_its_idempotency_keys_apart_from_the_admin_s(main: ServerProcess) -> None:
+    """The admin's Idempotency-Keys live under "-": an owner of that name must not share them (a 409 would
+    name the admin's task, or hand the owner the admin's)."""
+    dash = new_key(main, "dash", owner="-")["key"]
+    header = {"Idempotency-Key": f"shared-{uuid.uuid4()}"}
+    body = {"model": "gemini-3.1-flash-image", "prompt": "a lighthouse", "async": True}
+    by_admin = call(main, "POST", "/v1/images/generations", ADMIN, body=body, headers=header)
+    assert by_admin.status_code == 200, by_admin.text
+    by_dash = call(
+        main, "POST", "/v1/images/generations", dash, body={**body, "prompt": "a harbour"}, headers=header
+    )
+    assert by_dash.status_code == 200, by_dash.text
+    assert by_dash.json()["id"] != by_admin.json()["id"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -25,12 +26,12 @@ from starlette.requests import Request
 
 from pixelgate.api.auth import admin_only, authenticate
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import Gateway, GatewayDep
+from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.auth.keys import new_key_id
 from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import Conflict, InvalidRequest, one_of
-from pixelgate.tasks.idempotency import check_key, fingerprint
+from pixelgate.tasks.idempotency import Idempotent, check_key, fingerprint
 
 router = APIRouter(
     prefix="/admin", dependencies=[Depends(openai_dialect), Depends(authenticate), Depends(admin_only)]
@@ -111,45 +112,40 @@ async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
     _check_models(body.models, gw)
     now = time.time()
     key_id = new_key_id()
+
+    async def make(claim: Idempotent | None = None) -> JSONResponse:
+        async with gw.keys.db.transaction() as conn:
+            if claim is not None:
+                await gw.service.idempotency.keep(conn, claim, key_id)
+            record, secret = await gw.keys.create(
+                name=body.name,
+                owner=body.owner or body.name,
+                models=body.models,
+                expires_at=_expiry(body.expires_in_days, body.expires_at, now),
+                limits=KeyLimits(**body.limits.model_dump()),
+                key_id=key_id,
+                conn=conn,
+            )
+        return JSONResponse({**record.describe(now), "key": secret}, status_code=201)
+
     idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None:
-        await _claim_once(gw, check_key(idempotency_key), json.dumps(data, sort_keys=True), key_id)
-    try:
-        record, secret = await gw.keys.create(
-            name=body.name,
-            owner=body.owner or body.name,
-            models=body.models,
-            expires_at=_expiry(body.expires_in_days, body.expires_at, now),
-            limits=KeyLimits(**body.limits.model_dump()),
-            key_id=key_id,
-        )
-    except BaseException:
-        if idempotency_key is not None:
-            await gw.service.idempotency.release(_KEYS_SCOPE, idempotency_key, key_id)
-        raise
-    return JSONResponse({**record.describe(now), "key": secret}, status_code=201)
+    if idempotency_key is None:
+        return await make()
+    claim = Idempotent(
+        _KEYS_SCOPE, check_key(idempotency_key), fingerprint(json.dumps(data, sort_keys=True)), kind="API key"
+    )
+    return await gw.service.idempotency.once(claim, partial(make, claim), partial(_made_before, claim))
 
 
 _KEYS_SCOPE = "admin:keys"  # Idempotency-Keys of key creation, apart from any owner's
 
 
-async def _claim_once(gw: Gateway, key: str, body: str, key_id: str) -> None:
-    """Let a key be made once per Idempotency-Key. The first answer holds the key's secret, which is not
-    kept: a repeat cannot be answered the same, so it is a 409 that names the key made, and nothing more
-    is created."""
-    claim = await gw.service.idempotency.claim(_KEYS_SCOPE, key, fingerprint(body), key_id)
-    if claim.mine:
-        return
-    if claim.fingerprint != fingerprint(body):
-        raise Conflict(
-            f"Idempotency-Key {key!r} was sent with a different request (it made key {claim.task_id}): send a "
-            "new key with a new request",
-            param="Idempotency-Key",
-            code="idempotency_key_reused",
-        )
+async def _made_before(claim: Idempotent, key_id: str) -> JSONResponse:
+    """A key is made once per Idempotency-Key. The first answer holds the key's secret, which is not
+    kept: a repeat cannot be answered the same, so it is a 409 that names the key made."""
     raise Conflict(
-        f"Idempotency-Key {key!r} already made key {claim.task_id}; its secret was shown once, in the first "
-        f"answer, and is not kept. If that answer was lost, delete the key (DELETE /admin/keys/{claim.task_id}) "
+        f"Idempotency-Key {claim.key!r} already made key {key_id}; its secret was shown once, in the first "
+        f"answer, and is not kept. If that answer was lost, delete the key (DELETE /admin/keys/{key_id}) "
         "and create it again with a new Idempotency-Key",
         param="Idempotency-Key",
         code="key_already_created",

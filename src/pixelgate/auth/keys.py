@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import NotFound
@@ -46,6 +47,15 @@ class Caller:
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
+
+
+def owner_scope(owner: str | None) -> str:
+    """What keeps an owner's Idempotency-Keys and webhook secret apart from everyone else's: the owner,
+    or "-" for a caller who sees everything (the admin key, a server without keys). An owner may be named
+    "-" too; a colon, which no owner name has, keeps that one apart."""
+    if owner is None:
+        return "-"
+    return "owner:-" if owner == "-" else owner
 
 
 # Auth off (allowed on loopback only): one caller who may do everything.
@@ -142,8 +152,21 @@ class KeyStore:
         expires_at: float | None = None,
         limits: KeyLimits | None = None,
         key_id: str | None = None,
+        conn: AsyncConnection | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key and its secret (the only time the secret is seen); ``key_id`` if one was chosen."""
+        """A new key and its secret (the only time the secret is seen); ``key_id`` if one was chosen. Saved
+        in ``conn``'s transaction if given (the one that keeps its Idempotency-Key)."""
+        if conn is None:
+            async with self.db.transaction() as own:
+                return await self.create(
+                    name=name,
+                    owner=owner,
+                    models=models,
+                    expires_at=expires_at,
+                    limits=limits,
+                    key_id=key_id,
+                    conn=own,
+                )
         key_id = key_id or new_key_id()
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
@@ -157,20 +180,19 @@ class KeyStore:
             disabled_at=None,
             limits=limits or KeyLimits(),
         )
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    id=key_id,
-                    name=name,
-                    owner=owner,
-                    salt=salt,
-                    hash=_digest(salt, secret),
-                    models=list(models) if models is not None else None,
-                    created_at=record.created_at,
-                    expires_at=expires_at,
-                    limits=record.limits.to_record() or None,
-                )
+        await conn.execute(
+            api_keys.insert().values(
+                id=key_id,
+                name=name,
+                owner=owner,
+                salt=salt,
+                hash=_digest(salt, secret),
+                models=list(models) if models is not None else None,
+                created_at=record.created_at,
+                expires_at=expires_at,
+                limits=record.limits.to_record() or None,
             )
+        )
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
     async def list(self, *, owner: str | None = None) -> list[KeyRecord]:

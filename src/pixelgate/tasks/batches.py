@@ -12,8 +12,6 @@ advances them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -26,13 +24,13 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from pixelgate.auth.keys import Caller
+from pixelgate.auth.keys import Caller, owner_scope
 from pixelgate.core import logs
 from pixelgate.core.errors import Conflict, NotFound
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
-from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
+from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint, spent
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.webhooks import enqueue_event
 
@@ -298,32 +296,22 @@ class BatchStore:
             completion_window,
         )
         if idempotency_key is None:
-            return await save()
-        key, scope = check_key(idempotency_key), caller.owner or "-"
-        print_ = fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True))
-        claim = await self.idempotency.claim(scope, key, print_, batch_id)
-        if not claim.mine:
-            if claim.fingerprint != print_:
-                raise Conflict(
-                    f"Idempotency-Key {key!r} was sent with a different request (it made {claim.task_id}): "
-                    "send a new key with a new request",
-                    param="Idempotency-Key",
-                    code="idempotency_key_reused",
-                )
-            for _ in range(200):  # the first request saves its batch in one short transaction
-                with contextlib.suppress(NotFound):
-                    return await self.get(claim.task_id, owner=caller.owner)
-                await asyncio.sleep(0.05)
-            raise Conflict(
-                f"the request first sent with Idempotency-Key {key!r} has not saved its batch: send it again",
-                param="Idempotency-Key",
-                code="idempotency_key_busy",
-            )
+            return await save(None)
+        claim = Idempotent(
+            owner_scope(caller.owner),
+            check_key(idempotency_key),
+            fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True)),
+            kind="batch",
+        )
+        return await self.idempotency.once(
+            claim, partial(save, claim), partial(self._made_before, claim, caller)
+        )
+
+    async def _made_before(self, claim: Idempotent, caller: Caller, batch_id: str) -> Batch:
         try:
-            return await save()
-        except BaseException:
-            await asyncio.shield(self.idempotency.release(scope, key, batch_id))
-            raise
+            return await self.get(batch_id, owner=caller.owner)
+        except NotFound:
+            raise spent(claim, batch_id) from None
 
     async def _create(
         self,
@@ -337,9 +325,12 @@ class BatchStore:
         options: dict[str, Any] | None,
         errors: list[dict[str, Any]] | None,
         completion_window: float,
+        claim: Idempotent | None,
     ) -> Batch:
         now = time.time()
         async with self.db.transaction() as conn:
+            if claim is not None:
+                await self.idempotency.keep(conn, claim, batch_id)
             await conn.execute(
                 batches.insert().values(
                     id=batch_id,

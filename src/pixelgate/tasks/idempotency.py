@@ -1,11 +1,11 @@
-"""``Idempotency-Key``: a create request sent again with the same key gets the first one's task (and so its
-answer) instead of a second task, and is never billed twice; the same key with a different request is a
-409. Keys are kept 24 hours, per owner.
+"""``Idempotency-Key``: a create request sent again with the same key gets what the first one made (a task, a
+batch, an API key) instead of a second one, and is never billed twice; the same key with a different
+request is a 409. Keys are kept 24 hours, per owner.
 
-Each claim also deletes the keys past their day. The key is claimed before anything else is done: a row (scope, key) whose primary key lets exactly one of
-several simultaneous requests in. The others wait for that request's task to exist and answer with it.
-If the first request fails before its task is saved (a refused size, say), its claim is released: the
-same key can be sent again, corrected or not.
+The key is saved in the same transaction as what it makes: both are saved, or neither. A request that
+fails before then (a refused size, a crash, a lost connection) leaves the key free, so the retry it was
+sent for goes through. Of several simultaneous requests with one key, the first to commit keeps it; the
+others roll back what they would have made and answer with the first one's.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelgate.core.errors import Conflict, InvalidRequest
 from pixelgate.store.db import Database
@@ -24,15 +27,7 @@ from pixelgate.store.schema import idempotency_keys
 
 KEEP_SECONDS = 24 * 3600
 _USABLE = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Who holds a key: this request (``mine``), or an earlier one whose task is ``task_id``."""
-
-    mine: bool
-    task_id: str
-    fingerprint: str
+T = TypeVar("T")
 
 
 def check_key(key: str) -> str:
@@ -54,50 +49,90 @@ def fingerprint(*parts: bytes | str | None) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Idempotent:
+    """One request's ``Idempotency-Key``: the key, whose keys it is among (``scope``, the owner) and what
+    the request asked for (``fingerprint``)."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    kind: str = "task"  # what it makes, for messages: "task", "batch", "API key"
+
+
+def spent(claim: Idempotent, made_id: str) -> Conflict:
+    """What a repeat is told when what its key made is gone since."""
+    return Conflict(
+        f"Idempotency-Key {claim.key!r} made {claim.kind} {made_id}, which has been deleted since: send a new "
+        "key to make a new one",
+        param="Idempotency-Key",
+        code="idempotency_key_spent",
+    )
+
+
 class IdempotencyKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, scope: str, key: str, print_: str, task_id: str) -> Claim:
-        """Claim ``key`` for the task about to be made, or find who has it. A claim older than a day is
-        taken over."""
-        now = time.time()
-        for _ in range(3):  # a claim released or expired under us is tried again
+    async def once(
+        self,
+        claim: Idempotent,
+        make: Callable[[], Awaitable[T]],
+        made_before: Callable[[str], Awaitable[T]],
+    ) -> T:
+        """``make()`` (which saves the key with ``keep``, in its own transaction), unless the key made
+        something already: then ``made_before(its id)``. A request that lost the race to another with the
+        same key answers with the other's."""
+        for _ in range(3):
+            earlier = await self.made(claim)
+            if earlier is not None:
+                return await made_before(earlier)
             try:
-                async with self.db.transaction() as conn:
-                    # Every key past its day goes, this one among them (an index keeps this cheap).
-                    await conn.execute(
-                        idempotency_keys.delete().where(idempotency_keys.c.created_at < now - KEEP_SECONDS)
-                    )
-                    await conn.execute(
-                        idempotency_keys.insert().values(
-                            scope=scope, key=key, fingerprint=print_, task_id=task_id, created_at=now
-                        )
-                    )
-                return Claim(mine=True, task_id=task_id, fingerprint=print_)
+                return await make()
             except IntegrityError:
-                holder = await self.holder(scope, key)
-                if holder is not None:
-                    return holder
+                if await self.made(claim) is None:
+                    raise  # another row's key: not this protocol's business
         raise Conflict(
-            f"Idempotency-Key {key!r} is being claimed and released by other requests: send it again",
+            f"Idempotency-Key {claim.key!r} is being used by other requests at this moment: send it again",
             param="Idempotency-Key",
             code="idempotency_key_busy",
         )
 
-    async def holder(self, scope: str, key: str) -> Claim | None:
-        """The earlier request that holds ``key``, if one does (a read: cheap to ask again and again)."""
-        condition = (idempotency_keys.c.scope == scope) & (idempotency_keys.c.key == key)
+    async def made(self, claim: Idempotent) -> str | None:
+        """The id of what the key made within its day, if anything; a 409 if it was made by another
+        request."""
+        condition = sa.and_(
+            idempotency_keys.c.scope == claim.scope,
+            idempotency_keys.c.key == claim.key,
+            idempotency_keys.c.created_at >= time.time() - KEEP_SECONDS,
+        )
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(sa.select(idempotency_keys).where(condition))).first()
-        return None if row is None else Claim(mine=False, task_id=row.task_id, fingerprint=row.fingerprint)
-
-    async def release(self, scope: str, key: str, task_id: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                idempotency_keys.delete().where(
-                    idempotency_keys.c.scope == scope,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.task_id == task_id,
-                )
+        if row is None:
+            return None
+        if row.fingerprint != claim.fingerprint:
+            raise Conflict(
+                f"Idempotency-Key {claim.key!r} was sent with a different request (it made {claim.kind} {row.task_id}): "
+                "send a new key with a new request",
+                param="Idempotency-Key",
+                code="idempotency_key_reused",
             )
+        return str(row.task_id)
+
+    async def keep(self, conn: AsyncConnection, claim: Idempotent, made_id: str) -> None:
+        """Save the key with what it made, in ``conn``'s transaction (the one that makes it). Another
+        request that saved the key first makes this raise ``IntegrityError``, and the transaction rolls
+        back: nothing is made twice. Keys past their day go first, this one among them."""
+        now = time.time()
+        await conn.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.created_at < now - KEEP_SECONDS)
+        )
+        await conn.execute(
+            idempotency_keys.insert().values(
+                scope=claim.scope,
+                key=claim.key,
+                fingerprint=claim.fingerprint,
+                task_id=made_id,
+                created_at=now,
+            )
+        )

@@ -15,7 +15,7 @@ from itertools import count
 import orjson
 from sqlalchemy.exc import IntegrityError
 
-from pixelgate.auth.keys import ANONYMOUS, Caller
+from pixelgate.auth.keys import ANONYMOUS, Caller, owner_scope
 from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, Prices
@@ -51,14 +51,12 @@ from pixelgate.core.task import BATCH_PRIORITY, Callback, GeneratedImage, Status
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
-from pixelgate.tasks.idempotency import IdempotencyKeys, check_key, fingerprint
+from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint, spent
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.webhook_targets import check_callback
 from pixelgate.tasks.worker import Worker
 
 log = logging.getLogger("pixelgate.tasks")
-# How long a request repeating an Idempotency-Key waits for the first one's task to be saved.
-IDEMPOTENT_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -178,42 +176,27 @@ class TaskService:
             return await self._submit(batch_line[1], request, inputs, caller)
         if idempotency_key is None:
             return await self._submit(new_task_id(), request, inputs, caller)
-        key = check_key(idempotency_key)
-        scope = caller.owner or "-"
-        print_ = inputs.fingerprint(request)
-        deadline = asyncio.get_running_loop().time() + IDEMPOTENT_WAIT_SECONDS
-        claim = await self.idempotency.claim(scope, key, print_, new_task_id())
-        while not claim.mine:
-            if claim.fingerprint != print_:
-                raise Conflict(
-                    f"Idempotency-Key {key!r} was sent with a different request (it made task {claim.task_id}): "
-                    "send a new key with a new request",
-                    param="Idempotency-Key",
-                    code="idempotency_key_reused",
-                )
-            try:
-                return await self.queue.get(claim.task_id, owner=caller.owner)
-            except NotFound:
-                pass  # the first request is still on its way to saving its task (or has failed)
-            if asyncio.get_running_loop().time() > deadline:
-                raise Conflict(
-                    f"the request first sent with Idempotency-Key {key!r} has not made its task within "
-                    f"{IDEMPOTENT_WAIT_SECONDS:g} s: send it again",
-                    param="Idempotency-Key",
-                    code="idempotency_key_busy",
-                )
-            await asyncio.sleep(0.05)
-            # Read who holds the key; claim it (a write) only if its holder failed and let it go.
-            claim = await self.idempotency.holder(scope, key) or await self.idempotency.claim(
-                scope, key, print_, new_task_id()
-            )
-        try:
-            return await self._submit(claim.task_id, request, inputs, caller)
-        except BaseException:
-            await asyncio.shield(self.idempotency.release(scope, key, claim.task_id))
-            raise
+        claim = Idempotent(owner_scope(caller.owner), check_key(idempotency_key), inputs.fingerprint(request))
+        return await self.idempotency.once(
+            claim,
+            lambda: self._submit(new_task_id(), request, inputs, caller, claim),
+            partial(self._made_before, claim, caller),
+        )
 
-    async def _submit(self, task_id: str, request: ImageRequest, inputs: _Inputs, caller: Caller) -> Task:
+    async def _made_before(self, claim: Idempotent, caller: Caller, task_id: str) -> Task:
+        try:
+            return await self.queue.get(task_id, owner=caller.owner)
+        except NotFound:
+            raise spent(claim, task_id) from None
+
+    async def _submit(
+        self,
+        task_id: str,
+        request: ImageRequest,
+        inputs: _Inputs,
+        caller: Caller,
+        claim: Idempotent | None = None,
+    ) -> Task:
         references, mask, history, videos = inputs.references, inputs.mask, inputs.history, inputs.videos
         continue_from, dialect, response_format = inputs.continue_from, inputs.dialect, inputs.response_format
         owner = caller.owner
@@ -291,12 +274,15 @@ class TaskService:
             batch_id=batch_id,
             deadline_at=None if inputs.caller_waits else time.time() + self.queue_deadline_seconds,
         )
-        # The inputs are stored first; then the reservation and the task are saved in one transaction, so
-        # that a crash leaves both or neither (a batch line made again after a crash must not find half).
-        # A request the key's limits refuse has its stored inputs deleted.
+        # The inputs are stored first; then the Idempotency-Key, the reservation and the task are saved in
+        # one transaction, so that a crash leaves all or none (a batch line made again after a crash must
+        # not find half; a key must not name a task that was never saved). A request the key's limits
+        # refuse, or that another request with its Idempotency-Key beat, has its stored inputs deleted.
         try:
             await asyncio.gather(*(write() for write in writes))
             async with self.queue.db.transaction() as conn:
+                if claim is not None:
+                    await self.idempotency.keep(conn, claim, task_id)
                 await self.ledger.reserve(
                     task_id=task_id,
                     key_id=caller.key_id if not caller.is_admin else None,
@@ -311,7 +297,9 @@ class TaskService:
                 )
                 await self.queue.insert(task, conn=conn)
         except IntegrityError:
-            raise  # the task exists already (a batch line made before a crash): its files are its own
+            if claim is not None and writes:  # this request's own new task id: nobody else's files
+                await asyncio.shield(self.blobs.delete_prefix(task_id))
+            raise  # else the task exists already (a batch line made before a crash): its files are its own
         except BaseException:
             if writes:
                 await asyncio.shield(self.blobs.delete_prefix(task_id))

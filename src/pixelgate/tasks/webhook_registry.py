@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pixelgate.auth.keys import owner_scope
 from pixelgate.core.errors import InvalidRequest, NotFound
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import webhook_deliveries, webhook_secrets, webhooks
@@ -32,10 +33,6 @@ def _known_shape(value: str, missing: NotFound | InvalidRequest) -> str:
     if not _ID.match(value):
         raise missing
     return value
-
-
-def owner_scope(owner: str | None) -> str:
-    return owner if owner is not None else "-"
 
 
 def _owned_by(column: Any, owner: str | None) -> Any:
