@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from conftest import MakeServer, ServerProcess, db_rows
-from pixelgate.core.slots import PrioritySlots
+from pixelgate.core.slots import PrioritySlots, SlotsClosed
 from pixelgate.tasks.batches import batch_window
 
 FLASH = "gemini-3.1-flash-image"
@@ -77,6 +78,30 @@ def test_a_small_channel_keeps_no_reserve_so_batches_still_run() -> None:
         await slots.acquire(batch=True)
         await slots.acquire(batch=True)
         assert slots.busy == 2
+
+    asyncio.run(scenario())
+
+
+def test_closed_slots_start_nothing_more_and_send_their_waiters_back() -> None:
+    """As the process stops, a slot freed by work that ends goes to nobody: each waiter, and whoever asks
+    later, is cancelled with the reason instead of starting upstream work the stop would cut short."""
+
+    async def scenario() -> None:
+        slots = PrioritySlots(2)
+        await slots.acquire(batch=False)
+        await slots.acquire(batch=False)
+        waiters = [asyncio.create_task(slots.acquire(batch=batch)) for batch in (False, True, False)]
+        await asyncio.sleep(0)
+        slots.close("stopping")
+        for waiter in waiters:
+            with pytest.raises(SlotsClosed, match="stopping"):
+                await waiter
+        slots.release()
+        assert slots.busy == 1, "the freed slot was handed to nobody"
+        with pytest.raises(SlotsClosed):
+            await slots.acquire(batch=False)
+        slots.release()
+        assert slots.busy == 0
 
     asyncio.run(scenario())
 

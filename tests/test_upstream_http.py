@@ -119,15 +119,68 @@ async def test_a_result_url_that_is_not_a_url_is_a_malformed_answer(http: Upstre
 # -- following an upstream task: who stops it ----------------------------------------------------------------
 
 
-def generation_remembering(saved: bool) -> Generation:
+def generation_remembering(saved: bool, into: list[dict[str, Any]] | None = None) -> Generation:
     request, spec = validate(
         ImageRequest(model="gemini-3.1-flash-image", prompt="x"), default_catalog(), Limits()
     )
 
     async def remember(state: dict[str, Any]) -> bool:
+        if into is not None:
+            into.append(state)
         return saved
 
     return Generation(request=request, spec=spec, remember=remember)
+
+
+@pytest.mark.parametrize(
+    ("saved", "cancelled_upstream"),
+    [
+        (True, False),  # the process stops: the id is saved first, and whoever takes over polls it
+        (False, True),  # the task was cancelled meanwhile: nobody will poll it, so it is stopped upstream
+    ],
+)
+async def test_a_cancel_during_creation_waits_until_the_upstream_task_is_saved(
+    http: UpstreamHttp, saved: bool, cancelled_upstream: bool
+) -> None:
+    """Cancelled while the upstream makes its task: the cancel takes effect only once the task's id is
+    saved with the pixelgate task (or the task is stopped upstream), never between the two."""
+    seen: list[str] = []
+    asked, answer_now = asyncio.Event(), asyncio.Event()
+
+    async def upstream(request: httpx2.Request) -> httpx2.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/tasks"):
+            asked.set()
+            await answer_now.wait()
+        return httpx2.Response(200, json={"id": "up-2", "status": "queued"})
+
+    await http.client.aclose()
+    http.client = httpx2.AsyncClient(
+        base_url="http://upstream.test/v1", transport=httpx2.MockTransport(upstream)
+    )
+    remembered: list[dict[str, Any]] = []
+
+    async def create() -> Any:
+        return await http.json("POST", "/tasks")
+
+    starting = asyncio.ensure_future(
+        http.started(
+            generation_remembering(saved, remembered),
+            create,
+            lambda made: made["id"],
+            lambda task: f"/tasks/{task}/cancel",
+        )
+    )
+    await asyncio.wait_for(asked.wait(), 5)
+    starting.cancel(LEFT_TO_OTHERS)
+    await asyncio.sleep(0.01)
+    assert not starting.done(), "the cancel waits for the step to end"
+    answer_now.set()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert remembered == [{"task": "up-2"}]
+    await asyncio.gather(*http._background)
+    assert ("POST /v1/tasks/up-2/cancel" in seen) is cancelled_upstream
 
 
 @pytest.mark.parametrize(
@@ -156,9 +209,7 @@ async def test_who_stops_an_upstream_task(
     )
     following = asyncio.ensure_future(
         http.follow(
-            "up-1",
-            generation_remembering(saved),
-            created=True,
+            saved=saved,
             task_path="/tasks/up-1",
             cancel_path="/tasks/up-1/cancel",
             interval=0.01,

@@ -12,11 +12,17 @@ import asyncio
 from collections import deque
 
 
+class SlotsClosed(Exception):
+    """The process is stopping: no new work starts at a channel, and what waited for a slot goes back to
+    the queue (the worker sees to it)."""
+
+
 class PrioritySlots:
     def __init__(self, size: int) -> None:
         self.size = size
         self.reserve = size // 4  # a channel of 1 to 3 slots keeps none back (batch work could not run)
         self.busy = 0
+        self.closed: str | None = None  # why, once closed
         self._interactive: deque[asyncio.Future[None]] = deque()
         self._batch: deque[asyncio.Future[None]] = deque()
 
@@ -24,6 +30,8 @@ class PrioritySlots:
         return not self._interactive and self.busy < self.size - self.reserve
 
     async def acquire(self, *, batch: bool) -> None:
+        if self.closed is not None:
+            raise SlotsClosed(self.closed)
         waiting = self._batch if batch else self._interactive
         free = self._batch_may_take() if batch else self.busy < self.size
         if free and not waiting:
@@ -45,7 +53,20 @@ class PrioritySlots:
         self.busy -= 1
         self._grant()
 
+    def close(self, why: str) -> None:
+        """Hand out no slot from now on: every waiter, and whoever asks later, gets ``SlotsClosed(why)``.
+        Work that holds a slot goes on. (A slot freed as the process stops must not start new upstream
+        work that the stop would then cut short, and that whoever takes the task over would pay for again.)"""
+        self.closed = why
+        for waiting in (self._interactive, self._batch):
+            while waiting:
+                waiter = waiting.popleft()
+                if not waiter.done():
+                    waiter.set_exception(SlotsClosed(why))
+
     def _grant(self) -> None:
+        if self.closed is not None:
+            return
         # A granted waiter counts as busy from now on, before it even wakes.
         while self._interactive and self.busy < self.size:
             self._give(self._interactive.popleft())

@@ -62,6 +62,11 @@ class Generation:
     # upstream task, and the provider must stop it itself when it stops.
     resume: dict[str, Any] | None = None
     remember: Callable[[dict[str, Any]], Awaitable[bool]] | None = field(default=None, repr=False)
+    # Names this attempt at this image for good (its task, the image, the channel and the attempt there):
+    # sent upstream as ``Idempotency-Key`` where the upstream takes one (another pixelgate does), so that
+    # whoever takes the task over after a crash, making the same attempts again, is answered with what
+    # the upstream already made instead of paying for it twice. None: no key is sent.
+    idempotency_key: str | None = None
 
     @property
     def model(self) -> str:
@@ -108,6 +113,11 @@ class Provider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def idempotent(generation: Generation) -> dict[str, str] | None:
+    """The headers that make an upstream's create call idempotent, where there is a key to send."""
+    return {"Idempotency-Key": generation.idempotency_key} if generation.idempotency_key else None
 
 
 def estimate_text_tokens(text: str) -> int:

@@ -25,7 +25,8 @@ import json
 import math
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx2
 import pybase64
@@ -43,6 +44,8 @@ from pixelgate.core.images import inspect_image
 from pixelgate.providers.answer_reader import AnswerReader, DecodedBase64, UnreadableAnswer
 from pixelgate.providers.base import Generation, ProviderImage, abandons_upstream_task
 from pixelgate.providers.lanes import LanedTransport
+
+T = TypeVar("T")
 
 MAX_QUOTED_CHARS = 300
 MAX_POLL_MISSES = 5
@@ -215,26 +218,54 @@ class UpstreamHttp:
         models = answer.get(field) if isinstance(answer, dict) else None
         return f"{len(models) if isinstance(models, list) else 0} models listed"
 
+    async def started(
+        self,
+        generation: Generation,
+        create: Callable[[], Awaitable[T]],
+        task_of: Callable[[T], str | None],
+        cancel_path_of: Callable[[str], str | None],
+    ) -> tuple[T, bool]:
+        """``create()``'s answer and whether the upstream task it made (``task_of`` the answer: None when
+        the answer is already the result) was saved with the pixelgate task so that a restart resumes it.
+
+        Creating the task and saving its id are one step that a cancel cannot split: a cancel that comes
+        meanwhile takes effect once the id is saved (so that whoever takes the task over polls it instead
+        of paying for another), or once the task is stopped upstream, if the id could not be saved (the
+        pixelgate task was cancelled: nobody else will ever know of it)."""
+
+        async def step() -> tuple[T, bool]:
+            answer = await create()
+            task_id = task_of(answer)
+            saved = False
+            if task_id is not None and generation.remember is not None:
+                saved = await generation.remember({"task": task_id})
+            return answer, saved
+
+        stepping = asyncio.ensure_future(step())
+        try:
+            return await asyncio.shield(stepping)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                answer, saved = await stepping
+                task_id = task_of(answer)
+                if task_id is not None and not saved and (path := cancel_path_of(task_id)):
+                    self.cancel_quietly(path)
+            raise
+
     async def follow(
         self,
-        task_id: str,
-        generation: Generation,
         *,
-        created: bool,
+        saved: bool,
         task_path: str,
         cancel_path: str | None,
         interval: float,
         max_interval: float,
         running: frozenset[str],
     ) -> dict[str, Any]:
-        """Follow an upstream task to its end: saved first (``created``: it was just made here) so that a
-        restart resumes it, then polled. Stopped upstream when it is given up on here (a timeout, polls
-        that keep failing), or when it was made here and could not be saved with a running task (a
-        cancel came first): then nobody else knows of it."""
-        saved = not created
+        """Poll an upstream task to its end. Stopped upstream when it is given up on here (a timeout, polls
+        that keep failing), or when it was not ``saved`` with a running task (made here as a cancel came):
+        then nobody else knows of it."""
         try:
-            if created and generation.remember is not None:
-                saved = await generation.remember({"task": task_id})
             return await self.poll(task_path, interval=interval, max_interval=max_interval, running=running)
         except BaseException as exc:
             if cancel_path and (abandons_upstream_task(exc) or not saved):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,6 +28,7 @@ from pixelgate.providers.base import (
     ProviderImage,
     ProviderResult,
     estimated_usage,
+    idempotent,
 )
 from pixelgate.providers.http import UpstreamHttp, as_count, bearer
 
@@ -67,19 +69,27 @@ class OpenAIProvider:
     async def generate(self, generation: Generation) -> ProviderResult:
         resumed = (generation.resume or {}).get("task")
         if isinstance(resumed, str):
-            return await self.read_images(await self._wait(resumed, generation, created=False), generation)
-        fields = self.fields(generation)
+            return await self.read_images(await self._wait(resumed, saved=True), generation)
+        answer, saved = await self.http.started(
+            generation, partial(self._create, generation), _task_of, lambda task: f"/tasks/{task}/cancel"
+        )
+        task_id = _task_of(answer)
+        if task_id is not None:
+            answer = await self._wait(task_id, saved=saved)
+        return await self.read_images(answer, generation)
+
+    async def _create(self, generation: Generation) -> dict[str, Any]:
+        """The create call's answer: the images, or (async) a task that makes them."""
+        fields, headers = self.fields(generation), idempotent(generation)
         if generation.references:
             answer = await self.http.json(
-                "POST", "/images/edits", data=_form(fields), files=_files(generation)
+                "POST", "/images/edits", data=_form(fields), files=_files(generation), headers=headers
             )
         else:
-            answer = await self.http.json("POST", "/images/generations", json=fields)
+            answer = await self.http.json("POST", "/images/generations", json=fields, headers=headers)
         if not isinstance(answer, dict):
             raise self.http.malformed("an answer that is not a JSON object")
-        if "data" not in answer and "id" in answer and "status" in answer:
-            answer = await self._wait(str(answer["id"]), generation, created=True)
-        return await self.read_images(answer, generation)
+        return answer
 
     def fields(self, generation: Generation) -> dict[str, Any]:
         request = generation.request
@@ -113,11 +123,9 @@ class OpenAIProvider:
 
         return min(self.options.sizes, key=distance)
 
-    async def _wait(self, task_id: str, generation: Generation, *, created: bool) -> dict[str, Any]:
+    async def _wait(self, task_id: str, *, saved: bool) -> dict[str, Any]:
         answer = await self.http.follow(
-            task_id,
-            generation,
-            created=created,
+            saved=saved,
             task_path=f"/tasks/{task_id}",
             cancel_path=f"/tasks/{task_id}/cancel",
             interval=self.options.poll_interval,
@@ -157,6 +165,14 @@ class OpenAIProvider:
 
     async def close(self) -> None:
         await self.http.close()
+
+
+def _task_of(answer: dict[str, Any]) -> str | None:
+    """The upstream task an answer is (seed 003's async mode, or a gateway that always answers so), if it
+    is one rather than the images."""
+    if "data" not in answer and "id" in answer and "status" in answer:
+        return str(answer["id"])
+    return None
 
 
 def _form(fields: dict[str, Any]) -> dict[str, str]:

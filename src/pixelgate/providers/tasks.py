@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ from pixelgate.providers.base import (
     ProviderImage,
     ProviderResult,
     estimated_usage,
+    idempotent,
 )
 from pixelgate.providers.http import UpstreamHttp, bearer
 
@@ -58,14 +60,16 @@ class TaskGatewayProvider:
 
     async def generate(self, generation: Generation) -> ProviderResult:
         resumed = (generation.resume or {}).get("task")
-        created = not isinstance(resumed, str)
-        task_id = resumed if isinstance(resumed, str) else await self.create(generation)
+        if isinstance(resumed, str):
+            task_id, saved = resumed, True
+        else:
+            task_id, saved = await self.http.started(
+                generation, partial(self.create, generation), lambda made: made, self.cancel_path
+            )
         answer = await self.http.follow(
-            task_id,
-            generation,
-            created=created,
+            saved=saved,
             task_path=self.options.task_path.format(id=task_id),
-            cancel_path=self.options.cancel_path.format(id=task_id) if self.options.cancel_path else None,
+            cancel_path=self.cancel_path(task_id),
             interval=self.options.poll_interval,
             max_interval=self.options.max_poll_interval,
             running=RUNNING,
@@ -81,8 +85,13 @@ class TaskGatewayProvider:
         )
         return ProviderResult(images=images, usage=estimated_usage(generation, images=len(images)))
 
+    def cancel_path(self, task_id: str) -> str | None:
+        return self.options.cancel_path.format(id=task_id) if self.options.cancel_path else None
+
     async def create(self, generation: Generation) -> str:
-        made = await self.http.json("POST", self.options.create_path, json=self.body(generation))
+        made = await self.http.json(
+            "POST", self.options.create_path, json=self.body(generation), headers=idempotent(generation)
+        )
         task_id = made.get("id") if isinstance(made, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise self.http.malformed(f"a task without an id: {self.http.quote(str(made))}")
@@ -113,8 +122,9 @@ class TaskGatewayProvider:
         return await self.http.list_models("/models", "data")
 
     def abandon(self, state: dict[str, Any]) -> None:
-        if self.options.cancel_path and isinstance(state.get("task"), str):
-            self.http.cancel_quietly(self.options.cancel_path.format(id=state["task"]))
+        path = self.cancel_path(state["task"]) if isinstance(state.get("task"), str) else None
+        if path is not None:
+            self.http.cancel_quietly(path)
 
     async def close(self) -> None:
         await self.http.close()

@@ -151,6 +151,10 @@ class Router:
                 upstream_model=model,
                 resume=generation.resume if resumed is not None else None,
                 remember=_remember_on(channel.name, generation.remember),
+                # The n-th attempt at this channel: the same one, and so the same key, after a takeover.
+                idempotency_key=f"{generation.idempotency_key}-{channel.name}-{attempts.count(channel.name)}"
+                if generation.idempotency_key
+                else None,
             )
             breaker = self.breakers[channel.name]
             probe = breaker.begin(may_probe=resumed is None)
@@ -268,6 +272,12 @@ class Router:
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiting
         return loop.time() - started if done else seconds
+
+    def stop_starting(self, why: str) -> None:
+        """No attempt starts from now on (the process stops): each one waiting for a channel's slot, or
+        asking for one later, is cancelled with ``why`` instead."""
+        for channel in self.channels:
+            channel.slots.close(why)
 
     # -- the admin's hand: out of rotation, back in, reset ------------------------------------------------
 

@@ -23,6 +23,7 @@ from pixelgate.core import logs, metrics
 from pixelgate.core.errors import ChannelsUnavailable, PixelgateError, RateLimited, UpstreamError
 from pixelgate.core.images import convert_image
 from pixelgate.core.request import MIME_TYPES
+from pixelgate.core.slots import SlotsClosed
 from pixelgate.core.task import GeneratedImage, Task, TaskResult, Thought, Usage
 from pixelgate.providers.base import LEFT_TO_OTHERS, Generation, PastTurn, ProviderImage, ProviderResult
 from pixelgate.routing import Router
@@ -86,19 +87,20 @@ class Worker:
         ]
 
     async def stop(self, grace: float) -> None:
-        """Stop claiming; let running tasks finish for up to ``grace`` seconds, then give the rest back
-        to the queue so that the next start (of this or another process) runs them."""
+        """Stop claiming and starting work at a channel (what waits for a slot goes back to the queue at
+        once); let running generations finish for up to ``grace`` seconds, then give the rest back to the
+        queue, so that the next start (of this or another process) runs them, resuming their upstream
+        tasks."""
         self._stopping = True
+        self.router.stop_starting(LEFT_TO_OTHERS)
         self._wake.set()
         self._slot_free.set()
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=grace)
-        for task_id, running in list(self._running.items()):
-            running.cancel(LEFT_TO_OTHERS)
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await running
-            await self.queue.release(task_id, self.id)
-            logs.event(log, "task.requeued", task_id=task_id, reason="shutdown")
+        running = list(self._running.values())
+        for left in running:
+            left.cancel(LEFT_TO_OTHERS)
+        await asyncio.gather(*running, return_exceptions=True)
         for loop in self._loops:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,6 +178,10 @@ class Worker:
         except asyncio.CancelledError:
             if task.id not in self._cancelled and not self._stopping:
                 raise
+            if task.id not in self._cancelled:  # the process stops: the task goes back to the queue
+                await asyncio.shield(self._requeue(task, started=True))
+        except SlotsClosed:  # the process stops before the task reached a channel
+            await asyncio.shield(self._requeue(task, started=False))
         except Exception:
             # A bug, not bad input: record it on the task rather than leave the task running forever.
             log.exception("task %s failed unexpectedly", task.id)
@@ -214,6 +220,15 @@ class Worker:
             error=error.message,
             ms=round((time.time() - task.created_at) * 1000),
         )
+
+    async def _requeue(self, task: Task, *, started: bool) -> None:
+        """Give a task back as this process stops: one that never reached a channel does not count the
+        claim as an attempt."""
+        if started:
+            await self.queue.release(task.id, self.id)
+        else:
+            await self.queue.defer(task.id, self.id, time.time())
+        logs.event(log, "task.requeued", task_id=task.id, reason="shutdown", started=started)
 
     async def _defer(self, task: Task, unavailable: PixelgateError) -> bool:
         """Put a task that may wait (an asynchronous one, before its deadline) back in the queue until a
@@ -292,6 +307,7 @@ class Worker:
                     resume=upstream.get(str(index)),
                     batch=task.batch_id is not None,
                     remember=partial(remember, index),
+                    idempotency_key=f"pixelgate-{task.id}-{index}",
                 )
             )
             done += 1
@@ -360,8 +376,15 @@ async def _all_or_none(calls: list[Coroutine[Any, Any, ProviderResult]]) -> list
     try:
         return list(await asyncio.gather(*jobs))
     except BaseException as exc:
+        # A stop from outside, or the channels closing as the process stops, is passed on as such: the
+        # others' upstream tasks are then resumed by whoever takes the task over, not cancelled.
+        why = None
+        if isinstance(exc, SlotsClosed):
+            why = LEFT_TO_OTHERS
+        elif isinstance(exc, asyncio.CancelledError) and exc.args:
+            why = exc.args[0]
         for job in jobs:
-            job.cancel(exc.args[0] if isinstance(exc, asyncio.CancelledError) and exc.args else None)
+            job.cancel(why)
         await asyncio.gather(*jobs, return_exceptions=True)
         raise
 
