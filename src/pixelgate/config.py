@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     emulate_timeout_after: float = 30.0
 
     max_body_bytes: int = 64 * 1024 * 1024
+    # A request's headers must arrive within this many seconds of the connection opening or of the
+    # request's first byte; past it the connection gets a 408 and is closed (api/header_timeout.py).
+    header_timeout_seconds: float = Field(20.0, gt=0)
     max_prompt_chars: int = 32_000
     max_image_pixels: int = 64 * 1024 * 1024
     max_reference_bytes: int = 20 * 1024 * 1024
