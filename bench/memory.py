@@ -24,7 +24,7 @@ MODEL = "gemini-3.1-flash-image"
 
 def plan(quick: bool) -> dict[str, int]:
     if quick:
-        return {"side": 4000, "references": 12, "requests": 2}
+        return {"side": 2000, "references": 4, "requests": 2}
     return {"side": 8000, "references": 12, "requests": 6}
 
 
