@@ -53,12 +53,15 @@ async def send_all(url: str, pngs: list[bytes], requests: int) -> tuple[list[int
 def measure(server: Service, pngs: list[bytes], requests: int) -> dict[str, Any]:
     assert server.memory is not None
     idle = server.memory.reset_peak()
+    cpu = server.memory.process.cpu_times()
     statuses, seconds = asyncio.run(send_all(base_url(server), pngs, requests))
+    used = server.memory.process.cpu_times()
     return {
         "requests": requests,
         "ok": statuses.count(200),
         "statuses": sorted(set(statuses)),
         "seconds": round(seconds, 2),
+        "server_cpu_s": round(used.user + used.system - cpu.user - cpu.system, 2),
         "idle_rss_mib": mib(idle),
         "peak_rss_mib": mib(server.memory.peak),
         "growth_mib": mib(server.memory.peak - idle),
@@ -92,7 +95,8 @@ def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
         f"  memory {settings['requests']} x {count} PNGs of {side}x{side} ({result['reference_kib']} KiB): peak "
         f"{together['peak_rss_mib']} MiB (+{together['growth_mib']} MiB from {together['idle_rss_mib']}; one "
         f"request alone +{alone['growth_mib']} MiB, {result['growth_ratio_to_alone']}x), "
-        f"{together['ok']}/{together['requests']} answered 200 in {together['seconds']} s",
+        f"{together['ok']}/{together['requests']} answered 200 in {together['seconds']} s "
+        f"({together['server_cpu_s']} s of server CPU)",
         flush=True,
     )
     return result

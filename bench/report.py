@@ -195,7 +195,16 @@ def tables(results: dict[str, Any]) -> str:
         ]
         out.append(
             _table(
-                ["", "requests", "answered 200", "seconds", "idle MiB", "peak MiB", "growth MiB"],
+                [
+                    "",
+                    "requests",
+                    "answered 200",
+                    "seconds",
+                    "server CPU s",
+                    "idle MiB",
+                    "peak MiB",
+                    "growth MiB",
+                ],
                 [
                     [
                         name,
@@ -208,7 +217,7 @@ def tables(results: dict[str, Any]) -> str:
                     ]
                     for name, r in (("alone (baseline)", m["alone"]), ("together", m["together"]))
                 ]
-                + [["growth ratio", "", "", "", "", "", m["growth_ratio_to_alone"]]],
+                + [["growth ratio", "", "", "", "", "", "", m["growth_ratio_to_alone"]]],
             )
         )
         out.append("")

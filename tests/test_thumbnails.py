@@ -64,6 +64,7 @@ def test_a_png_thumbnail_is_the_one_a_whole_decode_gives(
     mode: str, band_pixels: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(thumbnails, "BAND_PIXELS", band_pixels)
+    monkeypatch.setattr(thumbnails, "WHOLE_PNG_PIXELS", 0)  # in bands, however small
     image = picture()
     data = encoded(image.convert(mode) if mode != "P" else image.quantize(200), "PNG")
     for side in (37, 150, 600):
@@ -71,7 +72,10 @@ def test_a_png_thumbnail_is_the_one_a_whole_decode_gives(
 
 
 @pytest.mark.parametrize("size", [(2500, 40), (40, 2500), (3, 2)], ids=["wide", "tall", "tiny"])
-def test_a_png_of_any_shape_keeps_its_aspect_ratio(size: tuple[int, int]) -> None:
+def test_a_png_of_any_shape_keeps_its_aspect_ratio(
+    size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thumbnails, "WHOLE_PNG_PIXELS", 0)
     data = encoded(picture(size), "PNG")
     # Reduced in bands first, then resized: within a few levels of the whole decode's resize.
     assert_same(thumbnail(data, 100), whole(data, 100), tolerance=48)
@@ -83,7 +87,7 @@ def test_other_formats_are_decoded_as_before(fmt: str) -> None:
     assert_same(thumbnail(data, 120), whole(data, 120))
 
 
-def test_png_pixel_data_that_ends_early_is_an_error() -> None:
+def test_png_pixel_data_that_ends_early_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks that parse (lengths and CRCs right) around a zlib stream that holds half the rows."""
     rows = (b"\x00" + b"\x01\x02\x03" * 300) * 150
     ihdr = struct.pack(">IIBBBBB", 300, 300, 8, 2, 0, 0, 0)
@@ -93,6 +97,7 @@ def test_png_pixel_data_that_ends_early_is_an_error() -> None:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+    monkeypatch.setattr(thumbnails, "WHOLE_PNG_PIXELS", 0)
     with pytest.raises(OSError, match="ends after 150 of its 300 rows"):
         thumbnail(data, 50)
 

@@ -4,7 +4,8 @@ A thumbnail needs a few hundred pixels a side; decoding an 8000 x 8000 reference
 192 MB (and a copy when converting). So:
 
 - a JPEG is decoded at 1/2 to 1/8 scale (``Image.draft``: libjpeg scales while it decodes);
-- a PNG (not interlaced, 8 bits a sample, the common kind) is decoded a band of rows at a time, each band
+- a PNG of more than 4 Mi pixels (not interlaced, 8 bits a sample, the common kind) is decoded a band of
+  rows at a time, each band
   reduced (``Image.reduce``, a box filter) into a small canvas before the next is decoded: its zlib stream
   is inflated here bit by bit, and Pillow unfilters each band as a PNG of its own whose first row is the
   row before the band;
@@ -29,13 +30,14 @@ from pixelgate.core.pixel_budget import DECODED_PIXELS, PixelBudget
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_PIXELS = 512 * 1024  # about how many pixels one band of a PNG decodes at once
+WHOLE_PNG_PIXELS = 4 * 1024 * 1024  # a PNG of at most this many is decoded whole: faster, and small anyway
 _PNG_MODES = {0: ("L", 1), 2: ("RGB", 3), 3: ("P", 1), 4: ("LA", 2), 6: ("RGBA", 4)}  # colour type: mode
 
 
 def thumbnail(data: bytes, side: int, *, budget: PixelBudget = DECODED_PIXELS) -> Image.Image:
     """``data`` as an RGB image that fits in ``side`` x ``side``, keeping its aspect ratio."""
     with Image.open(io.BytesIO(data)) as image:
-        if image.format == "PNG":
+        if image.format == "PNG" and image.size[0] * image.size[1] > WHOLE_PNG_PIXELS:
             layout = _PngLayout.read(data)
             if layout is not None:
                 return _png_thumbnail(data, layout, side, budget)
