@@ -1,15 +1,14 @@
 """Small versions of images that may be very large, without holding their pixels decoded.
 
 A thumbnail needs a few hundred pixels a side; decoding an 8000 x 8000 reference whole to make one takes
-192 MB (and a copy when converting). So:
+244 MiB (Pillow keeps an RGB pixel in 4 bytes), and as much again to convert it. So:
 
 - a JPEG is decoded at 1/2 to 1/8 scale (``Image.draft``: libjpeg scales while it decodes);
-- a PNG of more than 4 Mi pixels (not interlaced, 8 bits a sample, the common kind) is decoded a band of
-  rows at a time, each band
-  reduced (``Image.reduce``, a box filter) into a small canvas before the next is decoded: its zlib stream
-  is inflated here bit by bit, and Pillow unfilters each band as a PNG of its own whose first row is the
-  row before the band;
-- anything else (WebP, GIF, interlaced or 16-bit PNG) is decoded whole.
+- a PNG of more than 4 Mi pixels (not interlaced, 8 bits a sample: the common kind) is decoded a band of
+  rows at a time, each band reduced (``Image.reduce``, a box filter) into a small canvas before the next
+  is decoded. Its zlib stream is inflated here as far as each band needs, and Pillow's PNG decoder
+  unfilters the band, given the row above it as the band's first row;
+- anything else (WebP, GIF, a smaller, interlaced or 16-bit PNG) is decoded whole.
 
 Every decode takes its pixels from the process's budget (``core/pixel_budget.py``) first, so that what a
 server holds decoded at once is bounded whatever the number of requests.
@@ -107,9 +106,9 @@ class _PngLayout:
         return self.width * _PNG_MODES[self.colour_type][1]
 
     def band(self, previous: bytes | None, rows: bytearray, count: int) -> Image.Image:
-        """The ``count`` filtered ``rows`` (each with its filter byte) unfiltered by Pillow's PNG decoder,
-        after ``previous`` (the unfiltered row above them, given unfiltered) where there is one, which
-        then is the band's first row."""
+        """The ``count`` filtered ``rows`` (each with its filter byte) unfiltered by Pillow's PNG decoder.
+        Rows filtered against the row above need it: ``previous``, the row above the band (unfiltered),
+        is then the band's first row."""
         packer = zlib.compressobj(0)  # stored: the decoder wants a zlib stream, not a small one
         stream = []
         if previous is not None:
@@ -128,7 +127,7 @@ def _png_thumbnail(data: bytes, layout: _PngLayout, side: int, budget: PixelBudg
     factor = max(1, max(width, height) // (2 * side))  # the canvas keeps twice the thumbnail's detail
     band_rows = max(1, BAND_PIXELS // width // factor) * factor
     canvas_size = (math.ceil(width / factor), math.ceil(height / factor))
-    # The band's filtered bytes, its PNG, its decoded pixels and their RGB copy, and the canvas.
+    # The band's filtered bytes, their zlib stream, its decoded pixels and their RGB copy, and the canvas.
     held = 4 * min(band_rows, height) * width + canvas_size[0] * canvas_size[1]
     with budget.hold(held):
         canvas = Image.new("RGB", canvas_size)
@@ -151,7 +150,7 @@ def _filtered_rows(data: bytes, layout: _PngLayout, band_rows: int) -> Iterator[
     row = layout.row_bytes + 1
     inflater = zlib.decompressobj()
     chunks = (memoryview(data)[start:end] for start, end in layout.data_chunks)
-    pending = b""  # compressed bytes not yet inflated
+    pending: bytes | memoryview = b""  # compressed bytes not yet inflated
     left = layout.height
     while left:
         count = min(band_rows, left)
@@ -159,7 +158,7 @@ def _filtered_rows(data: bytes, layout: _PngLayout, band_rows: int) -> Iterator[
         out = bytearray()
         while len(out) < wanted:
             if not pending:
-                pending = bytes(next(chunks, b"")) if not inflater.eof else b""
+                pending = next(chunks, b"") if not inflater.eof else b""
                 if not pending:
                     done = layout.height - left + len(out) // row
                     raise OSError(f"the PNG's pixel data ends after {done} of its {layout.height} rows")
