@@ -1,4 +1,4 @@
-"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [batch] [--quick]``.
+"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [batch] [memory] [--quick]``.
 
 Prints a table per benchmark and writes the figures to ``bench/results/<name>.json`` (``--out``), with
 plots where a picture helps when matplotlib is installed. Every figure is a ratio against a baseline run in
@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import batch, emulator, inflight, large, relay, report
+from bench import batch, emulator, inflight, large, memory, relay, report
 from bench.common import ROOT, machine
 
-SUITES = ("relay", "inflight", "large", "emulator", "batch")
+SUITES = ("relay", "inflight", "large", "emulator", "batch", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[suite] = large.run(workdir, quick=args.quick)
             elif suite == "emulator":
                 results[suite] = emulator.run(workdir, quick=args.quick)
+            elif suite == "memory":
+                results[suite] = memory.run(workdir, quick=args.quick)
             else:
                 results[suite] = batch.run(workdir, quick=args.quick)
             results[suite]["seconds"] = round(time.perf_counter() - started, 1)

@@ -13,7 +13,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def tables(results: dict[str, Any]) -> str:
-    suites = ("relay", "inflight", "large", "emulator", "batch")
+    suites = ("relay", "inflight", "large", "emulator", "batch", "memory")
     dates = sorted({results[s]["date"] for s in suites if s in results})
     out = [
         f"Run {' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '?'} on {results['machine']}"
@@ -185,6 +185,42 @@ def tables(results: dict[str, Any]) -> str:
             f"capacity left to it, and ended {b['batch_status']}.",
             "",
         ]
+    if "memory" in results:
+        m = results["memory"]
+        out += [
+            f"**Memory under references that decode large** ({m['references_per_request']} PNGs of "
+            f"{m['side']}x{m['side']}, {m['reference_kib']} KiB each; "
+            f"{m['decoded_if_all_at_once_mib']} MiB if all were decoded at once)",
+            "",
+        ]
+        out.append(
+            _table(
+                [
+                    "",
+                    "requests",
+                    "answered 200",
+                    "seconds",
+                    "server CPU s",
+                    "idle MiB",
+                    "peak MiB",
+                    "growth MiB",
+                ],
+                [
+                    [
+                        name,
+                        r["requests"],
+                        r["ok"],
+                        r["seconds"],
+                        r["idle_rss_mib"],
+                        r["peak_rss_mib"],
+                        r["growth_mib"],
+                    ]
+                    for name, r in (("alone (baseline)", m["alone"]), ("together", m["together"]))
+                ]
+                + [["growth ratio", "", "", "", "", "", "", m["growth_ratio_to_alone"]]],
+            )
+        )
+        out.append("")
     return "\n".join(out)
 
 

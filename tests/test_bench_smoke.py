@@ -50,6 +50,17 @@ def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
     assert batch["alone"]["requests"] > 0 and batch["during_batch"]["requests"] > 0, batch
     assert not batch["alone"]["errors"] and not batch["during_batch"]["errors"], batch
 
+    memory = results["memory"]
+    assert memory["together"]["ok"] == memory["together"]["requests"] == 2, memory
+    assert memory["alone"]["ok"] == 1 and memory["together"]["peak_rss_mib"] > 0, memory
+
     table = (tmp_path / "quick.md").read_text()
-    for heading in ("Relay overhead", "In flight", "Large payloads", "The emulator", "while a batch runs"):
+    for heading in (
+        "Relay overhead",
+        "In flight",
+        "Large payloads",
+        "The emulator",
+        "while a batch runs",
+        "references that decode large",
+    ):
         assert heading in table

@@ -123,13 +123,14 @@ def refused(response: httpx.Response, *fragments: str) -> None:
     [
         ("http://127.0.0.1:{port}/cat.png", "127.0.0.1, a loopback address"),
         ("http://[::1]:{port}/cat.png", "::1, a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/", "a link-local address (where cloud metadata"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, a cloud metadata address"),
+        ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "a NAT64 address which carries 169.254.169.254"),
         ("http://10.0.0.1/cat.png", "10.0.0.1, a private address"),
         ("http://localhost:{port}/cat.png", "localhost (127.0.0.1), a loopback address"),
         ("http://[::ffff:127.0.0.1]:{port}/cat.png", "a loopback address"),
         ("http://0.0.0.0:{port}/cat.png", "0.0.0.0, the unspecified address"),
     ],
-    ids=["127.0.0.1", "::1", "metadata", "10.0.0.1", "localhost", "ipv4-mapped", "0.0.0.0"],
+    ids=["127.0.0.1", "::1", "metadata", "nat64-metadata", "10.0.0.1", "localhost", "ipv4-mapped", "0.0.0.0"],
 )
 def test_what_only_the_server_can_reach_is_refused(
     plain: ServerProcess, send: Send, url: str, reason: str

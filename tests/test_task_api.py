@@ -676,6 +676,24 @@ def test_malformed_expires_is_4xx(
     assert 400 <= status < 500, status
 
 
+def non_canonical(expires: int) -> list[str]:
+    """``expires`` written as Python's int() (and so pydantic) would read it, but not as the signer wrote it."""
+    text = str(expires)
+    fullwidth = "".join(chr(0xFF10 + int(digit)) for digit in text)  # U+FF10 FULLWIDTH DIGIT ZERO onwards
+    underscored = f"{text[:3]}_{text[3:]}"
+    return [f"+{text}", f" {text}", f"{text} ", f"0{text}", f"{text}.0", underscored, fullwidth, f"{text}e0"]
+
+
+def test_only_the_signers_own_spelling_of_expires_is_accepted(
+    http: httpx.Client, server: ServerProcess, signed: tuple[str, str, int, str]
+) -> None:
+    _, key, expires, signature = signed
+    assert http.get(blob_url(server, key, expires, signature)).status_code == 200
+    for spelling in non_canonical(expires):
+        response = http.get(f"{server.url}/blobs/{key}", params={"expires": spelling, "signature": signature})
+        assert response.status_code == 403, f"expires={spelling!r}: {response.status_code}"
+
+
 # --- (f) reproducible images ------------------------------------------------------------------------------
 
 

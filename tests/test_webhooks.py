@@ -183,7 +183,7 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_on(server: ServerProcess,
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://169.254.169.254/latest/meta-data/", "a link-local address"),
+        ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
         ("http://[::1]:9/hook", "a loopback address"),  # only 127.0.0.1 is allowed on this server
         ("http://10.0.0.7/hook", "a private address"),
         ("ftp://example.com/hook", "is not an http(s) URL"),

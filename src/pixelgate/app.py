@@ -41,6 +41,7 @@ from pixelgate.auth.ledger import Ledger
 from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
 from pixelgate.catalog import Prices, default_catalog
 from pixelgate.config import Settings, resolve_config
+from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
 from pixelgate.core.references import ImageFetcher
 from pixelgate.routing import ChannelControls, build_router, check_channels
 from pixelgate.store.blobs import BlobStore, UrlSigner
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        DECODED_PIXELS.resize(settings.max_decoded_pixels)  # one budget for the process, whatever decodes
+        return_large_blocks()  # and what a decode frees leaves the process
         db = await Database.open(
             settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
         )

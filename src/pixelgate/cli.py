@@ -101,6 +101,7 @@ def serve(
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     import uvicorn
 
+    from pixelgate.api.header_timeout import header_timeout_protocol
     from pixelgate.app import create_app
     from pixelgate.config import ConfigError, Settings, resolve_config
 
@@ -166,6 +167,8 @@ def serve(
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        # A connection that stalls before its headers end would be held for good (slowloris).
+        http=header_timeout_protocol(settings.header_timeout_seconds),
     )
 
 

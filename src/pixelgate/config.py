@@ -86,8 +86,14 @@ class Settings(BaseSettings):
     emulate_timeout_after: float = 30.0
 
     max_body_bytes: int = 64 * 1024 * 1024
+    # A request's headers must arrive within this many seconds of the connection opening or of the
+    # request's first byte; past it the connection gets a 408 and is closed (api/header_timeout.py).
+    header_timeout_seconds: float = Field(20.0, gt=0)
     max_prompt_chars: int = 32_000
     max_image_pixels: int = 64 * 1024 * 1024
+    # Decoded pixels the whole process may hold at once (core/pixel_budget.py): images are decoded within
+    # it, waiting while others hold it, so many requests with large images cannot exhaust memory.
+    max_decoded_pixels: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     max_reference_bytes: int = 20 * 1024 * 1024
     max_history_turns: int = Field(64, ge=1)  # earlier turns a conversation may carry
     max_tasks_per_key: int = Field(10_000, ge=1)  # queued or running, for keys without their own limit

@@ -17,7 +17,7 @@ router = APIRouter()
 
 @router.get("/blobs/{task_id}/{name}")
 async def get_blob(
-    task_id: str, name: str, request: Request, gw: GatewayDep, expires: int = 0, signature: str = ""
+    task_id: str, name: str, request: Request, gw: GatewayDep, expires: str = "", signature: str = ""
 ) -> FileResponse:
     set_dialect(request, "openai")
     key = f"{task_id}/{name}"

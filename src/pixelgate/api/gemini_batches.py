@@ -77,10 +77,16 @@ def file_resource(gw: Gateway, request: Request, stored: StoredFile, version: st
     return resource
 
 
-async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def upload_file(version: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     """Google's resumable upload: ``start`` (the file's description) answers with the URL the pieces go to;
-    each piece is ``upload`` at an offset, the last ``upload, finalize``."""
-    version = request.url.path.split("/")[2]  # /upload/{version}/files
+    each piece is ``upload`` at an offset, the last ``upload, finalize``. ``version`` is declared (not read
+    from the path) so that the OpenAPI document names the path parameter."""
+    if version not in API_VERSIONS:
+        # It is written back into the upload URL's header: a line break in it was a 500.
+        raise NotFound(
+            f"/upload/{version[:20]!r}/files is not an upload path: use "
+            + " or ".join(f"/upload/{known}/files" for known in API_VERSIONS)
+        )
     command = {part.strip() for part in request.headers.get("x-goog-upload-command", "").lower().split(",")}
     upload_id = request.query_params.get("upload_id")
     if "start" in command:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
+from pixelgate.core.pixel_budget import DECODED_PIXELS
 
 # Every untrusted image enters through inspect_image, which checks width x height against pixelgate's own
 # (configurable) limit before anything is decoded; Pillow's global guard would only refuse earlier with a
@@ -135,6 +136,6 @@ def encode_image(image: Image.Image, output_format: str, compression: int | None
 def convert_image(data: bytes, output_format: str, compression: int | None = None) -> bytes:
     """Re-encode an upstream's image in the format the caller asked for (Gemini answers PNG whatever
     was asked; an OpenAI-style upstream may ignore output_format)."""
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data)) as image, DECODED_PIXELS.hold(image.size[0] * image.size[1]):
         image.load()
         return encode_image(image, output_format, compression)

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import io
 import math
 import random
 import textwrap
@@ -33,6 +32,7 @@ from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, Up
 from pixelgate.core.images import encode_image
 from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
+from pixelgate.core.thumbnails import thumbnail
 from pixelgate.providers.base import (
     Generation,
     ProviderImage,
@@ -374,10 +374,7 @@ def _paste_thumbnails(image: Image.Image, references: tuple[bytes, ...], margin:
     for data in references:
         if x + side > image.width - margin:
             break
-        with Image.open(io.BytesIO(data)) as reference:
-            reference.draft("RGB", (side, side))  # JPEG decodes straight at a reduced scale
-            thumb = reference.convert("RGB")
-            thumb.thumbnail((side, side))
+        thumb = thumbnail(data, side)  # decoded at a reduced size, within the process's pixel budget
         frame = Image.new("RGB", (side, side), (255, 255, 255))
         frame.paste(thumb, ((side - thumb.width) // 2, (side - thumb.height) // 2))
         image.paste(frame, (x, y))

@@ -101,6 +101,9 @@ class BlobStore:
         await asyncio.to_thread(shutil.rmtree, target, True)
 
 
+_CANONICAL_EXPIRES = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)  # str(int) of a Unix time, 18 digits at most
+
+
 class UrlSigner:
     """HMAC-SHA256 signatures over a blob key and an expiry time: unforgeable and unusable once expired."""
 
@@ -113,8 +116,14 @@ class UrlSigner:
     def query(self, key: str, expires: int) -> str:
         return urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
-    def verify(self, key: str, expires: int, signature: str, *, now: float | None = None) -> bool:
-        if expires < (now if now is not None else time.time()):
+    def verify(self, key: str, expires: str, signature: str, *, now: float | None = None) -> bool:
+        """Whether ``expires`` and ``signature``, as the URL carries them, are what ``query`` wrote for
+        ``key`` and are not past. Only the signer's own spelling of the number counts: ``+123``, ``0123``,
+        `` 123``, ``123.0``, ``1_23`` or other digits than ASCII read as the same number, but a URL that
+        says them was not handed out."""
+        if not _CANONICAL_EXPIRES.fullmatch(expires):
+            return False
+        if int(expires) < (now if now is not None else time.time()):
             return False
         # compare_digest refuses non-ASCII text; no signature this signer made has any.
-        return signature.isascii() and hmac.compare_digest(self._signature(key, expires), signature)
+        return signature.isascii() and hmac.compare_digest(self._signature(key, int(expires)), signature)
