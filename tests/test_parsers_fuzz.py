@@ -370,8 +370,10 @@ def test_any_bytes_are_an_object_or_an_invalid_json_error(body: bytes) -> None:
     try:
         data = _read(body)
     except InvalidRequest as exc:
-        assert exc.status == 400 and exc.code == "invalid_json"
-        assert exc.message.startswith("the request body "), exc.message
+        assert exc.status == 400, exc.message
+        # JSON that nothing can keep is named by its place in the body
+        assert exc.code in ("invalid_json", "invalid_unicode", "number_out_of_range"), exc.code
+        assert exc.message.startswith(exc.param or "the request body "), exc.message
         return
     assert isinstance(data, dict)
 

@@ -26,10 +26,11 @@ from starlette.requests import Request
 from pixelgate.api.auth import admin_only, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import parse_model, read_json_object, stored_text
 from pixelgate.auth.keys import new_key_id
 from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import Conflict, InvalidRequest, one_of
+from pixelgate.store.schema import api_keys
 from pixelgate.tasks.idempotency import check_key, fingerprint
 
 router = APIRouter(
@@ -196,6 +197,8 @@ async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str,
 @router.get("/keys")
 async def list_keys(gw: GatewayDep, owner: str | None = None) -> dict[str, Any]:
     now = time.time()
+    if owner is not None:
+        stored_text(owner, "owner", api_keys.c.owner)
     return {"object": "list", "data": [k.describe(now) for k in await gw.keys.list(owner=owner)]}
 
 

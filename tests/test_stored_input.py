@@ -1,0 +1,355 @@
+"""Values no database can keep, or no answer can carry, are refused where the request is read: a 400 (or the
+404 of an id nothing can have) in the caller's own error shape, naming the field and showing the value
+safely, on SQLite and PostgreSQL alike. Before, each of these was a 500 - some after the task was saved and
+billed (a lone surrogate in ``metadata``), most only on PostgreSQL (a NUL byte, NaN in a JSON column, a
+value longer than its column).
+
+Every request here carries an ``X-Request-Id`` of its own, and no task may carry it afterwards: a refused
+request saves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import ServerProcess, db_rows
+
+MODEL = "gemini-3.1-flash-image"
+SURROGATE = b'"\\ud800"'  # the JSON escape of a lone surrogate: valid JSON syntax, not Unicode text
+INLINE_REQUEST = {"request": {"contents": [{"parts": [{"text": "a kite"}]}]}}
+
+
+@pytest.fixture(scope="module")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+def error_of(response: httpx.Response, status: int) -> tuple[str | None, str, str]:
+    """(param, code, message) of an error in either dialect's shape, which must have ``status``."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    if "status" in error:  # Google's shape: the param and pixelgate's code travel in an ErrorInfo
+        info = error["details"][0]
+        return info.get("metadata", {}).get("param"), info["reason"].lower(), error["message"]
+    return error["param"], error["code"], error["message"]
+
+
+def send(
+    http: httpx.Client, method: str, path: str, content: bytes | None = None, **kwargs: Any
+) -> tuple[httpx.Response, str]:
+    """The request with a fresh X-Request-Id (returned, to look for its task afterwards)."""
+    request_id = f"probe-{uuid.uuid4().hex}"
+    headers = {"x-request-id": request_id, **kwargs.pop("headers", {})}
+    if content is not None:
+        headers["content-type"] = "application/json"
+    return http.request(method, path, content=content, headers=headers, **kwargs), request_id
+
+
+def tasks_made_by(server: ServerProcess, request_id: str) -> int:
+    return int(db_rows(server, f"SELECT count(*) FROM tasks WHERE request_id = '{request_id}'")[0][0])
+
+
+def generation(extra: bytes) -> bytes:
+    return b'{"model": "' + MODEL.encode() + b'", "prompt": "a kite", "async": true, ' + extra + b"}"
+
+
+def interaction(extra: bytes) -> bytes:
+    return b'{"model": "' + MODEL.encode() + b'", "input": "a kite", "background": true, ' + extra + b"}"
+
+
+# --- values refused in every JSON body: lone surrogates, NaN and Infinity, integers past 64 bits -------------
+
+REFUSED_IN_BODIES = [
+    ("/v1/images/generations", generation(b'"metadata": {"a": ' + SURROGATE + b"}"), "metadata.a", "\\ud800"),
+    ("/v1/images/generations", generation(b'"metadata": {' + SURROGATE + b": 1}"), "metadata", "\\ud800"),
+    ("/v1/images/generations", generation(b'"metadata": {"a": NaN}'), "metadata.a", "NaN"),
+    ("/v1/images/generations", generation(b'"metadata": {"a": [Infinity]}'), "metadata.a[0]", "Infinity"),
+    ("/v1/images/generations", generation(b'"metadata": {"a": -1e999}'), "metadata.a", "-Infinity"),
+    ("/v1/images/generations", generation(b'"metadata": {"a": 1' + b"0" * 30 + b"}"), "metadata.a", "64"),
+    ("/v1/images/generations", generation(b'"user": ' + SURROGATE), "user", "\\ud800"),
+    (
+        "/v1beta/interactions",
+        interaction(b'"webhook_config": {"user_metadata": {"a": ' + SURROGATE + b"}}"),
+        "webhook_config.user_metadata.a",
+        "\\ud800",
+    ),
+    (
+        "/v1beta/interactions",
+        interaction(b'"webhook_config": {"user_metadata": {"n": NaN}}'),
+        "webhook_config.user_metadata.n",
+        "NaN",
+    ),
+    (
+        f"/v1beta/models/{MODEL}:generateContent",
+        b'{"contents": [{"parts": [{"text": "a kite"}]}], "labels": {"a": ' + SURROGATE + b"}}",
+        "labels.a",
+        "\\ud800",
+    ),
+    (
+        "/v1beta/webhooks",
+        b'{"uri": "https://example.com/hook", "subscribed_events": ["batch.succeeded"], "name": '
+        + SURROGATE
+        + b"}",
+        "name",
+        "\\ud800",
+    ),
+    (
+        "/v1beta/webhooks",
+        b'{"uri": "https://example.com/\\udfff", "subscribed_events": ["batch.succeeded"]}',
+        "uri",
+        "\\udfff",
+    ),
+    (
+        f"/v1beta/models/{MODEL}:batchGenerateContent",
+        b'{"batch": {"displayName": ' + SURROGATE + b', "inputConfig": {"requests": {"requests": '
+        b'[{"request": {"contents": [{"parts": [{"text": "x"}]}]}}]}}}}',
+        "batch.displayName",
+        "\\ud800",
+    ),
+    (
+        f"/v1beta/models/{MODEL}:batchGenerateContent",
+        b'{"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": [{"parts": '
+        b'[{"text": "x"}]}]}, "metadata": {"key": ' + SURROGATE + b"}}]}}}}",
+        "batch.inputConfig.requests.requests[0].metadata.key",
+        "\\ud800",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "param", "shown"),
+    REFUSED_IN_BODIES,
+    ids=[
+        "metadata-surrogate",
+        "metadata-key-surrogate",
+        "metadata-NaN",
+        "metadata-Infinity",
+        "metadata-1e999",
+        "metadata-huge-integer",
+        "user-surrogate",
+        "user_metadata-surrogate",
+        "user_metadata-NaN",
+        "labels-surrogate",
+        "webhook-name-surrogate",
+        "webhook-uri-surrogate",
+        "displayName-surrogate",
+        "inline-key-surrogate",
+    ],
+)
+def test_a_value_no_answer_can_carry_is_a_400_and_saves_nothing(
+    http: httpx.Client, server: ServerProcess, path: str, content: bytes, param: str, shown: str
+) -> None:
+    response, request_id = send(http, "POST", path, content)
+    where, code, message = error_of(response, 400)
+    assert where == param, response.text
+    assert code in ("invalid_unicode", "invalid_json", "number_out_of_range"), response.text
+    assert message.startswith(param) and shown in message, message
+    assert tasks_made_by(server, request_id) == 0
+
+
+def test_a_task_style_body_with_a_surrogate_in_metadata_saves_no_task(
+    http: httpx.Client, server: ServerProcess
+) -> None:
+    """The task-style answer (seed 000's shape) echoes metadata: its render was the 500, after the save."""
+    content = b'{"model": "' + MODEL.encode() + b'", "prompt": "x", "metadata": {"tag": "a\\udc00b"}}'
+    response, request_id = send(http, "POST", "/v1/images/generations", content)
+    assert error_of(response, 400)[0] == "metadata.tag"
+    assert tasks_made_by(server, request_id) == 0
+
+
+# --- ids, cursors and filters from the path and the query ---------------------------------------------------
+
+UNKNOWN_IDS = [
+    ("GET", "/v1/batches/ab%00c"),
+    ("POST", "/v1/batches/ab%00c/cancel"),
+    ("GET", "/v1beta/batches/ab%00c"),
+    ("POST", "/v1beta/batches/ab%00c:cancel"),
+    ("DELETE", "/v1beta/batches/ab%00c"),
+    ("GET", "/v1/batches/" + "b" * 100),
+    ("GET", "/v1beta/batches/" + "b" * 100),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), UNKNOWN_IDS)
+def test_a_batch_id_no_batch_can_have_is_a_404(http: httpx.Client, method: str, path: str) -> None:
+    headers = {"x-goog-api-client": "genai-py"} if path.startswith("/v1/batches/b") else {}
+    _, code, message = error_of(http.request(method, path, headers=headers), 404)
+    assert code == "batch_not_found" and "no batch has the id" in message, message
+
+
+REFUSED_QUERIES = [
+    ("/v1/batches?after=a%00b", "after", {}),
+    ("/v1beta/batches?pageToken=a%00b", "pageToken", {}),
+    ("/v1/batches?pageToken=a%00b", "pageToken", {"x-goog-api-client": "genai-py"}),
+    ("/v1/files?after=a%00b", "after", {}),
+    ("/v1/files?purpose=a%00b", "purpose", {}),
+    ("/v1beta/files?pageToken=a%00b", "pageToken", {}),
+    ("/v1/usage?owner=a%00b", "owner", {}),
+    ("/v1/usage?owner=" + "o" * 200, "owner", {}),
+    ("/admin/keys?owner=a%00b", "owner", {}),
+    ("/admin/keys?owner=" + "o" * 200, "owner", {}),
+    ("/v1/webhooks/secret?owner=a%00b", "owner", {}),
+    ("/v1/webhooks/secret?owner=" + "o" * 200, "owner", {}),
+    ("/v1/webhooks/deliveries?subject_id=a%00b", "subject_id", {}),
+    ("/v1/webhooks/deliveries?after=a%00b", "after", {}),
+    ("/v1beta/webhooks?page_token=a%00b", "page_token", {}),
+    ("/v1/models?a%00=1", "a\x00", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "param", "headers"), REFUSED_QUERIES)
+def test_a_query_value_no_row_can_hold_is_a_400_that_names_it(
+    http: httpx.Client, path: str, param: str, headers: dict[str, str]
+) -> None:
+    where, _, message = error_of(http.get(path, headers=headers), 400)
+    assert where == param, message
+    assert message.startswith(param.replace("\x00", "\\x00")) or repr(param)[1:-1] in message, message
+
+
+def test_listings_still_answer_afterwards(http: httpx.Client) -> None:
+    for path in (
+        "/v1/batches",
+        "/v1beta/batches",
+        "/v1/files",
+        "/v1/usage",
+        "/v1beta/webhooks",
+        "/admin/keys",
+    ):
+        assert http.get(path).status_code == 200, path
+
+
+# --- batches: a line's custom_id or key, a displayName, a line nested too deep ------------------------------
+
+
+def upload(http: httpx.Client, lines: list[str]) -> str:
+    content = ("\n".join(lines) + "\n").encode()
+    files = {"file": ("in.jsonl", content, "application/jsonl")}
+    response = http.post("/v1/files", files=files, data={"purpose": "batch"})
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def openai_line(custom_id: Any, body: Any = None) -> str:
+    body = body if body is not None else {"model": MODEL, "prompt": "a kite"}
+    return json.dumps(
+        {"custom_id": custom_id, "method": "POST", "url": "/v1/images/generations", "body": body}
+    )
+
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+OPENAI_BAD_LINES = [
+    (openai_line("\ud800"), "custom_id", "\\ud800"),
+    (openai_line("a\x00b"), "custom_id", "\\x00"),
+    (openai_line("c" * 3000), "custom_id", "3,000 characters"),
+    (
+        openai_line("x", {"model": MODEL, "prompt": "x", "metadata": {"a": float("nan")}}),
+        "body.metadata.a",
+        "NaN",
+    ),
+    ('{"custom_id": "d", "method": "POST", "body": ' + DEEP + "}", None, "nests too deeply"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "param", "shown"),
+    OPENAI_BAD_LINES,
+    ids=["custom_id-surrogate", "custom_id-NUL", "custom_id-3000", "body-NaN", "nested-50000"],
+)
+def test_an_openai_batch_line_no_row_can_hold_fails_the_batch_by_name(
+    http: httpx.Client, line: str, param: str | None, shown: str
+) -> None:
+    """OpenAI's way: the batch is made ``failed``, its ``errors`` naming the line and the field."""
+    file_id = upload(http, [openai_line("fine"), line])
+    response = http.post(
+        "/v1/batches",
+        json={"input_file_id": file_id, "endpoint": "/v1/images/generations", "completion_window": "24h"},
+    )
+    assert response.status_code == 200, response.text
+    batch = response.json()
+    assert batch["status"] == "failed", batch
+    errors = batch["errors"]["data"]
+    assert [(e["line"], e["param"]) for e in errors] == [(2, param)], errors
+    assert shown in errors[0]["message"], errors
+    assert http.get(f"/v1/batches/{batch['id']}").status_code == 200
+
+
+GEMINI_BAD_KEYS = [("a\x00b", "\\x00"), ("\udc80", "\\udc80"), ("k" * 3000, "3,000 characters")]
+
+
+@pytest.mark.parametrize(("key", "shown"), GEMINI_BAD_KEYS, ids=["NUL", "surrogate", "3000"])
+def test_a_gemini_batch_key_no_row_can_hold_is_a_400(http: httpx.Client, key: str, shown: str) -> None:
+    inline = {
+        "batch": {"inputConfig": {"requests": {"requests": [{**INLINE_REQUEST, "metadata": {"key": key}}]}}}
+    }
+    response, _ = send(
+        http, "POST", f"/v1beta/models/{MODEL}:batchGenerateContent", json.dumps(inline).encode()
+    )
+    param, _, message = error_of(response, 400)
+    assert param == "batch.inputConfig.requests.requests[0].metadata.key" and shown in message, message
+
+    file_id = upload(
+        http, [json.dumps({"key": "fine", **INLINE_REQUEST}), json.dumps({"key": key, **INLINE_REQUEST})]
+    )
+    from_file = {"batch": {"inputConfig": {"fileName": f"files/{file_id}"}}}
+    param, _, message = error_of(
+        http.post(f"/v1beta/models/{MODEL}:batchGenerateContent", json=from_file), 400
+    )
+    assert param == "batch.inputConfig.fileName", message
+    assert "line 2" in message and "key" in message and shown in message, message
+
+
+@pytest.mark.parametrize(("name", "shown"), [("a\x00b", "\\x00"), ("n" * 5000, "5,000 characters")])
+def test_a_display_name_no_row_can_hold_is_a_400(http: httpx.Client, name: str, shown: str) -> None:
+    body = {"batch": {"displayName": name, "inputConfig": {"requests": {"requests": [INLINE_REQUEST]}}}}
+    param, _, message = error_of(http.post(f"/v1beta/models/{MODEL}:batchGenerateContent", json=body), 400)
+    assert param == "batch.displayName" and shown in message, message
+
+
+def test_a_gemini_batch_line_nested_too_deep_is_a_400(http: httpx.Client) -> None:
+    file_id = upload(http, ['{"key": "d", "request": ' + DEEP + "}"])
+    body = {"batch": {"inputConfig": {"fileName": f"files/{file_id}"}}}
+    param, _, message = error_of(http.post(f"/v1beta/models/{MODEL}:batchGenerateContent", json=body), 400)
+    assert param == "batch.inputConfig.fileName" and "line 1" in message and "nests too deeply" in message
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type"), [(b"a\x00b.jsonl", b"application/jsonl"), (b"in.jsonl", b"text/x\x00y")]
+)
+def test_an_uploaded_file_name_or_type_with_a_nul_is_a_400(
+    http: httpx.Client, filename: bytes, content_type: bytes
+) -> None:
+    """Written by hand: httpx would percent-encode the NUL of a file name."""
+    content = (
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"Content-Type: " + content_type + b"\r\n\r\n{}\n\r\n--b--\r\n"
+    )
+    response = http.post(
+        "/v1/files", content=content, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    param, _, message = error_of(response, 400)
+    assert param == "file" and "\\x00" in message, message
+
+
+@pytest.mark.parametrize(
+    ("described", "param"),
+    [({"displayName": "a\x00b"}, "file.displayName"), ({"mimeType": "a\x00"}, "file.mimeType")],
+)
+def test_a_gemini_upload_described_with_a_nul_is_a_400(
+    http: httpx.Client, described: dict[str, str], param: str
+) -> None:
+    headers = {
+        "x-goog-upload-protocol": "resumable",
+        "x-goog-upload-command": "start",
+        "x-goog-upload-header-content-length": "3",
+    }
+    response = http.post("/upload/v1beta/files", json={"file": described}, headers=headers)
+    assert error_of(response, 400)[0] == param, response.text
