@@ -10,15 +10,19 @@ request saves nothing.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ServerProcess, db_rows
+from conftest import ServerProcess, db_rows, png_bytes
 
 MODEL = "gemini-3.1-flash-image"
 SURROGATE = b'"\\ud800"'  # the JSON escape of a lone surrogate: valid JSON syntax, not Unicode text
@@ -353,3 +357,96 @@ def test_a_gemini_upload_described_with_a_nul_is_a_400(
     }
     response = http.post("/upload/v1beta/files", json={"file": described}, headers=headers)
     assert error_of(response, 400)[0] == param, response.text
+
+
+# --- images: a PNG whose header and CRCs are fine but whose pixels stop short -------------------------------
+
+
+def truncated_png(width: int = 64, height: int = 48) -> bytes:
+    """A PNG with a valid signature, IHDR, CRCs and zlib stream, holding half of its rows' pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes([200, 40, 40]) * width for _ in range(height // 2))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_png_with_truncated_pixel_data_is_refused_at_acceptance(
+    http: httpx.Client, server: ServerProcess
+) -> None:
+    whole = png_bytes(64, 48)
+    assert (
+        http.post(
+            "/v1/images/edits",
+            data={"model": MODEL, "prompt": "x"},
+            files={"image": ("ok.png", whole, "image/png")},
+        ).status_code
+        == 200
+    )
+    response, request_id = send(
+        http,
+        "POST",
+        "/v1/images/edits",
+        data={"model": MODEL, "prompt": "x"},
+        files={"image": ("cut.png", truncated_png(), "image/png")},
+    )
+    param, code, message = error_of(response, 400)
+    assert (param, code) == ("image[0]", "invalid_image"), message
+    assert tasks_made_by(server, request_id) == 0
+    inline = base64.b64encode(truncated_png()).decode()
+    content = generation(b'"reference_images": ["' + inline.encode() + b'"]')
+    response, request_id = send(http, "POST", "/v1/images/generations", content)
+    assert error_of(response, 400)[:2] == ("reference_images[0]", "invalid_image")
+    assert tasks_made_by(server, request_id) == 0
+
+
+def interlaced_png(width: int, height: int, *, passes: int = 7) -> bytes:
+    """An 8-bit grey Adam7 PNG holding the rows of its first ``passes`` passes."""
+    starts = [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ]
+    raw = b""
+    for x0, y0, dx, dy in starts[:passes]:
+        columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if columns > 0 and rows > 0:
+            raw += (b"\x00" + b"\x80" * columns) * rows
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_pixel_data_check_counts_every_pass_of_an_interlaced_png() -> None:
+    from PIL import Image
+
+    from pixelgate.core.errors import InvalidRequest
+    from pixelgate.core.images import inspect_image
+
+    whole = interlaced_png(33, 17)
+    with Image.open(io.BytesIO(whole)) as image:
+        image.load()  # Pillow reads it whole
+    assert inspect_image(whole, field="image", max_pixels=10_000).width == 33
+    inspect_image(interlaced_png(1, 1, passes=1), field="image", max_pixels=10_000)
+    with pytest.raises(InvalidRequest) as caught:
+        inspect_image(interlaced_png(33, 17, passes=6), field="image", max_pixels=10_000)
+    assert caught.value.code == "invalid_image"
