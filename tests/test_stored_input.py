@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ServerProcess, db_rows, png_bytes
 
@@ -259,13 +261,18 @@ OPENAI_BAD_LINES = [
         "NaN",
     ),
     ('{"custom_id": "d", "method": "POST", "body": ' + DEEP + "}", None, "nests too deeply"),
+    (
+        '{"custom_id": "d", "method": "POST", "body": ' + "[" * 100 + "]" * 100 + "}",
+        None,
+        "at most 64 levels",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("line", "param", "shown"),
     OPENAI_BAD_LINES,
-    ids=["custom_id-surrogate", "custom_id-NUL", "custom_id-3000", "body-NaN", "nested-50000"],
+    ids=["custom_id-surrogate", "custom_id-NUL", "custom_id-3000", "body-NaN", "nested-50000", "nested-100"],
 )
 def test_an_openai_batch_line_no_row_can_hold_fails_the_batch_by_name(
     http: httpx.Client, line: str, param: str | None, shown: str
@@ -450,3 +457,40 @@ def test_the_pixel_data_check_counts_every_pass_of_an_interlaced_png() -> None:
     with pytest.raises(InvalidRequest) as caught:
         inspect_image(interlaced_png(33, 17, passes=6), field="image", max_pixels=10_000)
     assert caught.value.code == "invalid_image"
+
+
+# --- the check itself, on values built around one bad leaf ----------------------------------------------------
+
+good_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=8)
+)
+bad_leaves = st.sampled_from(["\ud800", "a\udfffb", float("nan"), float("-inf"), 2**63, -(2**63) - 1, 10**40])
+segments = st.lists(st.text(alphabet="abcé_", min_size=1, max_size=4) | st.integers(0, 3), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=segments, bad=bad_leaves, sibling=good_leaves)
+def test_the_check_names_the_place_of_what_it_refuses(path: list[str | int], bad: Any, sibling: Any) -> None:
+    from pixelgate.api.parsing import check_storable
+    from pixelgate.core.errors import InvalidRequest
+
+    value: Any = bad
+    spelled = ""
+    for segment in path:
+        spelled += f"[{segment}]" if isinstance(segment, int) else (f".{segment}" if spelled else segment)
+    for segment in reversed(path):
+        # A good sibling on each level, written before the way down (a list's earlier items).
+        value = (
+            [sibling] * segment + [value, sibling]
+            if isinstance(segment, int)
+            else {"~": sibling, segment: value}
+        )
+    check_storable({"fine": [sibling, {"x": sibling}]})  # good values pass
+    with pytest.raises(InvalidRequest) as caught:
+        check_storable(value, root="the line")
+    assert caught.value.param == (spelled or None), (caught.value.param, spelled)
+    assert caught.value.message.startswith(spelled or "the line"), caught.value.message

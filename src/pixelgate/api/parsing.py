@@ -36,18 +36,23 @@ async def read_json_object(request: Request) -> dict[str, Any]:
             f"the request body must be a JSON object, got {_JSON_NAMES.get(type(data), 'something else')}",
             code="invalid_json",
         )
-    if _nesting(data) > MAX_JSON_DEPTH:
+    try:
+        check_storable(data, max_depth=MAX_JSON_DEPTH)
+    except TooDeep:
         raise InvalidRequest(
             f"the request body nests more than {MAX_JSON_DEPTH} levels deep: at most {MAX_JSON_DEPTH} are "
             "accepted (flatten it)",
             code="invalid_json",
-        )
-    check_storable(data)
+        ) from None
     return data
 
 
 class NotJSON(ValueError):
     """Text that is not one JSON value; the message says why, in words that fit after "not valid JSON"."""
+
+
+class TooDeep(NotJSON):
+    """JSON that nests past :data:`MAX_JSON_DEPTH` levels."""
 
 
 def load_json(text: bytes | str) -> Any:
@@ -72,71 +77,103 @@ def load_json_line(text: str) -> Any:
     past :data:`MAX_JSON_DEPTH` included), :class:`InvalidRequest` from :func:`check_storable` for what is
     JSON no database keeps, its ``param`` the path inside the line."""
     value = load_json(text)
-    if _nesting(value) > MAX_JSON_DEPTH:
-        raise NotJSON(f"it nests too deeply: at most {MAX_JSON_DEPTH} levels are accepted (flatten it)")
-    check_storable(value, root="the line")
+    check_storable(value, root="the line", max_depth=MAX_JSON_DEPTH)
     return value
 
 
 # No API of pixelgate's nests past a dozen levels; a cap keeps every recursive walk of a body safe.
 MAX_JSON_DEPTH = 64
 
-
-def _nesting(data: Any) -> int:
-    """How deep ``data`` nests (counted up to one past the cap), without recursion: the body is untrusted."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_JSON_DEPTH:
-            break
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
-
-
 # What Python's JSON reader accepts but nothing downstream can hold: a lone surrogate (JSON's "\ud800"
 # escape) is no Unicode text, so it cannot be encoded as UTF-8 for PostgreSQL nor for any answer; NaN and
 # Infinity (and 1e999, read as Infinity) are no JSON at all, refused by PostgreSQL's json type; and an
 # integer past 64 bits cannot be written back by orjson, which renders every answer.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_INT_RANGE = (-(2**63), 2**63 - 1)
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
-def check_storable(value: Any, where: str = "", *, root: str = "the request body") -> None:
+def check_storable(
+    value: Any, where: str = "", *, root: str = "the request body", max_depth: int | None = None
+) -> None:
     """Refuse ``value`` (JSON as read) if any string in it, key or value, holds a lone surrogate, or any
-    number in it is not finite or does not fit in 64 bits: a 400 that names the first such place (``where``
-    is the path of ``value`` itself, ``root`` what names it when that is empty). Every request body passes
-    here once, as it is read, so that nothing is saved from a request whose answer would then fail."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+    number in it is not finite or does not fit in 64 bits: a 400 that names such a place (``where`` is the
+    path of ``value`` itself, ``root`` what names it when that is empty); with ``max_depth``, raise
+    :class:`TooDeep` if it nests deeper. Every request body and batch line passes here once, as it is read,
+    so that nothing is saved from a request whose answer would then fail.
+
+    One pass without recursion (the input is untrusted), that builds a path only for a container or a
+    fault: a body of millions of values costs of the order of what reading it did."""
+    _check_leaf(value, where, root)
+    # Each entry: a container, its depth, and where it sits (its parent's entry and its key there), from
+    # which its path is spelled only if something in it is refused.
+    stack: list[tuple[Any, int, Any]] = [(value, 1, where)] if isinstance(value, (dict, list)) else []
     while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            _check_unicode(node, path or root, path or None)
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                literal = "NaN" if node != node else "Infinity" if node > 0 else "-Infinity"
-                raise InvalidRequest(
-                    f"{path or root} is {literal}, which is not JSON: give a finite number",
-                    param=path or None,
-                    code="invalid_json",
-                )
-        elif isinstance(node, int) and not isinstance(node, bool):
-            if not _INT_RANGE[0] <= node <= _INT_RANGE[1]:
-                raise InvalidRequest(
-                    f"{path or root} {shown(node)} does not fit in 64 bits: give an integer from "
-                    f"{_INT_RANGE[0]:,} to {_INT_RANGE[1]:,}",
-                    param=path or None,
-                    code="number_out_of_range",
-                )
-        elif isinstance(node, dict):
-            children = []
-            for key, item in node.items():
+        entry = stack.pop()
+        node, depth, _ = entry
+        if max_depth is not None and depth > max_depth:
+            raise TooDeep(f"it nests too deeply: at most {max_depth} levels are accepted (flatten it)")
+        items = node.items() if type(node) is dict else enumerate(node)
+        for key, item in items:
+            if type(key) is str and not key.isascii():
+                path = _path(entry)
                 _check_unicode(key, path or root, path or None, key=True)
-                children.append((item, f"{path}.{key}" if path else key))
-            stack.extend(reversed(children))  # popped in the order they were written
-        elif isinstance(node, list):
-            stack.extend((node[i], f"{path}[{i}]") for i in reversed(range(len(node))))
+            kind = type(item)
+            if kind is str:
+                if item.isascii() or _SURROGATE.search(item) is None:
+                    continue
+            elif kind is dict or kind is list:
+                if item or (max_depth is not None and depth >= max_depth):
+                    stack.append((item, depth + 1, (entry, key)))
+                continue
+            elif kind is int:
+                if _INT_MIN <= item <= _INT_MAX:
+                    continue
+            elif kind is float:
+                if item - item == 0:  # finite: inf - inf and nan - nan are nan
+                    continue
+            else:
+                continue
+            _check_leaf(item, _join(_path(entry), key), root)
+
+
+def _path(entry: tuple[Any, int, Any]) -> str:
+    """The path of a container ``check_storable`` reached (see its stack)."""
+    keys: list[Any] = []
+    where = entry[2]
+    while isinstance(where, tuple):
+        parent, key = where
+        keys.append(key)
+        where = parent[2]
+    path = str(where)
+    for key in reversed(keys):
+        path = _join(path, key)
+    return path
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _check_leaf(value: Any, path: str, root: str) -> None:
+    """A string or a number at ``path`` (``root`` names an empty path): raise if nothing can keep it."""
+    where = path or root
+    if isinstance(value, str):
+        _check_unicode(value, where, path or None)
+    elif isinstance(value, float) and not math.isfinite(value):
+        literal = "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+        raise InvalidRequest(
+            f"{where} is {literal}, which is not JSON: give a finite number",
+            param=path or None,
+            code="invalid_json",
+        )
+    elif type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+        raise InvalidRequest(
+            f"{where} {shown(value)} does not fit in 64 bits: give an integer from {_INT_MIN:,} to {_INT_MAX:,}",
+            param=path or None,
+            code="number_out_of_range",
+        )
 
 
 def _check_unicode(text: str, field: str, param: str | None, *, key: bool = False) -> None:
