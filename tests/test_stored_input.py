@@ -54,7 +54,7 @@ def send(
     request_id = f"probe-{uuid.uuid4().hex}"
     headers = {"x-request-id": request_id, **kwargs.pop("headers", {})}
     if content is not None:
-        headers["content-type"] = "application/json"
+        headers.setdefault("content-type", "application/json")
     return http.request(method, path, content=content, headers=headers, **kwargs), request_id
 
 
@@ -494,3 +494,23 @@ def test_the_check_names_the_place_of_what_it_refuses(path: list[str | int], bad
         check_storable(value, root="the line")
     assert caught.value.param == (spelled or None), (caught.value.param, spelled)
     assert caught.value.message.startswith(spelled or "the line"), caught.value.message
+
+
+def test_a_form_in_utf7_cannot_smuggle_a_lone_surrogate(http: httpx.Client, server: ServerProcess) -> None:
+    """Starlette decodes a multipart form in the charset its Content-Type names; UTF-7 spells surrogates."""
+    content = (
+        b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na kite\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="user"\r\n\r\nx+2AA-y\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png_bytes(16, 16) + b"\r\n--b--\r\n"
+    )
+    response, request_id = send(
+        http,
+        "POST",
+        "/v1/images/edits",
+        content=content,
+        headers={"content-type": "multipart/form-data; boundary=b; charset=utf-7"},
+    )
+    param, code, message = error_of(response, 400)
+    assert (param, code) == ("user", "invalid_unicode"), message
+    assert tasks_made_by(server, request_id) == 0
