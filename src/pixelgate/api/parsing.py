@@ -14,6 +14,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from pixelgate.core.errors import InvalidRequest
+from pixelgate.store.schema import column_chars
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -219,13 +220,6 @@ def check_text(value: str, field: str, *, max_chars: int | None = None, param: s
             code="text_too_long",
         )
     return value
-
-
-def column_chars(column: sa.Column[Any]) -> int:
-    """How many characters ``column`` (a ``String(n)`` of :mod:`pixelgate.store.schema`) holds."""
-    length = getattr(column.type, "length", None)
-    assert isinstance(length, int), column
-    return length
 
 
 _JSON_NAMES = {

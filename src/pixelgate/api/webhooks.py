@@ -34,10 +34,10 @@ from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect, openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
-from pixelgate.api.parsing import column_chars, read_json_object, stored_text
+from pixelgate.api.parsing import read_json_object, stored_text
 from pixelgate.api.responses import list_page
 from pixelgate.core.errors import Forbidden, InvalidRequest, one_of
-from pixelgate.store.schema import api_keys, webhooks
+from pixelgate.store.schema import api_keys, column_chars, webhooks
 from pixelgate.tasks.webhook_registry import REVOCATIONS
 from pixelgate.tasks.webhook_targets import check_url
 from pixelgate.tasks.webhooks import ENABLED, SUBSCRIBABLE

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import re
 
-import sqlalchemy as sa
+from pixelgate.store.schema import column_chars, tasks
 
-from pixelgate.store.schema import tasks
-
-assert isinstance(tasks.c.id.type, sa.String) and tasks.c.id.type.length
-_ID_CHARS = tasks.c.id.type.length  # every id column is as wide (String(64))
+_ID_CHARS = column_chars(tasks.c.id)  # every id column is as wide (String(64))
 _ID = re.compile(rf"[A-Za-z0-9_-]{{1,{_ID_CHARS}}}")
 
 
