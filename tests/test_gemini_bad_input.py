@@ -718,23 +718,26 @@ def test_generate_content_refuses_bad_bodies_by_name(
     [
         (
             b'{"contents": [{"parts": [{"text": "a cat \\ud800"}]}]}',
-            "INVALID_PROMPT",
-            "contents[0].parts",
-            ("contents[0].parts holds a lone UTF-16 surrogate at character 6: send valid Unicode text",),
+            "INVALID_UNICODE",
+            "contents[0].parts[0].text",
+            (
+                "contents[0].parts[0].text 'a cat \\ud800' holds a lone UTF-16 surrogate at character 6: "
+                "send valid Unicode text",
+            ),
         ),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"seed": ' + b"9" * 40 + b"}}",
-            "INVALID_SEED",
+            "NUMBER_OUT_OF_RANGE",
             "generationConfig.seed",
-            (f"generationConfig.seed {'9' * 40} is out of range: use a value from 0 to 2147483647",),
+            (f"generationConfig.seed {'9' * 40} does not fit in 64 bits: give an integer from",),
         ),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"candidateCount": '
             + b"9" * 40
             + b"}}",
-            "INVALID_N",
+            "NUMBER_OUT_OF_RANGE",
             "generationConfig.candidateCount",
-            (f"generationConfig.candidateCount {'9' * 40} is out of range: use a value from 1 to 10",),
+            (f"generationConfig.candidateCount {'9' * 40} does not fit in 64 bits",),
         ),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"seed": ' + b"9" * 5000 + b"}}",
@@ -744,15 +747,15 @@ def test_generate_content_refuses_bad_bodies_by_name(
         ),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"temperature": NaN}}',
-            "INVALID_TEMPERATURE",
+            "INVALID_JSON",
             "generationConfig.temperature",
-            ("generationConfig.temperature nan is out of range: use a value from 0 to 2",),
+            ("generationConfig.temperature is NaN, which is not JSON: give a finite number",),
         ),
         (
             b'{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"topP": -Infinity}}',
-            "INVALID_TOP_P",
+            "INVALID_JSON",
             "generationConfig.topP",
-            ("generationConfig.topP -inf is out of range: use a value from 0 to 1",),
+            ("generationConfig.topP is -Infinity, which is not JSON: give a finite number",),
         ),
         (
             b'{"contents": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
@@ -1419,7 +1422,12 @@ def test_interactions_refuse_bad_bodies_by_name(
 @pytest.mark.parametrize(
     ("content", "reason", "param", "fragment"),
     [
-        (b'{"input": "a \\ud800 cat"}', "INVALID_PROMPT", "input", "input holds a lone UTF-16 surrogate"),
+        (
+            b'{"input": "a \\ud800 cat"}',
+            "INVALID_UNICODE",
+            "input",
+            "input 'a \\ud800 cat' holds a lone UTF-16 surrogate",
+        ),
         (
             b'{"input": "x", "generation_config": {"seed": ' + b"9" * 5000 + b"}}",
             "INVALID_JSON",
@@ -1428,15 +1436,15 @@ def test_interactions_refuse_bad_bodies_by_name(
         ),
         (
             b'{"input": "x", "generation_config": {"seed": ' + b"9" * 40 + b"}}",
-            "INVALID_SEED",
+            "NUMBER_OUT_OF_RANGE",
             "generation_config.seed",
-            f"generation_config.seed {'9' * 40} is out of range",
+            f"generation_config.seed {'9' * 40} does not fit in 64 bits",
         ),
         (
             b'{"input": "x", "generation_config": {"temperature": Infinity}}',
-            "INVALID_TEMPERATURE",
+            "INVALID_JSON",
             "generation_config.temperature",
-            "generation_config.temperature inf is out of range",
+            "generation_config.temperature is Infinity, which is not JSON",
         ),
         (
             b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",

@@ -31,6 +31,7 @@ from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.gateway import Gateway
 from pixelgate.api.limits import BodyLimitMiddleware
 from pixelgate.api.openapi import install_openapi
+from pixelgate.api.query_text import QueryTextMiddleware
 from pixelgate.api.request_log import RequestLogMiddleware
 from pixelgate.auth import redis_store
 from pixelgate.auth.admin_key import load_admin_key
@@ -230,5 +231,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_playground(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(QueryTextMiddleware)
     app.add_middleware(RequestLogMiddleware)  # outermost: a refused body is logged with its id too
     return app

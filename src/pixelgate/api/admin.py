@@ -27,10 +27,11 @@ from starlette.requests import Request
 from pixelgate.api.auth import admin_only, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import parse_model, read_json_object, stored_text
 from pixelgate.auth.keys import new_key_id
 from pixelgate.auth.ledger import KeyLimits
 from pixelgate.core.errors import Conflict, InvalidRequest, one_of
+from pixelgate.store.schema import api_keys, column_chars
 from pixelgate.tasks.idempotency import Idempotent, check_key, fingerprint
 
 router = APIRouter(
@@ -58,14 +59,15 @@ def _distinct_models(models: list[str] | None) -> list[str] | None:
 ModelList = Annotated[list[str] | None, AfterValidator(_distinct_models)]  # None: every model
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses NUL in text)
+NAME_CHARS, OWNER_CHARS = column_chars(api_keys.c.name), column_chars(api_keys.c.owner)
 MAX_DAYS = 100 * 366  # a key that outlives its gateway is "never expires": leave the field out
 
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
-    owner: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.@-]+$")
+    name: str = Field(min_length=1, max_length=NAME_CHARS, pattern=PRINTABLE)
+    owner: str | None = Field(None, min_length=1, max_length=OWNER_CHARS, pattern=r"^[\w.@-]+$")
     models: ModelList = None
     expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
@@ -75,7 +77,7 @@ class NewKey(BaseModel):
 class KeyChanges(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(None, min_length=1, max_length=128, pattern=PRINTABLE)
+    name: str | None = Field(None, min_length=1, max_length=NAME_CHARS, pattern=PRINTABLE)
     models: ModelList = None
     expires_in_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     expires_at: int | None = Field(None, gt=0, le=int(time.time()) + int(MAX_DAYS * 86400))
@@ -192,6 +194,8 @@ async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str,
 @router.get("/keys")
 async def list_keys(gw: GatewayDep, owner: str | None = None) -> dict[str, Any]:
     now = time.time()
+    if owner is not None:
+        stored_text(owner, "owner", api_keys.c.owner)
     return {"object": "list", "data": [k.describe(now) for k in await gw.keys.list(owner=owner)]}
 
 

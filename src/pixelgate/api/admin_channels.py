@@ -27,6 +27,7 @@ from pixelgate.api.auth import admin_only, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.store.schema import channel_controls, column_chars
 
 router = APIRouter(
     prefix="/admin/channels",
@@ -38,7 +39,9 @@ PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 class Disabling(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str | None = Field(None, min_length=1, max_length=512, pattern=PRINTABLE)
+    reason: str | None = Field(
+        None, min_length=1, max_length=column_chars(channel_controls.c.disabled_reason), pattern=PRINTABLE
+    )
 
 
 def _described(gw: Gateway, name: str) -> dict[str, Any]:

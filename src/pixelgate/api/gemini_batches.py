@@ -27,12 +27,13 @@ from pixelgate.api.errors import GOOGLE_STATUS, gemini_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini import page_number, render_response, submit_request
 from pixelgate.api.gemini_common import API_VERSIONS, iso_time
-from pixelgate.api.parsing import read_json_object
+from pixelgate.api.parsing import NotJSON, check_text, load_json_line, read_json_object, shown, stored_text
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
 from pixelgate.core.task import Callback
 from pixelgate.store.files import StoredFile, new_file_id
+from pixelgate.store.schema import batch_lines, batches
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
 from pixelgate.tasks.webhook_targets import check_callback
 
@@ -91,6 +92,12 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
     upload_id = request.query_params.get("upload_id")
     if "start" in command:
         described = (await read_json_object(request)).get("file") or {}
+        if not isinstance(described, dict):
+            raise InvalidRequest(
+                f"file {shown(described)} is not valid: describe the file as an object "
+                '({"displayName", "mimeType"}), or leave it out',
+                param="file",
+            )
         length = request.headers.get("x-goog-upload-header-content-length", "")
         if not length.isdigit() or int(length) > gw.settings.max_body_bytes:
             raise InvalidRequest(
@@ -101,11 +108,17 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
         stored = await gw.files.start_upload(
             owner=caller.owner,
             purpose="batch",
-            filename=str(
-                described.get("displayName") or request.headers.get("x-goog-upload-file-name") or "upload"
+            filename=check_text(
+                str(
+                    described.get("displayName") or request.headers.get("x-goog-upload-file-name") or "upload"
+                ),
+                "file.displayName",
             ),
-            mime_type=request.headers.get("x-goog-upload-header-content-type")
-            or str(described.get("mimeType") or "application/octet-stream"),
+            mime_type=check_text(
+                request.headers.get("x-goog-upload-header-content-type")
+                or str(described.get("mimeType") or "application/octet-stream"),
+                "file.mimeType",
+            ),
             expected_bytes=int(length),
             expires_at=time.time() + UPLOAD_KEEP_SECONDS,
         )
@@ -192,9 +205,20 @@ def _inline_lines(requests: Any) -> list[tuple[str | None, dict[str, Any]]]:
         metadata = item.get("metadata")
         key = metadata.get("key") if isinstance(metadata, dict) else None
         lines.append(
-            (str(key) if key is not None else None, {"request": item["request"], "metadata": metadata})
+            (_line_key(key, f"{where}.metadata.key"), {"request": item["request"], "metadata": metadata})
         )
     return lines
+
+
+def _line_key(key: Any, field: str) -> str | None:
+    """A line's key (Gemini's ``metadata.key``, a file line's ``key``), kept as the line's custom_id."""
+    return stored_text(str(key), field, batch_lines.c.custom_id) if key is not None else None
+
+
+def _in_line(number: int, name: str, exc: InvalidRequest) -> InvalidRequest:
+    return InvalidRequest(
+        f"line {number} of {name}: {exc.message}", param="batch.inputConfig.fileName", code=exc.code
+    )
 
 
 def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]]]:
@@ -209,19 +233,24 @@ def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]
         if not raw.strip():
             continue
         try:
-            item = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            item = load_json_line(raw)
+        except NotJSON as exc:
             raise InvalidRequest(
-                f'line {number} of {name} is not valid JSON ({exc.msg}): each line is {{"key", "request"}}',
+                f'line {number} of {name} is not valid JSON ({exc}): each line is {{"key", "request"}}',
                 param="batch.inputConfig.fileName",
             ) from None
+        except InvalidRequest as exc:  # JSON that no database keeps (a lone surrogate, NaN)
+            raise _in_line(number, name, exc) from None
         if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
             raise InvalidRequest(
                 f'line {number} of {name} has no request object: each line is {{"key", "request"}}',
                 param="batch.inputConfig.fileName",
             )
-        key = item.get("key")
-        lines.append((str(key) if key is not None else None, {"request": item["request"]}))
+        try:
+            key = _line_key(item.get("key"), "key")
+        except InvalidRequest as exc:
+            raise _in_line(number, name, exc) from None
+        lines.append((key, {"request": item["request"]}))
     if not lines:
         raise InvalidRequest(f"{name} holds no requests", param="batch.inputConfig.fileName")
     if len(lines) > MAX_LINES:
@@ -293,7 +322,9 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         caller=caller,
         lines=lines,
         input_file_id=input_file_id,
-        display_name=str(display_name)[:512] if display_name is not None else None,
+        display_name=stored_text(str(display_name), "batch.displayName", batches.c.display_name)
+        if display_name is not None
+        else None,
         options={"base_url": gw.base_url(request), "webhook": await _webhook(batch_body, gw)},
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=body,
@@ -405,7 +436,11 @@ async def list_batches(
 ) -> Response:
     size = _page_size(pageSize)
     found = await gw.batches.page(
-        owner=caller.owner, dialect="gemini", after=pageToken or None, limit=size + 1
+        owner=caller.owner,
+        dialect="gemini",
+        after=pageToken or None,
+        limit=size + 1,
+        cursor_param="pageToken",
     )
     body: dict[str, Any] = {"operations": [await batch_operation(gw, b, inline=False) for b in found[:size]]}
     if len(found) > size:

@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import check_storable, parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 from pixelgate.auth.keys import Caller
@@ -281,6 +281,7 @@ async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Res
             param="image",
             code="missing_image",
         )
+    check_storable(fields, root="the form")  # a charset=utf-7 form can spell lone surrogates
     body = parse_model(ImageBody, fields)
     return await _create(request, gw, caller, body, refs + reference_inputs(body), mask)
 

@@ -24,13 +24,21 @@ from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect, openai_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.openai import ImageBody, edit_references, reference_inputs, to_image_request
-from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.api.parsing import (
+    NotJSON,
+    check_text,
+    load_json_line,
+    parse_model,
+    read_json_object,
+    stored_text,
+)
 from pixelgate.api.render import render_images_response
 from pixelgate.api.responses import FastJSONResponse, inline_files, list_page
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
 from pixelgate.core.task import Callback
 from pixelgate.store.files import StoredFile, new_file_id
+from pixelgate.store.schema import batch_lines
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
 from pixelgate.tasks.webhook_targets import check_url
 
@@ -97,11 +105,13 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
                 param="expires_after[seconds]",
             )
         expires_at = time.time() + int(seconds)
+    filename = check_text(upload.filename or "upload", "file", param="file")
+    mime_type = check_text(upload.content_type or "application/octet-stream", "the file's type", param="file")
     stored = await gw.files.create(
         owner=caller.owner,
         purpose=purpose,
-        filename=upload.filename or "upload",
-        mime_type=upload.content_type or "application/octet-stream",
+        filename=filename,
+        mime_type=mime_type,
         data=await upload.read(),
         expires_at=expires_at,
     )
@@ -171,9 +181,12 @@ def _read_lines(
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            bad(number, "invalid_json_line", f"line {number} is not valid JSON ({exc.msg})")
+            line = load_json_line(raw)
+        except NotJSON as exc:
+            bad(number, "invalid_json_line", f"line {number} is not valid JSON ({exc})")
+            continue
+        except InvalidRequest as exc:  # JSON that no database keeps (a lone surrogate, NaN)
+            bad(number, exc.code, f"line {number}: {exc.message}", exc.param)
             continue
         if not isinstance(line, dict):
             bad(number, "invalid_json_line", f"line {number} is {type(line).__name__}, not a JSON object")
@@ -186,6 +199,8 @@ def _read_lines(
                 f"line {number} has no custom_id (a non-empty string)",
                 "custom_id",
             )
+        elif (unfit := _unstorable(custom_id, "custom_id")) is not None:
+            bad(number, unfit.code, f"line {number}: {unfit.message}", "custom_id")
         elif custom_id in seen:
             bad(
                 number,
@@ -224,6 +239,14 @@ def _read_lines(
     if not lines and not errors:
         bad(0, "empty_file", "the input file holds no requests")
     return lines, errors
+
+
+def _unstorable(value: str, field: str) -> InvalidRequest | None:
+    try:
+        stored_text(value, field, batch_lines.c.custom_id)
+    except InvalidRequest as exc:
+        return exc
+    return None
 
 
 @router.post("/v1/batches")

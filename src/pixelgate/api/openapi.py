@@ -20,6 +20,7 @@ from pixelgate.api.gemini import GenerateContentBody
 from pixelgate.api.interactions import InteractionBody
 from pixelgate.api.openai import ImageBody
 from pixelgate.api.openai_batches import BatchBody
+from pixelgate.api.webhooks import Rotation, WebhookInput
 
 REF = "#/components/schemas/{model}"
 # (method, path suffix) -> the model of its JSON body. Suffixes, so that each API version's copy matches.
@@ -32,8 +33,11 @@ JSON_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/admin/keys"): NewKey,
     ("patch", "/admin/keys/{key_id}"): KeyChanges,
     ("post", "/admin/channels/{name}/disable"): Disabling,
+    ("post", "/webhooks"): WebhookInput,
+    ("patch", "/webhooks/{webhook_id}"): WebhookInput,
+    ("post", "/webhooks/{webhook_id}:rotateSigningSecret"): Rotation,
 }
-OPTIONAL_BODIES = {Disabling}  # a bare POST is fine too
+OPTIONAL_BODIES = {Disabling, Rotation}  # a bare POST is fine too
 EDIT_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["prompt"],

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.parsing import stored_text
+from pixelgate.store.schema import api_keys
 
 router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
 
@@ -27,6 +29,8 @@ async def get_usage(
     end: str | None = None,
     owner: str | None = None,
 ) -> dict[str, Any]:
+    if owner is not None:
+        stored_text(owner, "owner", api_keys.c.owner)
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
     everyone = caller.is_admin and owner is None
     return await gw.service.ledger.report(

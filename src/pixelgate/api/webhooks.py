@@ -34,9 +34,10 @@ from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect, openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
-from pixelgate.api.parsing import read_json_object
+from pixelgate.api.parsing import read_json_object, stored_text
 from pixelgate.api.responses import list_page
 from pixelgate.core.errors import Forbidden, InvalidRequest, one_of
+from pixelgate.store.schema import api_keys, column_chars, webhooks
 from pixelgate.tasks.webhook_registry import REVOCATIONS
 from pixelgate.tasks.webhook_targets import check_url
 from pixelgate.tasks.webhooks import ENABLED, SUBSCRIBABLE
@@ -80,9 +81,10 @@ def _check_events(events: list[str] | None) -> list[str]:
 
 
 def _check_name(name: str | None) -> str | None:
-    if name is not None and (len(name) > 512 or not _PRINTABLE.match(name)):
+    limit = column_chars(webhooks.c.name)
+    if name is not None and (len(name) > limit or not _PRINTABLE.match(name)):
         raise InvalidRequest(
-            f"name {name[:60]!r} is not valid: at most 512 characters, none of them control characters",
+            f"name {name[:60]!r} is not valid: at most {limit} characters, none of them control characters",
             param="name",
             code="invalid_field",
         )
@@ -261,7 +263,7 @@ async def get_secret(gw: GatewayDep, caller: CallerDep, owner: str | None = None
             param="owner",
             code="admin_key_required",
         )
-    whose = owner if owner is not None else caller.owner
+    whose = stored_text(owner, "owner", api_keys.c.owner) if owner is not None else caller.owner
     return {"object": "webhook.secret", "owner": whose, "secret": await gw.webhooks.owner_secret(whose)}
 
 

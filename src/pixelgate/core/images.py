@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge
 from pixelgate.core.pixel_budget import DECODED_PIXELS
+from pixelgate.core.png_pixels import missing_pixel_bytes
 
 # Every untrusted image enters through inspect_image, which checks width x height against pixelgate's own
 # (configurable) limit before anything is decoded; Pillow's global guard would only refuse earlier with a
@@ -58,6 +59,8 @@ def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
                 if width * height > max_pixels:
                     raise _too_many_pixels(field, width, height, max_pixels)
                 image.verify()
+            if fmt == "PNG":
+                _check_png_pixels(data, field)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidRequest(
             f"{field} declares more pixels than the limit of {max_pixels:,}: send a smaller image",
@@ -72,6 +75,18 @@ def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
             code="invalid_image",
         ) from None
     return ImageInfo(ACCEPTED_FORMATS[fmt], width, height)
+
+
+def _check_png_pixels(data: bytes, field: str) -> None:
+    """A PNG's compressed pixel data must inflate to every row (``verify()`` checks only its chunks)."""
+    missing, expected = missing_pixel_bytes(data)  # ValueError: it does not inflate at all
+    if missing:
+        raise InvalidRequest(
+            f"{field} is a PNG whose pixel data stops short ({expected - missing:,} of its {expected:,} bytes "
+            "are there): send the whole image",
+            param=field,
+            code="invalid_image",
+        )
 
 
 def _too_many_pixels(field: str, width: int, height: int, max_pixels: int) -> InvalidRequest:

@@ -3,9 +3,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+def column_chars(column: sa.Column[Any]) -> int:
+    """How many characters a ``String(n)`` column holds: what a value bound for it is checked against, read
+    from here so that the check cannot drift from the column."""
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int), column
+    return length
+
 
 tasks = sa.Table(
     "tasks",

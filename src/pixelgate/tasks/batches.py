@@ -26,9 +26,10 @@ import sqlalchemy as sa
 
 from pixelgate.auth.keys import Caller, owner_scope
 from pixelgate.core import logs
-from pixelgate.core.errors import Conflict, NotFound
+from pixelgate.core.errors import Conflict, InvalidRequest, NotFound
 from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database, listed_after
+from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
 from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint, spent
 from pixelgate.tasks.queue import TaskQueue
@@ -368,7 +369,9 @@ class BatchStore:
 
     async def get(self, batch_id: str, *, owner: str | None = None, dialect: str | None = None) -> Batch:
         """A batch by id; one of another owner, or made through another dialect, is not found."""
-        query = sa.select(batches).where(batches.c.id == batch_id[:64])
+        if not has_id_shape(batch_id):
+            raise _no_such_batch(batch_id)
+        query = sa.select(batches).where(batches.c.id == batch_id)
         if owner is not None:
             query = query.where(batches.c.owner == owner)
         if dialect is not None:
@@ -381,14 +384,29 @@ class BatchStore:
         return _batch(row, counts)
 
     async def page(
-        self, *, owner: str | None, dialect: str, after: str | None = None, limit: int = 20
+        self,
+        *,
+        owner: str | None,
+        dialect: str,
+        after: str | None = None,
+        limit: int = 20,
+        cursor_param: str = "after",
     ) -> list[Batch]:
-        """Newest first; ``after`` is the id of the last batch of the previous page."""
+        """Newest first; ``after`` (the caller's ``cursor_param``) is the id of the last batch of the
+        previous page."""
         query = sa.select(batches).where(batches.c.dialect == dialect)
         if owner is not None:
             query = query.where(batches.c.owner == owner)
         if after is not None:
-            anchor = await self.get(after, owner=owner)
+            try:
+                anchor = await self.get(after, owner=owner, dialect=dialect)
+            except NotFound:
+                raise InvalidRequest(
+                    f"{cursor_param} {after[:64]!r} names no batch of yours: give the id of the last batch "
+                    "of the page before, or leave it out for the first page",
+                    param=cursor_param,
+                    code="invalid_cursor",
+                ) from None
             query = query.where(listed_after(batches, anchor.created_at, anchor.id))
         query = query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
         async with self.db.engine.connect() as conn:

@@ -9,7 +9,6 @@ still holding the task, so a task completes exactly once even if two workers eve
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,11 +21,11 @@ from pixelgate.core.errors import Conflict, NotFound, PixelgateError
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback, Status, Task, TaskResult, Usage
 from pixelgate.store.db import Database
+from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import tasks
 from pixelgate.tasks.webhooks import enqueue_task_event
 
 _CLAIMABLE_LIMIT = 500
-_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _row_to_task(row: Any) -> Task:
@@ -60,7 +59,7 @@ def _no_such_task(task_id: str) -> NotFound:
 
 def _require_task_id_shape(task_id: str) -> None:
     """Refuse an id no task can have before it reaches the database (PostgreSQL rejects a NUL byte)."""
-    if not _TASK_ID.match(task_id):
+    if not has_id_shape(task_id):
         raise _no_such_task(task_id)
 
 

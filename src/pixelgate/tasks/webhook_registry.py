@@ -9,7 +9,6 @@ the new one for 24 hours unless revoked at once, so a receiver can switch withou
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,18 +18,18 @@ import sqlalchemy as sa
 from pixelgate.auth.keys import owner_scope
 from pixelgate.core.errors import InvalidRequest, NotFound
 from pixelgate.store.db import Database, listed_after
+from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import webhook_deliveries, webhook_secrets, webhooks
 from pixelgate.tasks.webhooks import ENABLED, enqueue_ping, iso_now, new_secret, new_webhook_id
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 REVOCATIONS = ("revoke_previous_secrets_after_h24", "revoke_previous_secrets_immediately")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _known_shape(value: str, missing: NotFound | InvalidRequest) -> str:
     """``value`` if an id could look like it; anything else (a NUL byte, a megabyte) never reaches the
     database (PostgreSQL refuses NUL in text)."""
-    if not _ID.match(value):
+    if not has_id_shape(value):
         raise missing
     return value
 

@@ -15,8 +15,9 @@ import orjson
 from pixelgate.core.errors import InvalidRequest
 from pixelgate.core.safe_urls import AddressPolicy, UnsafeUrl, checked_destination
 from pixelgate.core.task import Callback
+from pixelgate.store.schema import column_chars, webhooks
 
-MAX_URL_CHARS = 2048
+MAX_URL_CHARS = column_chars(webhooks.c.uri)  # as the webhooks.uri and webhook_deliveries.url columns
 MAX_CALLBACK_URLS = 10
 MAX_USER_METADATA_BYTES = 16 * 1024
 
