@@ -147,6 +147,22 @@ def test_gemini_and_interactions_take_the_key_too(server: ServerProcess) -> None
     assert made[0].json()["id"] == made[1].json()["id"]
 
 
+def test_a_key_whose_interaction_was_deleted_is_spent(server: ServerProcess) -> None:
+    """The key still names what it made, which is gone: a repeat is told so, and nothing is made again."""
+    body = {"model": FLASH, "input": "a boat", "background": True}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    made = httpx.post(f"{server.url}/v1beta/interactions", json=body, headers=headers, timeout=30).json()
+    assert httpx.delete(f"{server.url}/v1beta/interactions/{made['id']}", timeout=30).status_code == 200
+    again = httpx.post(f"{server.url}/v1beta/interactions", json=body, headers=headers, timeout=30)
+    assert again.status_code == 409, again.text
+    error = again.json()["error"]
+    assert error["details"][0]["reason"] == "IDEMPOTENCY_KEY_SPENT"
+    assert error["message"] == (
+        f"Idempotency-Key {headers['Idempotency-Key']!r} made task {made['id']}, which has been deleted "
+        "since: send a new key to make a new one"
+    )
+
+
 def test_keys_older_than_a_day_are_forgotten(server: ServerProcess) -> None:
     """A key claimed more than 24 h ago (its row aged here by hand) is deleted by the next claim, of any key,
     and the old key then makes a new task."""

@@ -31,7 +31,7 @@ from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
-from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint, spent
+from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.webhooks import enqueue_event
 
@@ -304,15 +304,7 @@ class BatchStore:
             fingerprint(dialect, endpoint, json.dumps(request_body, sort_keys=True)),
             kind="batch",
         )
-        return await self.idempotency.once(
-            claim, partial(save, claim), partial(self._made_before, claim, caller)
-        )
-
-    async def _made_before(self, claim: Idempotent, caller: Caller, batch_id: str) -> Batch:
-        try:
-            return await self.get(batch_id, owner=caller.owner)
-        except NotFound:
-            raise spent(claim, batch_id) from None
+        return await self.idempotency.once(claim, partial(save, claim), partial(self.get, owner=caller.owner))
 
     async def _create(
         self,

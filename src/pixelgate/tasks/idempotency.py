@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixelgate.core.errors import Conflict, InvalidRequest
+from pixelgate.core.errors import Conflict, InvalidRequest, NotFound
 from pixelgate.store.db import Database
 from pixelgate.store.schema import idempotency_keys
 
@@ -60,7 +60,7 @@ class Idempotent:
     kind: str = "task"  # what it makes, for messages: "task", "batch", "API key"
 
 
-def spent(claim: Idempotent, made_id: str) -> Conflict:
+def _spent(claim: Idempotent, made_id: str) -> Conflict:
     """What a repeat is told when what its key made is gone since."""
     return Conflict(
         f"Idempotency-Key {claim.key!r} made {claim.kind} {made_id}, which has been deleted since: send a new "
@@ -81,12 +81,15 @@ class IdempotencyKeys:
         made_before: Callable[[str], Awaitable[T]],
     ) -> T:
         """``make()`` (which saves the key with ``keep``, in its own transaction), unless the key made
-        something already: then ``made_before(its id)``. A request that lost the race to another with the
-        same key answers with the other's."""
+        something already: then ``made_before(its id)`` (a ``NotFound`` there: it was deleted since). A
+        request that lost the race to another with the same key answers with the other's."""
         for _ in range(3):
             earlier = await self.made(claim)
             if earlier is not None:
-                return await made_before(earlier)
+                try:
+                    return await made_before(earlier)
+                except NotFound:
+                    raise _spent(claim, earlier) from None
             try:
                 return await make()
             except IntegrityError:

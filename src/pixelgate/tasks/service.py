@@ -51,7 +51,7 @@ from pixelgate.core.task import BATCH_PRIORITY, Callback, GeneratedImage, Status
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.events import TaskEvents
-from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint, spent
+from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.webhook_targets import check_callback
 from pixelgate.tasks.worker import Worker
@@ -180,14 +180,8 @@ class TaskService:
         return await self.idempotency.once(
             claim,
             lambda: self._submit(new_task_id(), request, inputs, caller, claim),
-            partial(self._made_before, claim, caller),
+            partial(self.queue.get, owner=caller.owner),
         )
-
-    async def _made_before(self, claim: Idempotent, caller: Caller, task_id: str) -> Task:
-        try:
-            return await self.queue.get(task_id, owner=caller.owner)
-        except NotFound:
-            raise spent(claim, task_id) from None
 
     async def _submit(
         self,
