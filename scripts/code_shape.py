@@ -23,7 +23,9 @@ LONG = 50
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(ROOT.rglob("*.py")):
-        name = ".".join(("pixelgate", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+        name = ".".join(("pixelgate", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
         found[name] = ast.parse(path.read_text(), str(path))
     return found
 
@@ -64,6 +66,13 @@ def imported(tree: ast.Module, module: str) -> set[str]:
     return {name for name in names if name.startswith("pixelgate.")}
 
 
+def known(target: str, trees: dict[str, ast.Module]) -> bool:
+    """Whether an import names one of our modules (or a package or attribute of one)."""
+    return (
+        target in trees or any(m.startswith(target + ".") for m in trees) or target.rsplit(".", 1)[0] in trees
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=10, help="how many of the longest functions to list")
@@ -76,10 +85,11 @@ def main() -> int:
     ties: dict[str, set[str]] = defaultdict(set)
     for name, tree in trees.items():
         for target in imported(tree, name):
-            if target in trees or any(m.startswith(target + ".") for m in trees) or target.rsplit(".", 1)[0] in trees:
-                if package(target) != package(name):
-                    ties[package(name)].add(package(target))
-    both = sorted({tuple(sorted((a, b))) for a, targets in ties.items() for b in targets if a in ties.get(b, set())})
+            if known(target, trees) and package(target) != package(name):
+                ties[package(name)].add(package(target))
+    both = sorted(
+        {tuple(sorted((a, b))) for a, targets in ties.items() for b in targets if a in ties.get(b, set())}
+    )
     print(f"packages that import each other: {len(both)}")
     for a, b in both:
         print(f"  {a} <-> {b}")
