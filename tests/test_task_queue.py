@@ -18,6 +18,8 @@ from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Status, Task, new_task_id
 from pixelgate.store.db import Database
 from pixelgate.store.schema import metadata, tasks
+from pixelgate.tasks.bus import Bus
+from pixelgate.tasks.lifecycle import Lifecycle
 from pixelgate.tasks.queue import TaskQueue
 
 
@@ -81,16 +83,17 @@ async def test_a_lease_that_ran_out_goes_to_another_worker_never_back_to_its_own
 async def test_a_deferred_task_waits_for_its_time_and_keeps_its_attempts(queue: TaskQueue) -> None:
     """A task that no channel could take goes back to the queue until one can: it is not claimed before
     then, by any worker, and the claim that found no channel does not count as an attempt."""
+    lifecycle = Lifecycle(queue, Bus())
     deferred, other = await queued(queue, priority=5), await queued(queue)
     [held] = await queue.claim("worker-a", 1, lease_seconds=30)
     assert held.id == deferred and held.attempts == 1
-    assert await queue.defer(deferred, "worker-a", time.time() + 0.3)
+    assert await lifecycle.defer(deferred, "worker-a", time.time() + 0.3)
     assert [t.id for t in await queue.claim("worker-b", 10, lease_seconds=30)] == [other]
     assert (await queue.get(deferred)).status is Status.QUEUED
     await asyncio.sleep(0.35)
     [again] = await queue.claim("worker-b", 10, lease_seconds=30)
     assert again.id == deferred and again.attempts == 1
-    assert not await queue.defer(deferred, "worker-a", time.time()), "only its holder may put it back"
+    assert not await lifecycle.defer(deferred, "worker-a", time.time()), "only its holder may put it back"
 
 
 async def test_the_migrations_make_the_schema_the_code_declares(queue: TaskQueue) -> None:

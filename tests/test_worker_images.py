@@ -11,7 +11,7 @@ import pytest
 from pixelgate.core.errors import UpstreamRejected
 from pixelgate.core.task import Usage
 from pixelgate.providers.base import ProviderResult
-from pixelgate.tasks.worker import _all_or_none
+from pixelgate.tasks.execution import _all_or_none
 
 
 async def test_the_first_failure_stops_the_other_images() -> None:

@@ -136,7 +136,7 @@ def serve(
         ) from None
     try:
         channels = resolve_config(settings, default_catalog())
-        server = create_app(settings)
+        server = create_app(settings, channels)
     except ConfigError as exc:
         _refuse(exc)
     if not channels.channels:

@@ -10,16 +10,17 @@ from fastapi import Depends, Request
 from pixelgate.api.responses import Base64File
 from pixelgate.auth.guard import FailureGuard, LocalFailureGuard
 from pixelgate.auth.keys import KeyStore
+from pixelgate.auth.ledger import Ledger
 from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
 from pixelgate.routing import ChannelControls
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.files import FileStore
-from pixelgate.tasks.batch_runner import BatchRunner
 from pixelgate.tasks.batches import BatchStore
 from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.webhook_registry import WebhookRegistry
+from pixelgate.tasks.worker import Worker
 
 
 @dataclass
@@ -35,8 +36,9 @@ class Gateway:
     files: FileStore
     batches: BatchStore
     controls: ChannelControls
+    ledger: Ledger
+    worker: Worker | None  # None: this process runs no worker (--no-workers)
     failures: FailureGuard = field(default_factory=LocalFailureGuard)
-    batch_runner: BatchRunner | None = None
 
     def base_url(self, request: Request) -> str:
         """Where this server is reached: the configured public URL, else the one the request came to."""

@@ -330,8 +330,6 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         request_body=body,
         completion_window=gw.settings.batch_completion_seconds,
     )
-    if gw.batch_runner is not None:
-        gw.batch_runner.wake()
     return FastJSONResponse(await batch_operation(gw, batch, inline=False))
 
 
@@ -420,8 +418,6 @@ async def batch_action(name: str, gw: GatewayDep, caller: CallerDep) -> Response
         )
     await gw.batches.get(batch_id, owner=caller.owner, dialect="gemini")
     await gw.batches.cancel(batch_id, owner=caller.owner)
-    if gw.batch_runner is not None:
-        gw.batch_runner.wake()
     return FastJSONResponse({})
 
 

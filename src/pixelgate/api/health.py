@@ -42,7 +42,7 @@ async def readyz(gw: GatewayDep) -> Response:
         checks["database"] = f"no answer within {CHECK_SECONDS:g} s"
     except Exception as exc:  # whatever the driver raises, the answer is the same: not ready
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    worker = gw.service.worker
+    worker = gw.worker
     if worker is None:
         checks["workers"] = "not run by this process (--no-workers)"
     else:

@@ -43,6 +43,7 @@ from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback, GeneratedImage, Status, Task
+from pixelgate.tasks.webhooks import TaskEventNames
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
@@ -53,6 +54,15 @@ STATUS = {
     Status.FAILED: "failed",
     Status.CANCELLED: "cancelled",
 }
+# An interaction's end, in webhooks: Gemini's event names and the status words above.
+WEBHOOK_EVENTS = TaskEventNames(
+    types={
+        Status.SUCCEEDED: "interaction.completed",
+        Status.FAILED: "interaction.failed",
+        Status.CANCELLED: "interaction.cancelled",
+    },
+    statuses={status: STATUS[status] for status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)},
+)
 MODEL_STEP_TYPES = ("model_output", "thought", "google_search_call", "google_search_result")
 STEP_TYPES = ("user_input", *MODEL_STEP_TYPES)
 DELIVERIES = ("inline", "uri")

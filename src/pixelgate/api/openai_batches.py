@@ -290,8 +290,6 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
         request_body=raw,
         completion_window=gw.settings.batch_completion_seconds,
     )
-    if gw.batch_runner is not None:
-        gw.batch_runner.wake()
     return FastJSONResponse(batch_object(batch))
 
 
@@ -313,8 +311,6 @@ async def get_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Respons
 async def cancel_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
     await gw.batches.get(batch_id, owner=caller.owner, dialect="openai")
     batch = await gw.batches.cancel(batch_id, owner=caller.owner)
-    if gw.batch_runner is not None:
-        gw.batch_runner.wake()
     return FastJSONResponse(batch_object(batch))
 
 

@@ -33,7 +33,7 @@ async def get_usage(
         stored_text(owner, "owner", api_keys.c.owner)
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
     everyone = caller.is_admin and owner is None
-    return await gw.service.ledger.report(
+    return await gw.ledger.report(
         owner=owner if caller.is_admin else caller.owner,
         everyone=everyone,
         group_by=groups,

@@ -34,13 +34,23 @@ from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import gemini_dialect, openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
+from pixelgate.api.interactions import WEBHOOK_EVENTS
 from pixelgate.api.parsing import read_json_object, stored_text
 from pixelgate.api.responses import list_page
 from pixelgate.core.errors import Forbidden, InvalidRequest, one_of
 from pixelgate.store.schema import api_keys, column_chars, webhooks
 from pixelgate.tasks.webhook_registry import REVOCATIONS
 from pixelgate.tasks.webhook_targets import check_url
-from pixelgate.tasks.webhooks import ENABLED, SUBSCRIBABLE
+from pixelgate.tasks.webhooks import BATCH_EVENTS, ENABLED, TASK_EVENT_NAMES
+
+# What a registered webhook may subscribe to: the events pixelgate sends, and the two of Gemini's list that an
+# image gateway never sends (accepted, so that a client subscribing to Google's whole list still works).
+SUBSCRIBABLE = (
+    *sorted({*WEBHOOK_EVENTS.types.values(), *TASK_EVENT_NAMES.types.values()}),
+    *BATCH_EVENTS,
+    "interaction.requires_action",
+    "video.generated",
+)
 
 MAX_PAGE = 100
 SETTABLE_STATES = (ENABLED, "disabled")
@@ -198,7 +208,6 @@ async def ping_webhook(
 ) -> dict[str, Any]:
     await _body(request)  # empty, or an empty object: nothing in it is used
     await gw.webhooks.ping(webhook_id, owner=caller.owner)
-    gw.service.queue.webhooks_queued()
     return {}
 
 

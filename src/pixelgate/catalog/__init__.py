@@ -208,3 +208,9 @@ class Prices:
         if batch and (found := self.batch.get(spec.id, self.batch.get(spec.upstream_id))) is not None:
             return found
         return self.overrides.get(spec.id, self.overrides.get(spec.upstream_id, spec.price_per_image))
+
+    def cost_of(self, spec: ModelSpec, images: int, *, batch: bool = False) -> float | None:
+        """What ``images`` images of ``spec`` cost, in USD (None: the model has no price): the estimate
+        reserved when a task is accepted, and what it is charged when it ends."""
+        price = self.price_of(spec, batch=batch)
+        return None if price is None else round(price * images, 6)

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from pixelgate.auth.keys import ANONYMOUS, Caller, KeyStore
 from pixelgate.core import logs, metrics
 from pixelgate.core.errors import PixelgateError, RateLimited
-from pixelgate.core.task import Task
 from pixelgate.store.files import FileStore
 from pixelgate.tasks.batches import (
     BATCH_WINDOW,
@@ -31,6 +30,7 @@ from pixelgate.tasks.batches import (
     caller_record,
     stopped_record,
 )
+from pixelgate.tasks.bus import BatchChanged, Bus, TaskCancelled, TaskEnded
 
 log = logging.getLogger("pixelgate.batches")
 SWEEP_SECONDS = 60.0  # how often expired files are deleted
@@ -48,6 +48,7 @@ class BatchRunner:
         *,
         store: BatchStore,
         keys: KeyStore,
+        bus: Bus,
         dialects: dict[str, BatchDialect],
         cancel_tasks: Callable[[str], Awaitable[int]],
         poll_interval: float,
@@ -69,12 +70,13 @@ class BatchRunner:
         self._paused_until: dict[str, float] = {}  # batches waiting for a key's limit to reset
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        # A batch made or cancelled, or one of its lines ended: there is work now, not at the next poll.
+        bus.subscribe(BatchChanged, lambda event: self._wake.set())
+        bus.subscribe(TaskEnded, self._line_ended)
+        bus.subscribe(TaskCancelled, self._line_ended)
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def task_ended(self, task: Task) -> None:
-        if task.batch_id is not None:
+    def _line_ended(self, event: TaskEnded | TaskCancelled) -> None:
+        if event.task.batch_id is not None:
             self._wake.set()
 
     async def start(self) -> None:

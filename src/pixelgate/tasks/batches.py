@@ -31,6 +31,7 @@ from pixelgate.core.task import Status, Task
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import batch_lines, batches, tasks, usage
+from pixelgate.tasks.bus import BatchChanged, Bus, WebhooksQueued
 from pixelgate.tasks.idempotency import IdempotencyKeys, Idempotent, check_key, fingerprint
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.webhooks import enqueue_event
@@ -229,10 +230,11 @@ EVENTS = {
 
 async def _batch_event(
     conn: Any, batch: Batch, final: BatchState, counts: BatchCounts, values: dict[str, Any]
-) -> None:
-    """The batch's end as a webhook event: to the URLs it was made with, else its owner's webhooks."""
+) -> int:
+    """The batch's end as a webhook event: to the URLs it was made with, else its owner's webhooks; how
+    many deliveries were queued."""
     webhook = batch.options.get("webhook") or {}
-    await enqueue_event(
+    return await enqueue_event(
         conn,
         owner=batch.owner,
         event_type=EVENTS[final],
@@ -259,9 +261,10 @@ def caller_record(caller: Caller) -> dict[str, Any]:
 
 
 class BatchStore:
-    def __init__(self, db: Database, queue: TaskQueue) -> None:
+    def __init__(self, db: Database, queue: TaskQueue, bus: Bus) -> None:
         self.db = db
         self.queue = queue
+        self.bus = bus
         self.idempotency = IdempotencyKeys(db)
 
     async def create(
@@ -343,9 +346,12 @@ class BatchStore:
                     expires_at=now + completion_window,
                 )
             )
+            queued = 0
             if errors:  # the batch as just saved, announced in the transaction that saves it
                 row = (await conn.execute(sa.select(batches).where(batches.c.id == batch_id))).one()
-                await _batch_event(conn, _batch(row, BatchCounts()), BatchState.FAILED, BatchCounts(), {})
+                queued = await _batch_event(
+                    conn, _batch(row, BatchCounts()), BatchState.FAILED, BatchCounts(), {}
+                )
             if lines:
                 await conn.execute(
                     batch_lines.insert(),
@@ -354,8 +360,10 @@ class BatchStore:
                         for i, (custom_id, body) in enumerate(lines)
                     ],
                 )
-        if errors:
-            self.queue.webhooks_queued()  # its batch.failed event, queued with it
+        if queued:
+            self.bus.publish(WebhooksQueued(queued))  # its batch.failed event, queued with it
+        if not errors:
+            self.bus.publish(BatchChanged(batch_id))
         logs.event(log, "batch.created", batch_id=batch_id, dialect=dialect, lines=len(lines))
         return await self.get(batch_id)
 
@@ -468,6 +476,7 @@ class BatchStore:
                 param="batch_id",
                 code="batch_already_finished",
             )
+        self.bus.publish(BatchChanged(batch.id))
         return batch
 
     async def delete(self, batch_id: str, *, owner: str | None = None) -> None:
@@ -520,8 +529,9 @@ class BatchStore:
                 .values(state=final.value, ended_at=time.time(), **values)
             )
             counts = await self._counts(conn, batch.id, batch.total)
-            await _batch_event(conn, batch, final, counts, values)
-        self.queue.webhooks_queued()
+            queued = await _batch_event(conn, batch, final, counts, values)
+        if queued:
+            self.bus.publish(WebhooksQueued(queued))
 
     async def update(self, batch_id: str, **values: Any) -> None:
         async with self.db.transaction() as conn:

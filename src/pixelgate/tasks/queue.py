@@ -1,4 +1,5 @@
-"""The durable task queue: insert, claim with a lease, renew, settle, cancel, recover.
+"""The durable task queue, as SQL: insert, claim with a lease, renew, end, cancel, recover. Every change of a
+task's state goes through ``lifecycle.py``, which runs these inside its transactions.
 
 Claiming is one ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``: on PostgreSQL the inner select
 takes ``FOR UPDATE SKIP LOCKED`` so concurrent workers never claim the same row; on SQLite the single
@@ -10,20 +11,18 @@ still holding the task, so a task completes exactly once even if two workers eve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixelgate.auth.ledger import settle
-from pixelgate.core.errors import Conflict, NotFound, PixelgateError
+from pixelgate.core.errors import NotFound, PixelgateError
 from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import Callback, Status, Task, TaskResult, Usage
+from pixelgate.core.task import Callback, Status, Task, TaskResult
 from pixelgate.store.db import Database
 from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import tasks
-from pixelgate.tasks.webhooks import enqueue_task_event
 
 _CLAIMABLE_LIMIT = 500
 
@@ -63,44 +62,10 @@ def _require_task_id_shape(task_id: str) -> None:
         raise _no_such_task(task_id)
 
 
-# What the webhook event of a task that just ended needs, read back by the update that ended it.
-_ENDED_COLUMNS = (
-    tasks.c.id,
-    tasks.c.owner,
-    tasks.c.dialect,
-    tasks.c.model,
-    tasks.c.status,
-    tasks.c.error,
-    tasks.c.webhook,
-    tasks.c.batch_id,
-)
-
-
-async def _enqueue_ended(conn: AsyncConnection, row: Any) -> int:
-    return await enqueue_task_event(
-        conn,
-        task_id=row.id,
-        owner=row.owner,
-        dialect=row.dialect,
-        model=row.model,
-        status=Status(row.status),
-        error=row.error,
-        webhook=row.webhook,
-        batch_id=row.batch_id,
-    )
-
-
-def _nobody_listens() -> None:
-    pass
-
-
 class TaskQueue:
     def __init__(self, db: Database, *, result_ttl: float) -> None:
         self.db = db
         self.result_ttl = result_ttl
-        # Called once a transaction that queued webhook deliveries has committed: the app points it at
-        # this process's sender, so that a delivery leaves at once rather than at its next poll.
-        self.webhooks_queued: Callable[[], None] = _nobody_listens
 
     async def insert(self, task: Task, *, conn: AsyncConnection | None = None) -> None:
         """Save a new task, in ``conn``'s transaction if given (the one that reserves its cost)."""
@@ -236,42 +201,31 @@ class TaskQueue:
             )
         return bool(outcome.rowcount)
 
-    async def _settle(
-        self,
-        task_id: str,
-        worker_id: str,
-        values: dict[str, Any],
-        *,
-        ended: bool = False,
-        made: Usage | None = None,
-    ) -> bool:
-        """End this worker's hold on a task. A task that ``ended`` settles its ledger row and queues its
-        webhook event in the same transaction (what it ``made``, or nothing); otherwise its reservation
-        stands (it runs again)."""
-        async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    tasks.update()
-                    .where(
-                        tasks.c.id == task_id,
-                        tasks.c.worker_id == worker_id,
-                        tasks.c.status == Status.RUNNING.value,
-                    )
-                    .values(worker_id=None, lease_expires_at=None, **values)
-                    .returning(*_ENDED_COLUMNS)
+    async def _let_go(
+        self, conn: AsyncConnection, task_id: str, worker_id: str, values: dict[str, Any]
+    ) -> Task | None:
+        """End ``worker_id``'s hold on a running task, with ``values``; the task as it is now, or None if
+        that worker no longer holds it (cancelled, or taken over after its lease ran out)."""
+        row = (
+            await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.worker_id == worker_id,
+                    tasks.c.status == Status.RUNNING.value,
                 )
-            ).first()
-            queued = 0
-            if row is not None and ended:
-                await settle(conn, task_id, made)
-                queued = await _enqueue_ended(conn, row)
-        if queued:
-            self.webhooks_queued()
-        return row is not None
+                .values(worker_id=None, lease_expires_at=None, **values)
+                .returning(*tasks.c)
+            )
+        ).first()
+        return _row_to_task(row) if row is not None else None
 
-    async def complete(self, task_id: str, worker_id: str, result: TaskResult) -> bool:
+    async def complete(
+        self, conn: AsyncConnection, task_id: str, worker_id: str, result: TaskResult
+    ) -> Task | None:
         now = time.time()
-        return await self._settle(
+        return await self._let_go(
+            conn,
             task_id,
             worker_id,
             {
@@ -281,95 +235,62 @@ class TaskQueue:
                 "completed_at": now,
                 "expires_at": now + self.result_ttl,
             },
-            ended=True,
-            made=result.usage,
         )
 
-    async def fail(self, task_id: str, worker_id: str, error: PixelgateError) -> bool:
-        return await self._settle(
-            task_id,
-            worker_id,
-            {
-                "status": Status.FAILED.value,
-                "error": error.to_record(),
-                "completed_at": time.time(),
-            },
-            ended=True,
-        )
+    async def fail(
+        self, conn: AsyncConnection, task_id: str, worker_id: str, error: PixelgateError
+    ) -> Task | None:
+        values = {"status": Status.FAILED.value, "error": error.to_record(), "completed_at": time.time()}
+        return await self._let_go(conn, task_id, worker_id, values)
 
-    async def release(self, task_id: str, worker_id: str) -> bool:
-        """Give a running task back to the queue (graceful shutdown): the next worker starts it afresh."""
-        return await self._settle(task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
+    async def release(self, conn: AsyncConnection, task_id: str, worker_id: str) -> Task | None:
+        """Give a running task back to the queue: the next worker starts it afresh (resuming its upstream
+        tasks)."""
+        return await self._let_go(conn, task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
 
-    async def defer(self, task_id: str, worker_id: str, until: float) -> bool:
-        """Put a running task back in the queue, not to be claimed before ``until`` (no channel can take it
-        sooner). This claim does not count as one of its attempts: it never reached an upstream."""
-        return await self._settle(
-            task_id,
-            worker_id,
-            {
-                "status": Status.QUEUED.value,
-                "progress": 0,
-                "not_before": until,
-                "attempts": sa.func.max(tasks.c.attempts - 1, 0)
-                if not self.db.is_postgres
-                else sa.func.greatest(tasks.c.attempts - 1, 0),
-            },
-        )
+    async def defer(self, conn: AsyncConnection, task_id: str, worker_id: str, until: float) -> Task | None:
+        """Put a running task back in the queue, not to be claimed before ``until``. This claim does not
+        count as one of its attempts: it never reached an upstream."""
+        fewer = sa.func.greatest if self.db.is_postgres else sa.func.max
+        values = {
+            "status": Status.QUEUED.value,
+            "progress": 0,
+            "not_before": until,
+            "attempts": fewer(tasks.c.attempts - 1, 0),
+        }
+        return await self._let_go(conn, task_id, worker_id, values)
 
-    async def cancel(self, task_id: str, *, owner: str | None = None) -> Task:
+    async def cancel(self, conn: AsyncConnection, task_id: str, *, owner: str | None = None) -> Task | None:
+        """Cancel a queued or running task; the task, or None if there was none to cancel."""
         _require_task_id_shape(task_id)
         condition = sa.and_(
             tasks.c.id == task_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
         )
         if owner is not None:
             condition = sa.and_(condition, tasks.c.owner == owner)
-        queued = 0
-        async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    tasks.update()
-                    .where(condition)
-                    .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
-                    .returning(*_ENDED_COLUMNS)
-                )
-            ).first()
-            if row is not None:
-                await settle(conn, task_id, None)
-                queued = await _enqueue_ended(conn, row)
-        if queued:
-            self.webhooks_queued()
-        task = await self.get(task_id, owner=owner)
-        if row is None and task.status is not Status.CANCELLED:
-            raise Conflict(
-                f"task {task_id} has already {task.status.value} and can no longer be cancelled: "
-                "only queued or running tasks can be",
-                param="task_id",
-                code="task_already_finished",
+        row = (
+            await conn.execute(
+                tasks.update()
+                .where(condition)
+                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+                .returning(*tasks.c)
             )
-        return task
+        ).first()
+        return _row_to_task(row) if row is not None else None
 
-    async def cancel_batch(self, batch_id: str) -> list[Task]:
-        """Cancel every queued or running task of a batch in one transaction (a stopped batch may hold
-        hundreds), each settled at no cost as ``cancel`` does; the tasks cancelled."""
+    async def cancel_batch(self, conn: AsyncConnection, batch_id: str) -> list[Task]:
+        """Cancel every queued or running task of a batch (a stopped batch may hold hundreds)."""
         open_lines = sa.and_(
             tasks.c.batch_id == batch_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
         )
-        queued = 0
-        async with self.db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    tasks.update()
-                    .where(open_lines)
-                    .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
-                    .returning(*tasks.c)
-                )
-            ).all()
-            for row in rows:
-                await settle(conn, row.id, None)
-                queued += await _enqueue_ended(conn, row)
-        if queued:
-            self.webhooks_queued()
+        rows = (
+            await conn.execute(
+                tasks.update()
+                .where(open_lines)
+                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+                .returning(*tasks.c)
+            )
+        ).all()
         return [_row_to_task(row) for row in rows]
 
     async def delete(self, task_id: str, *, owner: str | None = None) -> None:

@@ -20,6 +20,7 @@ from pixelgate.core.errors import InvalidRequest, NotFound
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import webhook_deliveries, webhook_secrets, webhooks
+from pixelgate.tasks.bus import Bus, WebhooksQueued
 from pixelgate.tasks.webhooks import ENABLED, enqueue_ping, iso_now, new_secret, new_webhook_id
 
 ROTATION_GRACE_SECONDS = 24 * 3600
@@ -125,8 +126,9 @@ def describe_delivery(row: Any) -> dict[str, Any]:
 
 
 class WebhookRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, bus: Bus) -> None:
         self.db = db
+        self.bus = bus
 
     # Registered webhooks
 
@@ -247,6 +249,7 @@ class WebhookRegistry:
             if row is None:
                 raise _no_such_webhook(webhook_id)
             await enqueue_ping(conn, owner=row.owner, webhook_id=webhook_id, url=row.uri)
+        self.bus.publish(WebhooksQueued(1))
 
     # Signing secrets
 

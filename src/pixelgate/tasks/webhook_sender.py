@@ -40,6 +40,7 @@ from pixelgate.core import logs
 from pixelgate.core.safe_urls import AddressPolicy, UnsafeUrl, checked_destination
 from pixelgate.store.db import Database
 from pixelgate.store.schema import webhook_deliveries
+from pixelgate.tasks.bus import Bus, WebhooksQueued
 from pixelgate.tasks.webhook_registry import WebhookRegistry
 from pixelgate.tasks.webhooks import DELIVERED, FAILED, PENDING
 
@@ -64,6 +65,7 @@ class WebhookSender:
         self,
         db: Database,
         registry: WebhookRegistry,
+        bus: Bus,
         *,
         policy: AddressPolicy,
         retry_seconds: Sequence[float] = DEFAULT_RETRY_SECONDS,
@@ -86,10 +88,8 @@ class WebhookSender:
         self._client = httpx2.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": "pixelgate-webhooks"}
         )
-
-    def wake(self) -> None:
-        """A delivery was queued in this process: send it now rather than at the next poll."""
-        self._wake.set()
+        # A delivery queued in this process is sent now rather than at the next poll.
+        bus.subscribe(WebhooksQueued, lambda event: self._wake.set())
 
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="webhook-sender")

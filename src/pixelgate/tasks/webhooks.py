@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,31 +26,31 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixelgate.core.task import Callback, Status
+from pixelgate.core.task import Callback, Status, Task, Usage
 from pixelgate.store.schema import webhook_deliveries, webhooks
+from pixelgate.tasks.bus import WebhooksQueued
 
-# The events pixelgate sends. An Interactions task reports as Gemini's interaction events; any other task
-# as task events; batches (tasks/batches.py) as batch events. ``webhook.ping`` answers a ping.
-TASK_EVENTS = {
-    ("interactions", Status.SUCCEEDED): "interaction.completed",
-    ("interactions", Status.FAILED): "interaction.failed",
-    ("interactions", Status.CANCELLED): "interaction.cancelled",
-    ("", Status.SUCCEEDED): "task.succeeded",
-    ("", Status.FAILED): "task.failed",
-    ("", Status.CANCELLED): "task.cancelled",
-}
+
+@dataclass(frozen=True)
+class TaskEventNames:
+    """How one dialect's tasks report their end: the event type, and the word for the status in its data.
+    A dialect with names of its own registers them when the runtime is built (Interactions sends Gemini's
+    ``interaction.completed``); the others send these."""
+
+    types: Mapping[Status, str]
+    statuses: Mapping[Status, str]
+
+
+TASK_EVENT_NAMES = TaskEventNames(
+    types={
+        Status.SUCCEEDED: "task.succeeded",
+        Status.FAILED: "task.failed",
+        Status.CANCELLED: "task.cancelled",
+    },
+    statuses={status: status.value for status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)},
+)
 BATCH_EVENTS = ("batch.succeeded", "batch.failed", "batch.expired", "batch.cancelled")
 PING_EVENT = "webhook.ping"
-# What a registered webhook may subscribe to: the events above, and the two of Gemini's list that an
-# image gateway never sends (accepted, so that a client subscribing to Google's whole list still works).
-SUBSCRIBABLE = (
-    *sorted(set(TASK_EVENTS.values())),
-    *BATCH_EVENTS,
-    "interaction.requires_action",
-    "video.generated",
-)
-# The status word of a task in its event: the Interactions API's own for interactions.
-INTERACTION_STATUS = {Status.SUCCEEDED: "completed", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
 
 ENABLED = "enabled"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -148,38 +150,35 @@ async def _insert(
     return len(targets)
 
 
-async def enqueue_task_event(
-    conn: AsyncConnection,
-    *,
-    task_id: str,
-    owner: str | None,
-    dialect: str,
-    model: str,
-    status: Status,
-    error: dict[str, Any] | None,
-    webhook: dict[str, Any] | None,
-    batch_id: str | None,
-) -> int:
-    """Queue the event of a task that just ended (in the transaction that ended it). A batch's lines
-    send none (their batch reports once, when it ends) unless a line gave its own ``callback_url``."""
-    own_urls = bool(webhook and webhook.get("urls"))
-    if not status.is_terminal or (batch_id is not None and not own_urls):
-        return 0
-    interaction = dialect == "interactions"
-    event_type = TASK_EVENTS[("interactions" if interaction else "", status)]
-    callback = Callback.from_record(webhook) or Callback()
-    data = {
-        "id": task_id,
-        "status": INTERACTION_STATUS[status] if interaction else status.value,
-        "model": model,
-        "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
-    }
-    return await enqueue_event(
-        conn,
-        owner=owner,
-        event_type=event_type,
-        subject_id=task_id,
-        data=data,
-        override_urls=list(callback.urls) or None,
-        user_metadata=callback.user_metadata,
-    )
+class TaskOutbox:
+    """The webhook event of each task that ends, queued in the transaction that ends it (registered with
+    the lifecycle as one of its ``on_end`` hooks). ``names``: the dialects whose events have names of
+    their own."""
+
+    def __init__(self, names: Mapping[str, TaskEventNames] | None = None) -> None:
+        self.names = dict(names or {})
+
+    async def task_ended(self, conn: AsyncConnection, task: Task, made: Usage | None) -> list[WebhooksQueued]:
+        """A batch's lines send none (their batch reports once, when it ends) unless a line gave its own
+        ``callback_url``."""
+        callback = task.callback or Callback()
+        if not task.status.is_terminal or (task.batch_id is not None and not callback.urls):
+            return []
+        names = self.names.get(task.dialect, TASK_EVENT_NAMES)
+        error = task.error_record
+        data = {
+            "id": task.id,
+            "status": names.statuses[task.status],
+            "model": task.request.model,
+            "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
+        }
+        queued = await enqueue_event(
+            conn,
+            owner=task.owner,
+            event_type=names.types[task.status],
+            subject_id=task.id,
+            data=data,
+            override_urls=list(callback.urls) or None,
+            user_metadata=callback.user_metadata,
+        )
+        return [WebhooksQueued(queued)] if queued else []

@@ -1,5 +1,5 @@
-"""Waiting for a task to finish: instantly when this process's worker ran it, by polling the database
-with backoff when another process did."""
+"""Waiting for a task to finish: at once when it ends in this process (``TaskEnded``, ``TaskCancelled``
+on the bus), by polling the database with backoff when another process ends it."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import asyncio
 from collections import defaultdict
 
 from pixelgate.core.task import Task
+from pixelgate.tasks.bus import Bus, TaskCancelled, TaskEnded
 from pixelgate.tasks.queue import TaskQueue
 
 
-class TaskEvents:
-    def __init__(self, queue: TaskQueue, *, max_poll_interval: float = 1.0) -> None:
+class Waiters:
+    def __init__(self, queue: TaskQueue, bus: Bus, *, max_poll_interval: float = 1.0) -> None:
         self.queue = queue
         self.max_poll_interval = max_poll_interval
         self._waiters: dict[str, list[asyncio.Future[Task]]] = defaultdict(list)
-
-    def has_waiters(self, task_id: str) -> bool:
-        return task_id in self._waiters
+        bus.subscribe(TaskEnded, lambda event: self.finished(event.task))
+        bus.subscribe(TaskCancelled, lambda event: self.finished(event.task))
 
     def finished(self, task: Task) -> None:
-        """Called by the worker when a task reaches a terminal state (or is cancelled here)."""
+        """``task`` reached a terminal state here: its waiters have it at once."""
         for future in self._waiters.pop(task.id, []):
             if not future.done():
                 future.set_result(task)

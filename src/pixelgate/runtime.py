@@ -1,0 +1,265 @@
+"""The running server's parts, built once from the settings and wired as they are built: each part gets what
+it uses in its constructor, listens on the bus for what it reacts to, and is closed in reverse order of
+starting (an ``AsyncExitStack``). ``app.py`` only mounts the routers on what this builds.
+
+The order is the order of need: the database; the bus; the router; the lifecycle, with the ledger and the
+webhook outbox joining its transactions; the service; the parts that run in the background (the webhook
+sender, the worker, the batch runner), which run only where ``run_workers`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pixelgate.api import gemini_batches, openai_batches
+from pixelgate.api.gateway import Gateway
+from pixelgate.api.interactions import WEBHOOK_EVENTS
+from pixelgate.auth import redis_store
+from pixelgate.auth.admin_key import load_admin_key
+from pixelgate.auth.exposure import decide
+from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGuard
+from pixelgate.auth.keys import KeyStore
+from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger, settle
+from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
+from pixelgate.catalog import Prices, default_catalog
+from pixelgate.config import GatewayConfig, Settings
+from pixelgate.core import metrics
+from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
+from pixelgate.core.references import ImageFetcher
+from pixelgate.core.task import Task, Usage
+from pixelgate.routing import ChannelControls, Router, build_router
+from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.store.db import Database, sqlite_url
+from pixelgate.store.files import FileStore
+from pixelgate.tasks.batch_runner import BatchRunner
+from pixelgate.tasks.batches import BatchStore, batch_window
+from pixelgate.tasks.bus import Bus, Event, TaskCancelled
+from pixelgate.tasks.idempotency import IdempotencyKeys
+from pixelgate.tasks.lifecycle import Admission, Lifecycle
+from pixelgate.tasks.queue import TaskQueue
+from pixelgate.tasks.service import TaskService
+from pixelgate.tasks.waiting import Waiters
+from pixelgate.tasks.webhook_registry import WebhookRegistry
+from pixelgate.tasks.webhook_sender import WebhookSender
+from pixelgate.tasks.webhooks import TaskOutbox
+from pixelgate.tasks.worker import Worker
+
+log = logging.getLogger("pixelgate")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    config: GatewayConfig
+    db: Database
+    bus: Bus
+    router: Router
+    lifecycle: Lifecycle
+    service: TaskService
+    gateway: Gateway  # what the routers are handed
+    worker: Worker | None
+
+
+@asynccontextmanager
+async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncIterator[Runtime]:
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        DECODED_PIXELS.resize(settings.max_decoded_pixels)  # one budget for the process, whatever decodes
+        return_large_blocks()  # and what a decode frees leaves the process
+        db = await Database.open(
+            settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
+        )
+        stack.push_async_callback(db.close)
+        bus = Bus()
+        router = build_router(config)
+        stack.push_async_callback(router.close)
+        # Whoever cancels a task stops its upstream tasks, wherever it ran or was left in a crash.
+        bus.subscribe(TaskCancelled, lambda event: router.abandon(event.task.upstream))
+        bus.subscribe(TaskCancelled, _count_cancelled)
+        ledger = Ledger(db, max_tasks_per_key=settings.max_tasks_per_key)
+        idempotency = IdempotencyKeys(db)
+        lifecycle = Lifecycle(
+            TaskQueue(db, result_ttl=settings.result_ttl_seconds),
+            bus,
+            on_accept=[_keeps_its_key(idempotency), _reserves(ledger)],
+            on_end=[_settles, TaskOutbox({"interactions": WEBHOOK_EVENTS}).task_ended],
+        )
+        rate, failures = await _shared_counts(settings, stack)
+        service = await _service(settings, config, lifecycle, router, idempotency, rate, stack)
+        controls = ChannelControls(db, router, poll_interval=settings.poll_interval)
+        await controls.start()
+        stack.push_async_callback(controls.stop)
+        keys = KeyStore(db)
+        # Here, not before: whether keys are required depends on whether the database holds any.
+        exposure = decide(settings, config, await keys.count())
+        log.log(exposure.level, "pixelgate: %s", exposure.message)
+        if exposure.enabled:  # with auth off nobody needs one: none is made
+            await load_admin_key(settings, keys, terminal=sys.stderr)
+        worker = _worker(settings, config, lifecycle, bus, router, service) if settings.run_workers else None
+        gateway = Gateway(
+            settings=settings,
+            catalog=service.catalog,
+            service=service,
+            blobs=service.blobs,
+            signer=UrlSigner(await db.secret("url_signing_secret")),
+            keys=keys,
+            auth_enabled=exposure.enabled,
+            failures=failures,
+            webhooks=WebhookRegistry(db, bus),
+            files=FileStore(db, service.blobs),
+            batches=BatchStore(db, lifecycle.queue, bus),
+            controls=controls,
+            ledger=ledger,
+            worker=worker,
+        )
+        if worker is not None:
+            await _run_in_background(settings, db, bus, worker, gateway, stack)
+        log.info(
+            "pixelgate ready: %s; channels from %s: %s",
+            "PostgreSQL" if db.is_postgres else "SQLite",
+            config.source,
+            ", ".join(f"{c.name} ({c.provider})" for c in config.channels) or "none",
+        )
+        yield Runtime(settings, config, db, bus, router, lifecycle, service, gateway, worker)
+
+
+async def _service(
+    settings: Settings,
+    config: GatewayConfig,
+    lifecycle: Lifecycle,
+    router: Router,
+    idempotency: IdempotencyKeys,
+    rate: RequestRate,
+    stack: AsyncExitStack,
+) -> TaskService:
+    fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
+    stack.push_async_callback(fetcher.close)
+    return TaskService(
+        catalog=default_catalog(),
+        limits=settings.limits,
+        lifecycle=lifecycle,
+        waiters=Waiters(lifecycle.queue, lifecycle.bus, max_poll_interval=settings.poll_interval),
+        blobs=BlobStore(settings.data_dir / "blobs"),
+        router=router,
+        fetcher=fetcher,
+        idempotency=idempotency,
+        rate=rate,
+        prices=Prices(config.prices, config.batch_prices),
+        sync_wait_seconds=settings.sync_wait_seconds,
+        queue_deadline_seconds=settings.queue_deadline_seconds,
+    )
+
+
+def _worker(
+    settings: Settings,
+    config: GatewayConfig,
+    lifecycle: Lifecycle,
+    bus: Bus,
+    router: Router,
+    service: TaskService,
+) -> Worker:
+    return Worker(
+        lifecycle=lifecycle,
+        bus=bus,
+        router=router,
+        catalog=service.catalog,
+        blobs=service.blobs,
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+        max_attempts=settings.max_attempts,
+        prices=service.prices,
+    )
+
+
+def _count_cancelled(event: TaskCancelled) -> None:
+    metrics.tasks_finished.labels(event.task.request.model, "cancelled").inc()
+
+
+async def _run_in_background(
+    settings: Settings, db: Database, bus: Bus, worker: Worker, gateway: Gateway, stack: AsyncExitStack
+) -> None:
+    """The webhook sender, the worker and the batch runner that feeds it: started now, stopped in reverse
+    (the runner first, then the worker with its grace period, then the sender, which sends what the
+    worker's last tasks queued)."""
+    sender = WebhookSender(
+        db,
+        gateway.webhooks,
+        bus,
+        policy=settings.fetch_policy,
+        retry_seconds=settings.webhook_retry_seconds,
+        timeout=settings.webhook_timeout_seconds,
+        poll_interval=settings.poll_interval,
+    )
+    await sender.start()
+    stack.push_async_callback(sender.stop)
+    await worker.start()
+    stack.push_async_callback(worker.stop, settings.shutdown_grace_seconds)
+    runner = BatchRunner(
+        store=gateway.batches,
+        keys=gateway.keys,
+        bus=bus,
+        dialects={
+            "openai": openai_batches.OpenAIBatches(gateway),
+            "gemini": gemini_batches.GeminiBatches(gateway),
+        },
+        cancel_tasks=gateway.service.cancel_batch,
+        poll_interval=settings.poll_interval,
+        lease_seconds=settings.lease_seconds,
+        files=gateway.files,
+        # Enough lines queued that the worker's batch slots never wait for the runner to top up.
+        window=batch_window(worker.batch_slots),
+    )
+    await runner.start()
+    stack.push_async_callback(runner.stop)
+
+
+async def _shared_counts(settings: Settings, stack: AsyncExitStack) -> tuple[RequestRate, FailureGuard]:
+    """Counts every process must share live in Redis when there is one; else each process keeps its own."""
+    if not settings.redis_url:
+        return LocalRequestRate(), LocalFailureGuard()
+    client = redis_store.connect(settings.redis_url)
+    stack.push_async_callback(client.aclose)
+    if not await redis_store.answers(client):
+        log.warning(
+            "pixelgate: Redis at %s does not answer: requests that need a shared count get a 503 until it does",
+            redis_store.without_password(settings.redis_url),
+        )
+    return RedisRequestRate(client), RedisFailureGuard(client)
+
+
+def _keeps_its_key(idempotency: IdempotencyKeys) -> Any:
+    async def keep(conn: Any, task: Task, admission: Admission) -> None:
+        if admission.claim is not None:
+            await idempotency.keep(conn, admission.claim, task.id)
+
+    return keep
+
+
+def _reserves(ledger: Ledger) -> Any:
+    async def reserve(conn: Any, task: Task, admission: Admission) -> None:
+        caller = admission.caller
+        await ledger.reserve(
+            task_id=task.id,
+            key_id=caller.key_id if not caller.is_admin else None,
+            owner=task.owner,
+            limits=caller.limits,
+            model=task.request.model,
+            dialect=task.dialect + BATCH_SUFFIX if task.batch_id else task.dialect,
+            images=task.request.n,
+            estimate_usd=admission.estimate_usd,
+            batch_line=task.batch_id is not None,
+            conn=conn,
+        )
+
+    return reserve
+
+
+async def _settles(conn: Any, task: Task, made: Usage | None) -> list[Event]:
+    await settle(conn, task.id, made)
+    return []
