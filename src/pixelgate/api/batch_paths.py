@@ -11,25 +11,16 @@ from fastapi.responses import Response
 
 from pixelgate.api import gemini_batches, openai_batches
 from pixelgate.api.auth import CallerDep, authenticate
-from pixelgate.api.errors import sent_by_google_client, set_dialect
+from pixelgate.api.errors import dialect_by_client, is_gemini
 from pixelgate.api.gateway import GatewayDep
 
-
-def _dialect(request: Request) -> None:
-    set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")
-
-
-router = APIRouter(dependencies=[Depends(_dialect), Depends(authenticate)])
-
-
-def _gemini(request: Request) -> bool:
-    return bool(request.state.dialect == "gemini")
+router = APIRouter(dependencies=[Depends(dialect_by_client), Depends(authenticate)])
 
 
 @router.get("/v1/files")
 async def list_files(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     params = request.query_params
-    if _gemini(request):
+    if is_gemini(request):
         return await gemini_batches.list_files(
             request, gw, caller, params.get("pageSize"), params.get("pageToken")
         )
@@ -40,14 +31,14 @@ async def list_files(request: Request, gw: GatewayDep, caller: CallerDep) -> Res
 
 @router.get("/v1/files/{name}")
 async def get_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    if _gemini(request):
+    if is_gemini(request):
         return await gemini_batches.get_file(name, request, gw, caller)
     return await openai_batches.get_file(name, gw, caller)
 
 
 @router.delete("/v1/files/{name}")
 async def delete_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    if _gemini(request):
+    if is_gemini(request):
         return await gemini_batches.delete_file(name, gw, caller)
     return await openai_batches.delete_file(name, gw, caller)
 
@@ -55,13 +46,13 @@ async def delete_file(name: str, request: Request, gw: GatewayDep, caller: Calle
 @router.get("/v1/batches")
 async def list_batches(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
     params = request.query_params
-    if _gemini(request):
+    if is_gemini(request):
         return await gemini_batches.list_batches(gw, caller, params.get("pageSize"), params.get("pageToken"))
     return await openai_batches.list_batches(gw, caller, params.get("after"), params.get("limit"))
 
 
 @router.get("/v1/batches/{name}")
 async def get_batch(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    if _gemini(request):
+    if is_gemini(request):
         return await gemini_batches.get_batch(name, gw, caller)
     return await openai_batches.get_batch(name, gw, caller)

@@ -96,6 +96,16 @@ def gemini_dialect(request: Request) -> None:
     set_dialect(request, "gemini")
 
 
+def dialect_by_client(request: Request) -> None:
+    """A router dependency for the paths OpenAI's API and Google's share (``/v1/models``, ``/v1/files``,
+    ``/v1/batches``; ``v1`` is the Gemini SDKs' default version): the client's own headers decide."""
+    set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")
+
+
+def is_gemini(request: Request) -> bool:
+    return bool(getattr(request.state, "dialect", None) == "gemini")
+
+
 def sent_by_google_client(headers: Any, query: str) -> bool:
     """Google's SDKs send their key as ``x-goog-api-key`` (or ``?key=``) and name themselves in
     ``x-goog-api-client``; OpenAI's send a bearer token."""

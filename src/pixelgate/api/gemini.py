@@ -39,6 +39,7 @@ from pixelgate.api.gemini_common import (
     output_modalities,
     parse_wire,
 )
+from pixelgate.api.paging import PageSize, offset_token
 from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
@@ -49,6 +50,8 @@ from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Task
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
+
+PAGE_SIZE = PageSize("pageSize", default=50, most=1000)  # models, files and batches alike
 
 
 class Blob(WireBody):
@@ -439,21 +442,10 @@ def model_resource(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def page_number(value: str | None, field: str, default: int, low: int, high: int) -> int:
-    try:
-        number = int(value) if value else default
-    except ValueError:
-        number = low - 1
-    if not low <= number <= high:
-        what = "a page size from 1 to 1000" if field == "pageSize" else "the nextPageToken of the page before"
-        raise InvalidRequest(f"{field} {value!r} is not valid: use {what}", param=field, code="invalid_page")
-    return number
-
-
 def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> dict[str, Any]:
     ids = gw.catalog.ids
-    size = page_number(page_size, "pageSize", 50, 1, 1000)
-    start = page_number(page_token, "pageToken", 0, 0, len(ids))
+    size = PAGE_SIZE.read(page_size)
+    start = offset_token(page_token, "pageToken", len(ids))
     page = ids[start : start + size]
     body: dict[str, Any] = {"models": [model_resource(gw.catalog.get(m)) for m in page]}
     if start + size < len(ids):

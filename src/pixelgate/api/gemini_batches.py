@@ -25,9 +25,17 @@ from fastapi.responses import Response
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import GOOGLE_STATUS, gemini_dialect
 from pixelgate.api.gateway import Gateway, GatewayDep
-from pixelgate.api.gemini import page_number, render_response, submit_request
+from pixelgate.api.gemini import PAGE_SIZE, render_response, submit_request
 from pixelgate.api.gemini_common import API_VERSIONS, iso_time
-from pixelgate.api.parsing import NotJSON, check_text, load_json_line, read_json_object, shown, stored_text
+from pixelgate.api.parsing import (
+    NotAnObject,
+    NotJSON,
+    check_text,
+    jsonl_objects,
+    read_json_object,
+    shown,
+    stored_text,
+)
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
@@ -168,7 +176,7 @@ async def list_files(
     pageSize: str | None = None,
     pageToken: str | None = None,
 ) -> Response:
-    size = _page_size(pageSize)
+    size = PAGE_SIZE.read(pageSize)
     found = await gw.files.page(owner=caller.owner, after=pageToken or None, limit=size + 1)
     version = _version(request)
     body: dict[str, Any] = {"files": [file_resource(gw, request, f, version) for f in found[:size]]}
@@ -180,10 +188,6 @@ async def list_files(
 async def delete_file(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
     await gw.files.delete(_file_id(name), owner=caller.owner)
     return FastJSONResponse({})
-
-
-def _page_size(value: str | None) -> int:
-    return page_number(value, "pageSize", 50, 1, 1000)
 
 
 def _inline_lines(requests: Any) -> list[tuple[str | None, dict[str, Any]]]:
@@ -229,18 +233,14 @@ def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]
         raise InvalidRequest(
             f"{name} is not UTF-8 text: send JSONL", param="batch.inputConfig.fileName"
         ) from None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            item = load_json_line(raw)
-        except NotJSON as exc:
+    for number, item in jsonl_objects(text):
+        if isinstance(item, InvalidRequest):  # JSON that no database keeps (a lone surrogate, NaN)
+            raise _in_line(number, name, item)
+        if isinstance(item, NotJSON) and not isinstance(item, NotAnObject):
             raise InvalidRequest(
-                f'line {number} of {name} is not valid JSON ({exc}): each line is {{"key", "request"}}',
+                f'line {number} of {name} is not valid JSON ({item}): each line is {{"key", "request"}}',
                 param="batch.inputConfig.fileName",
-            ) from None
-        except InvalidRequest as exc:  # JSON that no database keeps (a lone surrogate, NaN)
-            raise _in_line(number, name, exc) from None
+            )
         if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
             raise InvalidRequest(
                 f'line {number} of {name} has no request object: each line is {{"key", "request"}}',
@@ -430,7 +430,7 @@ async def delete_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response
 async def list_batches(
     gw: GatewayDep, caller: CallerDep, pageSize: str | None = None, pageToken: str | None = None
 ) -> Response:
-    size = _page_size(pageSize)
+    size = PAGE_SIZE.read(pageSize)
     found = await gw.batches.page(
         owner=caller.owner,
         dialect="gemini",

@@ -13,24 +13,15 @@ from fastapi import APIRouter, Depends, Request
 
 from pixelgate.api import gemini, openai
 from pixelgate.api.auth import authenticate
-from pixelgate.api.errors import sent_by_google_client, set_dialect
+from pixelgate.api.errors import dialect_by_client, is_gemini
 from pixelgate.api.gateway import GatewayDep
 
-
-def _dialect(request: Request) -> None:
-    set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")
-
-
-router = APIRouter(dependencies=[Depends(_dialect), Depends(authenticate)])
-
-
-def _gemini(request: Request) -> bool:
-    return bool(request.state.dialect == "gemini")
+router = APIRouter(dependencies=[Depends(dialect_by_client), Depends(authenticate)])
 
 
 @router.get("/v1/models")
 async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
-    if _gemini(request):
+    if is_gemini(request):
         params = request.query_params
         return gemini.model_page(gw, params.get("pageSize"), params.get("pageToken"))
     return openai.model_list(gw.catalog)
@@ -38,6 +29,6 @@ async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
-    if _gemini(request):
+    if is_gemini(request):
         return gemini.model_by_name(gw, model_id)
     return openai.model_entry(gw.catalog, model_id)

@@ -24,10 +24,12 @@ from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.errors import openai_dialect, openai_error
 from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.openai import ImageBody, edit_references, reference_inputs, to_image_request
+from pixelgate.api.paging import PageSize
 from pixelgate.api.parsing import (
+    NotAnObject,
     NotJSON,
     check_text,
-    load_json_line,
+    jsonl_objects,
     parse_model,
     read_json_object,
     stored_text,
@@ -47,7 +49,7 @@ router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)]
 ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
 PURPOSES = ("batch", "user_data", "vision")
 MAX_LINES = 50_000
-MAX_LISTED = 100
+LIMIT = PageSize("limit", default=20, most=100)  # OpenAI's list default and most
 
 
 def file_object(stored: StoredFile) -> dict[str, Any]:
@@ -62,18 +64,6 @@ def file_object(stored: StoredFile) -> dict[str, Any]:
         "status": "processed",
         "status_details": None,
     }
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return 20
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LISTED:
-        raise InvalidRequest(
-            f"limit {value[:20]!r} is not valid: use a whole number from 1 to {MAX_LISTED}",
-            param="limit",
-            code="invalid_limit",
-        )
-    return int(value)
 
 
 @router.post("/v1/files")
@@ -125,7 +115,7 @@ async def list_files(
     after: str | None = None,
     limit: str | None = None,
 ) -> Response:
-    count = _limit(limit)
+    count = LIMIT.read(limit)
     found = await gw.files.page(owner=caller.owner, purpose=purpose, after=after, limit=count + 1)
     return FastJSONResponse(list_page([file_object(f) for f in found[:count]], len(found) > count))
 
@@ -177,19 +167,15 @@ def _read_lines(
                 "param": None,
             }
         ]
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+    for number, line in jsonl_objects(text):
+        if isinstance(line, NotAnObject):
+            bad(number, "invalid_json_line", f"line {number} is {line}, not a JSON object")
             continue
-        try:
-            line = load_json_line(raw)
-        except NotJSON as exc:
-            bad(number, "invalid_json_line", f"line {number} is not valid JSON ({exc})")
+        if isinstance(line, NotJSON):
+            bad(number, "invalid_json_line", f"line {number} is not valid JSON ({line})")
             continue
-        except InvalidRequest as exc:  # JSON that no database keeps (a lone surrogate, NaN)
-            bad(number, exc.code, f"line {number}: {exc.message}", exc.param)
-            continue
-        if not isinstance(line, dict):
-            bad(number, "invalid_json_line", f"line {number} is {type(line).__name__}, not a JSON object")
+        if isinstance(line, InvalidRequest):  # JSON that no database keeps (a lone surrogate, NaN)
+            bad(number, line.code, f"line {number}: {line.message}", line.param)
             continue
         custom_id = line.get("custom_id")
         if not isinstance(custom_id, str) or not custom_id:
@@ -296,7 +282,7 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
 async def list_batches(
     gw: GatewayDep, caller: CallerDep, after: str | None = None, limit: str | None = None
 ) -> Response:
-    count = _limit(limit)
+    count = LIMIT.read(limit)
     found = await gw.batches.page(owner=caller.owner, dialect="openai", after=after, limit=count + 1)
     return FastJSONResponse(list_page([batch_object(b) for b in found[:count]], len(found) > count))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -80,6 +81,25 @@ def load_json_line(text: str) -> Any:
     value = load_json(text)
     check_storable(value, root="the line", max_depth=MAX_JSON_DEPTH)
     return value
+
+
+class NotAnObject(NotJSON):
+    """A line of a JSONL file that is JSON, but not an object; the message is the type it is."""
+
+
+def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | NotJSON | InvalidRequest]]:
+    """Each non-blank line of a JSONL file, numbered from 1: its object, or what is wrong with it
+    (:class:`NotJSON`, :class:`NotAnObject`, or an :class:`InvalidRequest` for JSON no database keeps).
+    A bad line does not stop the reading: each dialect decides whether one bad line refuses the file."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = load_json_line(raw)
+        except (NotJSON, InvalidRequest) as exc:
+            yield number, exc
+            continue
+        yield number, value if isinstance(value, dict) else NotAnObject(type(value).__name__)
 
 
 # No API of pixelgate's nests past a dozen levels; a cap keeps every recursive walk of a body safe.

@@ -35,6 +35,7 @@ from pixelgate.api.errors import gemini_dialect, openai_dialect
 from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
 from pixelgate.api.interactions import WEBHOOK_EVENTS
+from pixelgate.api.paging import PageSize
 from pixelgate.api.parsing import read_json_object, stored_text
 from pixelgate.api.responses import list_page
 from pixelgate.core.errors import Forbidden, InvalidRequest, one_of
@@ -52,7 +53,8 @@ SUBSCRIBABLE = (
     "video.generated",
 )
 
-MAX_PAGE = 100
+WEBHOOKS_PAGE = PageSize("page_size", default=50, most=100)
+DELIVERIES_PAGE = PageSize("limit", default=20, most=100)
 SETTABLE_STATES = (ENABLED, "disabled")
 UPDATABLE = ("name", "uri", "subscribed_events", "state")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
@@ -111,16 +113,6 @@ def _check_state(state: str | None) -> str:
     return state
 
 
-def _page_size(value: int | None, field: str, default: int) -> int:
-    if value is None:
-        return default
-    if not 1 <= value <= MAX_PAGE:
-        raise InvalidRequest(
-            f"{field} {value} is not valid: give 1 to {MAX_PAGE}", param=field, code="invalid_page_size"
-        )
-    return value
-
-
 async def _body(request: Request) -> dict[str, Any]:
     """A JSON object, or nothing (the SDK sends no body for a ping)."""
     return await read_json_object(request) if (await request.body()).strip() else {}
@@ -130,10 +122,10 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 async def list_webhooks(
-    gw: GatewayDep, caller: CallerDep, page_size: int | None = None, page_token: str | None = None
+    gw: GatewayDep, caller: CallerDep, page_size: str | None = None, page_token: str | None = None
 ) -> dict[str, Any]:
     found, next_token = await gw.webhooks.list_page(
-        owner=caller.owner, page_size=_page_size(page_size, "page_size", 50), page_token=page_token
+        owner=caller.owner, page_size=WEBHOOKS_PAGE.read(page_size), page_token=page_token
     )
     now = time.time()
     answer: dict[str, Any] = {"webhooks": [webhook.describe(now) for webhook in found]}
@@ -249,11 +241,11 @@ async def list_deliveries(
     gw: GatewayDep,
     caller: CallerDep,
     subject_id: str | None = None,
-    limit: int | None = None,
+    limit: str | None = None,
     after: str | None = None,
 ) -> dict[str, Any]:
     data, has_more = await gw.webhooks.deliveries(
-        owner=caller.owner, subject_id=subject_id, limit=_page_size(limit, "limit", 20), after=after
+        owner=caller.owner, subject_id=subject_id, limit=DELIVERIES_PAGE.read(limit), after=after
     )
     return list_page(data, has_more)
 
