@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixelgate.api.paging import PageSize, offset_token
-from pixelgate.api.parsing import NotAnObject, NotJSON, jsonl_objects
+from pixelgate.api.parsing import NotAnObject, NotJSON, jsonl_objects, shown
 from pixelgate.core.errors import InvalidRequest
 
 LIMIT = PageSize("limit", default=20, most=100)
@@ -16,13 +16,13 @@ def test_a_page_size_in_range_is_read(sent: str | None, read: int) -> None:
     assert LIMIT.read(sent) == read
 
 
-@pytest.mark.parametrize("sent", ["0", "101", "-3", "abc", "²", "1.5", " 5", "9" * 40])
+@pytest.mark.parametrize("sent", ["0", "101", "-3", "abc", "²", "1.5", " 5", "9" * 80])
 def test_a_page_size_out_of_range_names_the_param_the_value_and_the_range(sent: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         LIMIT.read(sent)
     error = caught.value
     assert (error.param, error.code) == ("limit", "invalid_page")
-    assert error.message == f"limit {sent[:20]!r} is not valid: use a page size from 1 to 100"
+    assert error.message == f"limit {shown(sent)} is not valid: use a page size from 1 to 100"
 
 
 def test_an_offset_token_is_a_position_up_to_the_end() -> None:

@@ -3,16 +3,15 @@
 Each dialect names them its own way (OpenAI: ``limit`` and ``after``; Gemini REST: ``pageSize`` and
 ``pageToken``; Interactions' webhooks: ``page_size`` and ``page_token``), so a :class:`PageSize` carries the
 name, the default and the most a page may hold. Values arrive as query text: anything but a whole number in
-range is a 400 that quotes what was sent (cut to a readable length) and says what is allowed.
+range is a 400 that quotes what was sent and says what is allowed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixelgate.api.parsing import shown
 from pixelgate.core.errors import InvalidRequest
-
-_SHOWN = 20  # characters of a bad value quoted back
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class PageSize:
         number = _whole(value)
         if number is None or not 1 <= number <= self.most:
             raise InvalidRequest(
-                f"{self.param} {value[:_SHOWN]!r} is not valid: use a page size from 1 to {self.most}",
+                f"{self.param} {shown(value)} is not valid: use a page size from 1 to {self.most}",
                 param=self.param,
                 code="invalid_page",
             )
@@ -42,7 +41,7 @@ def offset_token(value: str | None, param: str, end: int) -> int:
     number = _whole(value)
     if number is None or not 0 <= number <= end:
         raise InvalidRequest(
-            f"{param} {value[:_SHOWN]!r} is not valid: use the nextPageToken of the page before",
+            f"{param} {shown(value)} is not valid: use the nextPageToken of the page before",
             param=param,
             code="invalid_page",
         )
