@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_runtime(settings, channels) as runtime:
-            app.state.gateway = runtime.gateway
+            app.state.parts = runtime.parts
             yield
 
     app = FastAPI(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelgate.api import gemini_batches, openai_batches
-from pixelgate.api.gateway import Gateway
+from pixelgate.api.deps import ImageLinks, Parts
 from pixelgate.api.interactions import WEBHOOK_EVENTS
 from pixelgate.auth import redis_store
 from pixelgate.auth.admin_key import load_admin_key
@@ -61,7 +61,7 @@ class Runtime:
     router: Router
     lifecycle: Lifecycle
     service: TaskService
-    gateway: Gateway  # what the routers are handed
+    parts: Parts  # what the routers are handed
     worker: Worker | None
 
 
@@ -101,12 +101,16 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
         if exposure.enabled:  # with auth off nobody needs one: none is made
             await load_admin_key(settings, keys, terminal=sys.stderr)
         worker = _worker(settings, config, lifecycle, bus, router, service) if settings.run_workers else None
-        gateway = Gateway(
+        parts = Parts(
             settings=settings,
             catalog=service.catalog,
             service=service,
-            blobs=service.blobs,
-            signer=UrlSigner(await db.secret("url_signing_secret")),
+            links=ImageLinks(
+                public_url=settings.public_url,
+                result_ttl_seconds=settings.result_ttl_seconds,
+                signer=UrlSigner(await db.secret("url_signing_secret")),
+                blobs=service.blobs,
+            ),
             keys=keys,
             auth_enabled=exposure.enabled,
             failures=failures,
@@ -115,17 +119,18 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
             batches=BatchStore(db, lifecycle.queue, bus),
             controls=controls,
             ledger=ledger,
+            idempotency=idempotency,
             worker=worker,
         )
         if worker is not None:
-            await _run_in_background(settings, db, bus, worker, gateway, stack)
+            await _run_in_background(settings, db, bus, worker, parts, stack)
         log.info(
             "pixelgate ready: %s; channels from %s: %s",
             "PostgreSQL" if db.is_postgres else "SQLite",
             config.source,
             ", ".join(f"{c.name} ({c.provider})" for c in config.channels) or "none",
         )
-        yield Runtime(settings, config, db, bus, router, lifecycle, service, gateway, worker)
+        yield Runtime(settings, config, db, bus, router, lifecycle, service, parts, worker)
 
 
 async def _service(
@@ -182,14 +187,14 @@ def _count_cancelled(event: TaskCancelled) -> None:
 
 
 async def _run_in_background(
-    settings: Settings, db: Database, bus: Bus, worker: Worker, gateway: Gateway, stack: AsyncExitStack
+    settings: Settings, db: Database, bus: Bus, worker: Worker, parts: Parts, stack: AsyncExitStack
 ) -> None:
     """The webhook sender, the worker and the batch runner that feeds it: started now, stopped in reverse
     (the runner first, then the worker with its grace period, then the sender, which sends what the
     worker's last tasks queued)."""
     sender = WebhookSender(
         db,
-        gateway.webhooks,
+        parts.webhooks,
         bus,
         policy=settings.fetch_policy,
         retry_seconds=settings.webhook_retry_seconds,
@@ -201,17 +206,19 @@ async def _run_in_background(
     await worker.start()
     stack.push_async_callback(worker.stop, settings.shutdown_grace_seconds)
     runner = BatchRunner(
-        store=gateway.batches,
-        keys=gateway.keys,
+        store=parts.batches,
+        keys=parts.keys,
         bus=bus,
         dialects={
-            "openai": openai_batches.OpenAIBatches(gateway),
-            "gemini": gemini_batches.GeminiBatches(gateway),
+            "openai": openai_batches.OpenAIBatches(
+                parts.service, parts.files, parts.links, settings.default_model
+            ),
+            "gemini": gemini_batches.GeminiBatches(parts.service, parts.files, parts.links),
         },
-        cancel_tasks=gateway.service.cancel_batch,
+        cancel_tasks=parts.service.cancel_batch,
         poll_interval=settings.poll_interval,
         lease_seconds=settings.lease_seconds,
-        files=gateway.files,
+        files=parts.files,
         # Enough lines queued that the worker's batch slots never wait for the runner to top up.
         window=batch_window(worker.batch_slots),
     )

@@ -25,11 +25,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from pixelgate.api.auth import admin_only, authenticate
+from pixelgate.api.deps import CatalogDep, IdempotencyDep, KeysDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object, stored_text
 from pixelgate.auth.keys import new_key_id
 from pixelgate.auth.ledger import KeyLimits
+from pixelgate.catalog import Catalog
 from pixelgate.core.errors import Conflict, InvalidRequest, one_of
 from pixelgate.store.schema import api_keys, column_chars
 from pixelgate.tasks.idempotency import Idempotent, check_key, fingerprint
@@ -84,11 +85,11 @@ class KeyChanges(BaseModel):
     limits: Limits = Field(default_factory=lambda: Limits())
 
 
-def _check_models(models: list[str] | None, gw: GatewayDep) -> None:
+def _check_models(models: list[str] | None, catalog: Catalog) -> None:
     for model in models or []:
-        if model not in gw.catalog:
+        if model not in catalog:
             raise InvalidRequest(
-                f"models names {model!r}, which is not in the catalog: use {one_of(gw.catalog.ids)}",
+                f"models names {model!r}, which is not in the catalog: use {one_of(catalog.ids)}",
                 param="models",
                 code="model_not_found",
             )
@@ -108,18 +109,20 @@ def _expiry(expires_in_days: float | None, expires_at: int | None, now: float) -
 
 
 @router.post("/keys")
-async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
+async def create_key(
+    request: Request, keys: KeysDep, catalog: CatalogDep, idempotency: IdempotencyDep
+) -> JSONResponse:
     data = await read_json_object(request)
     body = parse_model(NewKey, data)
-    _check_models(body.models, gw)
+    _check_models(body.models, catalog)
     now = time.time()
     key_id = new_key_id()
 
     async def make(claim: Idempotent | None = None) -> JSONResponse:
-        async with gw.keys.db.transaction() as conn:
+        async with keys.db.transaction() as conn:
             if claim is not None:
-                await gw.service.idempotency.keep(conn, claim, key_id)
-            record, secret = await gw.keys.create(
+                await idempotency.keep(conn, claim, key_id)
+            record, secret = await keys.create(
                 name=body.name,
                 owner=body.owner or body.name,
                 models=body.models,
@@ -136,7 +139,7 @@ async def create_key(request: Request, gw: GatewayDep) -> JSONResponse:
     claim = Idempotent(
         _KEYS_SCOPE, check_key(idempotency_key), fingerprint(json.dumps(data, sort_keys=True)), kind="API key"
     )
-    return await gw.service.idempotency.once(claim, partial(make, claim), partial(_made_before, claim))
+    return await idempotency.once(claim, partial(make, claim), partial(_made_before, claim))
 
 
 _KEYS_SCOPE = "admin:keys"  # Idempotency-Keys of key creation, apart from any owner's
@@ -155,7 +158,7 @@ async def _made_before(claim: Idempotent, key_id: str) -> JSONResponse:
 
 
 @router.patch("/keys/{key_id}")
-async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
+async def change_key(key_id: str, request: Request, keys: KeysDep, catalog: CatalogDep) -> dict[str, Any]:
     data = await read_json_object(request)
     if "owner" in data:
         raise InvalidRequest(
@@ -179,7 +182,7 @@ async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str,
         )
     if "name" in given and body.name is None:
         raise InvalidRequest("name null is not valid: a key keeps a name", param="name", code="invalid_field")
-    _check_models(body.models, gw)
+    _check_models(body.models, catalog)
     changes: dict[str, Any] = {}
     if "name" in given:
         changes["name"] = body.name
@@ -188,33 +191,33 @@ async def change_key(key_id: str, request: Request, gw: GatewayDep) -> dict[str,
     if given & {"expires_in_days", "expires_at"}:
         changes["expires_at"] = _expiry(body.expires_in_days, body.expires_at, time.time())
     limits = {name: getattr(body.limits, name) for name in body.limits.model_fields_set}
-    return (await gw.keys.update(key_id, changes, limits)).describe(time.time())
+    return (await keys.update(key_id, changes, limits)).describe(time.time())
 
 
 @router.get("/keys")
-async def list_keys(gw: GatewayDep, owner: str | None = None) -> dict[str, Any]:
+async def list_keys(keys: KeysDep, owner: str | None = None) -> dict[str, Any]:
     now = time.time()
     if owner is not None:
         stored_text(owner, "owner", api_keys.c.owner)
-    return {"object": "list", "data": [k.describe(now) for k in await gw.keys.list(owner=owner)]}
+    return {"object": "list", "data": [k.describe(now) for k in await keys.list(owner=owner)]}
 
 
 @router.get("/keys/{key_id}")
-async def get_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return (await gw.keys.get(key_id)).describe(time.time())
+async def get_key(key_id: str, keys: KeysDep) -> dict[str, Any]:
+    return (await keys.get(key_id)).describe(time.time())
 
 
 @router.post("/keys/{key_id}/disable")
-async def disable_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return (await gw.keys.disable(key_id)).describe(time.time())
+async def disable_key(key_id: str, keys: KeysDep) -> dict[str, Any]:
+    return (await keys.disable(key_id)).describe(time.time())
 
 
 @router.post("/keys/{key_id}/enable")
-async def enable_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
-    return (await gw.keys.enable(key_id)).describe(time.time())
+async def enable_key(key_id: str, keys: KeysDep) -> dict[str, Any]:
+    return (await keys.enable(key_id)).describe(time.time())
 
 
 @router.delete("/keys/{key_id}")
-async def delete_key(key_id: str, gw: GatewayDep) -> dict[str, Any]:
-    await gw.keys.delete(key_id)
+async def delete_key(key_id: str, keys: KeysDep) -> dict[str, Any]:
+    await keys.delete(key_id)
     return {"id": key_id, "object": "api_key", "deleted": True}

@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pixelgate.api.admin import PRINTABLE
 from pixelgate.api.auth import admin_only, authenticate
+from pixelgate.api.deps import ControlsDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import parse_model, read_json_object
+from pixelgate.routing import ChannelControls
 from pixelgate.store.schema import channel_controls, column_chars
 
 router = APIRouter(
@@ -44,36 +45,36 @@ class Disabling(BaseModel):
     )
 
 
-def _described(gw: Gateway, name: str) -> dict[str, Any]:
-    channel = gw.service.router.channel(name)
-    return next(d for d in gw.service.router.describe() if d["name"] == channel.name)
+def _described(controls: ChannelControls, name: str) -> dict[str, Any]:
+    channel = controls.router.channel(name)
+    return next(d for d in controls.router.describe() if d["name"] == channel.name)
 
 
 @router.get("")
-async def list_channels(gw: GatewayDep) -> dict[str, Any]:
-    return {"object": "list", "process": PROCESS, "data": gw.service.router.describe()}
+async def list_channels(controls: ControlsDep) -> dict[str, Any]:
+    return {"object": "list", "process": PROCESS, "data": controls.router.describe()}
 
 
 @router.get("/{name}")
-async def get_channel(name: str, gw: GatewayDep) -> dict[str, Any]:
-    return _described(gw, name)
+async def get_channel(name: str, controls: ControlsDep) -> dict[str, Any]:
+    return _described(controls, name)
 
 
 @router.post("/{name}/reset")
-async def reset_channel(name: str, gw: GatewayDep) -> dict[str, Any]:
-    await gw.controls.reset(name)
-    return _described(gw, name)
+async def reset_channel(name: str, controls: ControlsDep) -> dict[str, Any]:
+    await controls.reset(name)
+    return _described(controls, name)
 
 
 @router.post("/{name}/disable")
-async def disable_channel(name: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
+async def disable_channel(name: str, request: Request, controls: ControlsDep) -> dict[str, Any]:
     # The body is optional: a bare POST disables with no reason.
     body = parse_model(Disabling, await read_json_object(request)) if await request.body() else Disabling()
-    await gw.controls.disable(name, body.reason)
-    return _described(gw, name)
+    await controls.disable(name, body.reason)
+    return _described(controls, name)
 
 
 @router.post("/{name}/enable")
-async def enable_channel(name: str, gw: GatewayDep) -> dict[str, Any]:
-    await gw.controls.enable(name)
-    return _described(gw, name)
+async def enable_channel(name: str, controls: ControlsDep) -> dict[str, Any]:
+    await controls.enable(name)
+    return _described(controls, name)

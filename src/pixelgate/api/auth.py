@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.deps import AuthEnabledDep, FailuresDep, KeysDep
 from pixelgate.auth.keys import ANONYMOUS, Caller
 from pixelgate.core.errors import AuthenticationError, Forbidden
 
@@ -27,9 +27,11 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-goog-api-key") or request.query_params.get("key") or None
 
 
-async def authenticate(request: Request, gw: GatewayDep) -> Caller:
+async def authenticate(
+    request: Request, auth_enabled: AuthEnabledDep, keys: KeysDep, failures: FailuresDep
+) -> Caller:
     """A route dependency (after the dialect's, so that a refusal is in the caller's shape)."""
-    if not gw.auth_enabled:
+    if not auth_enabled:
         caller = ANONYMOUS
     else:
         key = presented_key(request)
@@ -39,11 +41,11 @@ async def authenticate(request: Request, gw: GatewayDep) -> Caller:
                 "x-goog-api-key: <key> or ?key=<key> (Google clients)",
                 code="missing_api_key",
             )
-        found = await gw.keys.verify(key)
+        found = await keys.verify(key)
         if found is None:
             address = request.client.host if request.client else "unknown"
-            await gw.failures.check(address)  # refused past the limit, and then not counted again
-            await gw.failures.failed(address)
+            await failures.check(address)  # refused past the limit, and then not counted again
+            await failures.failed(address)
             raise AuthenticationError(
                 "the API key is not valid (unknown, wrong, expired, disabled or deleted): ask the "
                 "gateway's admin for a valid key",

@@ -11,48 +11,54 @@ from fastapi.responses import Response
 
 from pixelgate.api import gemini_batches, openai_batches
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import BatchesDep, FilesDep, LinksDep
 from pixelgate.api.errors import dialect_by_client, is_gemini
-from pixelgate.api.gateway import GatewayDep
 
 router = APIRouter(dependencies=[Depends(dialect_by_client), Depends(authenticate)])
 
 
 @router.get("/v1/files")
-async def list_files(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def list_files(request: Request, files: FilesDep, links: LinksDep, caller: CallerDep) -> Response:
     params = request.query_params
     if is_gemini(request):
         return await gemini_batches.list_files(
-            request, gw, caller, params.get("pageSize"), params.get("pageToken")
+            request, files, links, caller, params.get("pageSize"), params.get("pageToken")
         )
     return await openai_batches.list_files(
-        gw, caller, params.get("purpose"), params.get("after"), params.get("limit")
+        files, caller, params.get("purpose"), params.get("after"), params.get("limit")
     )
 
 
 @router.get("/v1/files/{name}")
-async def get_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def get_file(
+    name: str, request: Request, files: FilesDep, links: LinksDep, caller: CallerDep
+) -> Response:
     if is_gemini(request):
-        return await gemini_batches.get_file(name, request, gw, caller)
-    return await openai_batches.get_file(name, gw, caller)
+        return await gemini_batches.get_file(name, request, files, links, caller)
+    return await openai_batches.get_file(name, files, caller)
 
 
 @router.delete("/v1/files/{name}")
-async def delete_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def delete_file(name: str, request: Request, files: FilesDep, caller: CallerDep) -> Response:
     if is_gemini(request):
-        return await gemini_batches.delete_file(name, gw, caller)
-    return await openai_batches.delete_file(name, gw, caller)
+        return await gemini_batches.delete_file(name, files, caller)
+    return await openai_batches.delete_file(name, files, caller)
 
 
 @router.get("/v1/batches")
-async def list_batches(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def list_batches(request: Request, batches: BatchesDep, links: LinksDep, caller: CallerDep) -> Response:
     params = request.query_params
     if is_gemini(request):
-        return await gemini_batches.list_batches(gw, caller, params.get("pageSize"), params.get("pageToken"))
-    return await openai_batches.list_batches(gw, caller, params.get("after"), params.get("limit"))
+        return await gemini_batches.list_batches(
+            batches, links, caller, params.get("pageSize"), params.get("pageToken")
+        )
+    return await openai_batches.list_batches(batches, caller, params.get("after"), params.get("limit"))
 
 
 @router.get("/v1/batches/{name}")
-async def get_batch(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def get_batch(
+    name: str, request: Request, batches: BatchesDep, links: LinksDep, caller: CallerDep
+) -> Response:
     if is_gemini(request):
-        return await gemini_batches.get_batch(name, gw, caller)
-    return await openai_batches.get_batch(name, gw, caller)
+        return await gemini_batches.get_batch(name, batches, links, caller)
+    return await openai_batches.get_batch(name, batches, caller)

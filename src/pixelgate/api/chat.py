@@ -11,8 +11,8 @@ import json
 from fastapi import APIRouter, Depends, Request
 
 from pixelgate.api.auth import authenticate
+from pixelgate.api.deps import CatalogDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import GatewayDep
 from pixelgate.core.errors import InvalidRequest, NotFound
 
 router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
@@ -27,14 +27,14 @@ def _image_endpoints(model: str) -> str:
     )
 
 
-async def chat_mistake(request: Request, gw: GatewayDep) -> None:
+async def chat_mistake(request: Request, catalog: CatalogDep) -> None:
     body = await request.body()
     try:
         parsed = json.loads(body) if body.strip() else {}
     except (ValueError, RecursionError):
         parsed = {}
     model = parsed.get("model") if isinstance(parsed, dict) else None
-    if isinstance(model, str) and model in gw.catalog.ids:
+    if isinstance(model, str) and model in catalog.ids:
         raise InvalidRequest(
             f"{model} is an image model and {request.url.path} is a chat endpoint: image models are not "
             f"called through chat. Send the request to {_image_endpoints(model)}. Nothing was charged.",

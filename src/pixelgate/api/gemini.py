@@ -24,8 +24,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ConfigDict
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import CatalogDep, ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import gemini_dialect, gemini_error
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
     API_VERSIONS,
     ImageConfig,
@@ -43,11 +43,12 @@ from pixelgate.api.paging import PageSize, offset_token
 from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
-from pixelgate.catalog import ModelSpec
+from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.core.errors import InvalidRequest, NotFound, PixelgateError, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Task
+from pixelgate.tasks.service import TaskService
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
 
@@ -271,7 +272,9 @@ def _search_types(tools: list[Tool] | None, spell: Spelling) -> tuple[list[str] 
     return search, field
 
 
-async def _submit(model_action: str, request: Request, gw: Gateway, caller: Caller) -> tuple[Task, bool]:
+async def _submit(
+    model_action: str, request: Request, service: TaskService, caller: Caller
+) -> tuple[Task, bool]:
     model, action = split_model_action(model_action)
     if action not in ("generateContent", "streamGenerateContent"):
         raise NotFound(
@@ -279,9 +282,9 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
             ":streamGenerateContent (and :batchGenerateContent for batch jobs)",
             code="unknown_endpoint",
         )
-    gw.catalog.named_by_url(model)
+    service.catalog.named_by_url(model)
     task = await submit_request(
-        gw,
+        service,
         model,
         await read_json_object(request),
         caller,
@@ -291,11 +294,13 @@ async def _submit(model_action: str, request: Request, gw: Gateway, caller: Call
     return task, action == "streamGenerateContent"
 
 
-async def submit_request(gw: Gateway, model: str, data: dict[str, Any], caller: Caller, **how: Any) -> Task:
+async def submit_request(
+    service: TaskService, model: str, data: dict[str, Any], caller: Caller, **how: Any
+) -> Task:
     """A ``GenerateContentRequest`` made a task (sent alone, or as a batch's line: ``how`` says which)."""
     body, spell = parse_wire(GenerateContentBody, data, camel=True)
     image_request, references, videos, history = to_image_request(model, body, spell)
-    return await gw.service.submit(
+    return await service.submit(
         image_request,
         references=references,
         videos=videos,
@@ -306,7 +311,7 @@ async def submit_request(gw: Gateway, model: str, data: dict[str, Any], caller: 
     )
 
 
-async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
+async def render_response(links: ImageLinks, task: Task) -> dict[str, Any]:
     """A ``GenerateContentResponse``: one candidate per image, thoughts first where asked for."""
     result = task.result
     assert result is not None
@@ -318,7 +323,7 @@ async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
             for thought in result.thoughts:
                 parts.append({"text": thought.text, "thought": True})
                 for interim in thought.images:
-                    data = await gw.image_base64(interim)
+                    data = await links.image_base64(interim)
                     parts.append(
                         {"inlineData": {"mimeType": interim.mime_type, "data": data}, "thought": True}
                     )
@@ -327,7 +332,7 @@ async def render_response(gw: Gateway, task: Task) -> dict[str, Any]:
         if text:
             parts.append({"text": text, **({"thoughtSignature": signature} if signature else {})})
         image_part: dict[str, Any] = {
-            "inlineData": {"mimeType": image.mime_type, "data": await gw.image_base64(image)}
+            "inlineData": {"mimeType": image.mime_type, "data": await links.image_base64(image)}
         }
         if signature:
             image_part["thoughtSignature"] = signature
@@ -381,19 +386,21 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
-async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
+async def _stream(
+    service: TaskService, links: ImageLinks, task: Task, keepalive: float
+) -> AsyncIterator[bytes]:
     """The answer as server-sent events: thoughts, then text, then the image with the usage."""
-    waiter = asyncio.ensure_future(gw.service.wait_for_result(task.id))
+    waiter = asyncio.ensure_future(service.wait_for_result(task.id))
     try:
         # Blank lines: Google's SDK reads a comment line as a (broken) JSON chunk, but skips blank ones.
-        async for beat in keepalive_until_done(waiter, gw.settings.stream_keepalive_seconds, b"\n"):
+        async for beat in keepalive_until_done(waiter, keepalive, b"\n"):
             yield beat
         try:
             finished = waiter.result()
         except PixelgateError as error:
             yield _sse(gemini_error(error))
             return
-        response = await inline_files(await render_response(gw, finished))
+        response = await inline_files(await render_response(links, finished))
         first = response["candidates"][0]
         parts = first["content"]["parts"]
         head = {k: v for k, v in response.items() if k in ("modelVersion", "responseId")}
@@ -406,13 +413,19 @@ async def _stream(gw: Gateway, task: Task) -> AsyncIterator[bytes]:
 
 
 async def generate_content(
-    model_action: str, request: Request, gw: GatewayDep, caller: CallerDep
+    model_action: str,
+    request: Request,
+    service: ServiceDep,
+    links: LinksDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> Response:
-    task, streaming = await _submit(model_action, request, gw, caller)
+    task, streaming = await _submit(model_action, request, service, caller)
     if streaming:
-        return StreamingResponse(_stream(gw, task), media_type="text/event-stream")
-    done = await gw.service.wait_for_result(task.id)
-    return ImageJSONResponse(await render_response(gw, done))
+        events = _stream(service, links, task, settings.stream_keepalive_seconds)
+        return StreamingResponse(events, media_type="text/event-stream")
+    done = await service.wait_for_result(task.id)
+    return ImageJSONResponse(await render_response(links, done))
 
 
 for _version in API_VERSIONS:
@@ -442,30 +455,30 @@ def model_resource(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def model_page(gw: Gateway, page_size: str | None, page_token: str | None) -> dict[str, Any]:
-    ids = gw.catalog.ids
+def model_page(catalog: Catalog, page_size: str | None, page_token: str | None) -> dict[str, Any]:
+    ids = catalog.ids
     size = PAGE_SIZE.read(page_size)
     start = offset_token(page_token, "pageToken", len(ids))
     page = ids[start : start + size]
-    body: dict[str, Any] = {"models": [model_resource(gw.catalog.get(m)) for m in page]}
+    body: dict[str, Any] = {"models": [model_resource(catalog.get(m)) for m in page]}
     if start + size < len(ids):
         body["nextPageToken"] = str(start + size)
     return body
 
 
-def model_by_name(gw: Gateway, name: str) -> dict[str, Any]:
-    return model_resource(gw.catalog.named_by_url(name.removeprefix("models/")))
+def model_by_name(catalog: Catalog, name: str) -> dict[str, Any]:
+    return model_resource(catalog.named_by_url(name.removeprefix("models/")))
 
 
 @router.get("/v1beta/models")
 async def list_models(
-    gw: GatewayDep,
+    catalog: CatalogDep,
     pageSize: str | None = None,
     pageToken: str | None = None,
 ) -> dict[str, Any]:
-    return model_page(gw, pageSize, pageToken)
+    return model_page(catalog, pageSize, pageToken)
 
 
 @router.get("/v1beta/models/{name:path}")
-async def get_model(name: str, gw: GatewayDep) -> dict[str, Any]:
-    return model_by_name(gw, name)
+async def get_model(name: str, catalog: CatalogDep) -> dict[str, Any]:
+    return model_by_name(catalog, name)

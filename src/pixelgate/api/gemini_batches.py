@@ -23,8 +23,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import BatchesDep, CatalogDep, FilesDep, ImageLinks, LinksDep, SettingsDep
 from pixelgate.api.errors import GOOGLE_STATUS, gemini_dialect
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini import PAGE_SIZE, render_response, submit_request
 from pixelgate.api.gemini_common import API_VERSIONS, iso_time
 from pixelgate.api.parsing import (
@@ -39,10 +39,12 @@ from pixelgate.api.parsing import (
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse, inline_files
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, NotFound, error_from_record
+from pixelgate.core.safe_urls import AddressPolicy
 from pixelgate.core.task import Callback
-from pixelgate.store.files import StoredFile, new_file_id
-from pixelgate.store.schema import batch_lines, batches
-from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
+from pixelgate.store import schema
+from pixelgate.store.files import FileStore, StoredFile, new_file_id
+from pixelgate.tasks.batches import Batch, BatchLine, BatchState, BatchStore, LineResult
+from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.webhook_targets import check_callback
 
 router = APIRouter(dependencies=[Depends(gemini_dialect), Depends(authenticate)])
@@ -66,8 +68,8 @@ def _file_id(name: str) -> str:
     return name.removeprefix("files/")
 
 
-def file_resource(gw: Gateway, request: Request, stored: StoredFile, version: str) -> dict[str, Any]:
-    base = gw.base_url(request)
+def file_resource(links: ImageLinks, request: Request, stored: StoredFile, version: str) -> dict[str, Any]:
+    base = links.base_url(request)
     resource: dict[str, Any] = {
         "name": f"files/{stored.id}",
         "displayName": stored.filename,
@@ -86,7 +88,14 @@ def file_resource(gw: Gateway, request: Request, stored: StoredFile, version: st
     return resource
 
 
-async def upload_file(version: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def upload_file(
+    version: str,
+    request: Request,
+    files: FilesDep,
+    links: LinksDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> Response:
     """Google's resumable upload: ``start`` (the file's description) answers with the URL the pieces go to;
     each piece is ``upload`` at an offset, the last ``upload, finalize``. ``version`` is declared (not read
     from the path) so that the OpenAPI document names the path parameter."""
@@ -107,13 +116,13 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
                 param="file",
             )
         length = request.headers.get("x-goog-upload-header-content-length", "")
-        if not length.isdigit() or int(length) > gw.settings.max_body_bytes:
+        if not length.isdigit() or int(length) > settings.max_body_bytes:
             raise InvalidRequest(
                 f"X-Goog-Upload-Header-Content-Length {length[:20]!r} is not valid: give the file's size in "
-                f"bytes, at most {gw.settings.max_body_bytes:,}",
+                f"bytes, at most {settings.max_body_bytes:,}",
                 param="X-Goog-Upload-Header-Content-Length",
             )
-        stored = await gw.files.start_upload(
+        stored = await files.start_upload(
             owner=caller.owner,
             purpose="batch",
             filename=check_text(
@@ -130,7 +139,7 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
             expected_bytes=int(length),
             expires_at=time.time() + UPLOAD_KEEP_SECONDS,
         )
-        url = f"{gw.base_url(request)}/upload/{version}/files?upload_id={stored.id}"
+        url = f"{links.base_url(request)}/upload/{version}/files?upload_id={stored.id}"
         return FastJSONResponse({}, headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
     if "upload" not in command or upload_id is None:
         raise InvalidRequest(
@@ -140,7 +149,7 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
             param="X-Goog-Upload-Command",
             code="invalid_upload_command",
         )
-    await gw.files.get(upload_id, owner=caller.owner, param="upload_id")
+    await files.get(upload_id, owner=caller.owner, param="upload_id")
     offset = request.headers.get("x-goog-upload-offset", "0")
     if not offset.isdigit():
         raise InvalidRequest(
@@ -148,45 +157,48 @@ async def upload_file(version: str, request: Request, gw: GatewayDep, caller: Ca
             param="X-Goog-Upload-Offset",
         )
     finalize = "finalize" in command
-    stored = await gw.files.append(upload_id, int(offset), await request.body(), finalize=finalize)
+    stored = await files.append(upload_id, int(offset), await request.body(), finalize=finalize)
     if not finalize:
         return FastJSONResponse({}, headers={"X-Goog-Upload-Status": "active"})
     return FastJSONResponse(
-        {"file": file_resource(gw, request, stored, version)}, headers={"X-Goog-Upload-Status": "final"}
+        {"file": file_resource(links, request, stored, version)}, headers={"X-Goog-Upload-Status": "final"}
     )
 
 
-async def get_file(name: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def get_file(
+    name: str, request: Request, files: FilesDep, links: LinksDep, caller: CallerDep
+) -> Response:
     file_id, _, action = name.partition(":")
-    stored = await gw.files.get(file_id, owner=caller.owner, param="name")
+    stored = await files.get(file_id, owner=caller.owner, param="name")
     if action == "download":
-        return Response(await gw.files.read(stored), media_type=stored.mime_type)
+        return Response(await files.read(stored), media_type=stored.mime_type)
     if action:
         raise NotFound(
             f"files/{file_id}:{action[:40]} is not served: use files/{{name}}:download",
             code="unknown_endpoint",
         )
-    return FastJSONResponse(file_resource(gw, request, stored, _version(request)))
+    return FastJSONResponse(file_resource(links, request, stored, _version(request)))
 
 
 async def list_files(
     request: Request,
-    gw: GatewayDep,
+    files: FilesDep,
+    links: LinksDep,
     caller: CallerDep,
     pageSize: str | None = None,
     pageToken: str | None = None,
 ) -> Response:
     size = PAGE_SIZE.read(pageSize)
-    found = await gw.files.page(owner=caller.owner, after=pageToken or None, limit=size + 1)
+    found = await files.page(owner=caller.owner, after=pageToken or None, limit=size + 1)
     version = _version(request)
-    body: dict[str, Any] = {"files": [file_resource(gw, request, f, version) for f in found[:size]]}
+    body: dict[str, Any] = {"files": [file_resource(links, request, f, version) for f in found[:size]]}
     if len(found) > size:
         body["nextPageToken"] = found[size - 1].id
     return FastJSONResponse(body)
 
 
-async def delete_file(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    await gw.files.delete(_file_id(name), owner=caller.owner)
+async def delete_file(name: str, files: FilesDep, caller: CallerDep) -> Response:
+    await files.delete(_file_id(name), owner=caller.owner)
     return FastJSONResponse({})
 
 
@@ -216,7 +228,7 @@ def _inline_lines(requests: Any) -> list[tuple[str | None, dict[str, Any]]]:
 
 def _line_key(key: Any, field: str) -> str | None:
     """A line's key (Gemini's ``metadata.key``, a file line's ``key``), kept as the line's custom_id."""
-    return stored_text(str(key), field, batch_lines.c.custom_id) if key is not None else None
+    return stored_text(str(key), field, schema.batch_lines.c.custom_id) if key is not None else None
 
 
 def _in_line(number: int, name: str, exc: InvalidRequest) -> InvalidRequest:
@@ -260,7 +272,7 @@ def _file_lines(data: bytes, name: str) -> list[tuple[str | None, dict[str, Any]
     return lines
 
 
-async def _webhook(batch_body: dict[str, Any], gw: Gateway) -> dict[str, Any] | None:
+async def _webhook(batch_body: dict[str, Any], fetch_policy: AddressPolicy) -> dict[str, Any] | None:
     """``batch.webhookConfig`` ({uris, userMetadata}), checked: URIs replace the owner's webhooks."""
     config = batch_body.get("webhookConfig", batch_body.get("webhook_config"))
     if config is None:
@@ -282,13 +294,22 @@ async def _webhook(batch_body: dict[str, Any], gw: Gateway) -> dict[str, Any] | 
             param=f"{field}.userMetadata",
         )
     await check_callback(
-        Callback(urls=tuple(uris), user_metadata=metadata, field=f"{field}.uris"), gw.settings.fetch_policy
+        Callback(urls=tuple(uris), user_metadata=metadata, field=f"{field}.uris"), fetch_policy
     )
     return {"urls": uris, "user_metadata": metadata}
 
 
-async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller) -> Response:
-    spec = gw.catalog.named_by_url(model)
+async def batch_generate_content(
+    model: str,
+    request: Request,
+    catalog: CatalogDep,
+    files: FilesDep,
+    batches: BatchesDep,
+    links: LinksDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> Response:
+    spec = catalog.named_by_url(model)
     body = await read_json_object(request)
     batch_body = body.get("batch")
     if not isinstance(batch_body, dict):
@@ -303,10 +324,10 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
         )
     input_file_id = None
     if isinstance(config.get("fileName"), str):
-        stored = await gw.files.get(
+        stored = await files.get(
             _file_id(config["fileName"]), owner=caller.owner, param="batch.inputConfig.fileName"
         )
-        lines = _file_lines(await gw.files.read(stored), config["fileName"])
+        lines = _file_lines(await files.read(stored), config["fileName"])
         input_file_id = stored.id
     elif isinstance(config.get("requests"), dict):
         lines = _inline_lines(config["requests"].get("requests"))
@@ -316,24 +337,29 @@ async def create_batch(model: str, request: Request, gw: Gateway, caller: Caller
             param="batch.inputConfig",
         )
     display_name = batch_body.get("displayName")
-    batch = await gw.batches.create(
+    batch = await batches.create(
         dialect="gemini",
         endpoint=spec.id,
         caller=caller,
         lines=lines,
         input_file_id=input_file_id,
-        display_name=stored_text(str(display_name), "batch.displayName", batches.c.display_name)
+        display_name=stored_text(str(display_name), "batch.displayName", schema.batches.c.display_name)
         if display_name is not None
         else None,
-        options={"base_url": gw.base_url(request), "webhook": await _webhook(batch_body, gw)},
+        options={
+            "base_url": links.base_url(request),
+            "webhook": await _webhook(batch_body, settings.fetch_policy),
+        },
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=body,
-        completion_window=gw.settings.batch_completion_seconds,
+        completion_window=settings.batch_completion_seconds,
     )
-    return FastJSONResponse(await batch_operation(gw, batch, inline=False))
+    return FastJSONResponse(await batch_operation(links, batches, batch, inline=False))
 
 
-async def batch_operation(gw: Gateway, batch: Batch, *, inline: bool) -> dict[str, Any]:
+async def batch_operation(
+    links: ImageLinks, batches: BatchStore, batch: Batch, *, inline: bool
+) -> dict[str, Any]:
     """A batch as Google's long-running operation; with ``inline``, a finished inline batch carries its
     responses (``Base64File`` values, streamed as the answer goes out)."""
     counts = batch.counts
@@ -368,7 +394,7 @@ async def batch_operation(gw: Gateway, batch: Batch, *, inline: bool) -> dict[st
             )
         elif inline:
             responses = [
-                await _inline_response(gw, batch, result) async for result in gw.batches.results(batch)
+                await _inline_response(links, batch, result) async for result in batches.results(batch)
             ]
             output = {"inlinedResponses": {"inlinedResponses": responses}}
         else:
@@ -389,56 +415,62 @@ def _error_status(record: dict[str, Any]) -> dict[str, Any]:
     return {"code": status, "message": error.message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}
 
 
-async def _line_outcome(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
+async def _line_outcome(links: ImageLinks, batch: Batch, result: LineResult) -> dict[str, Any]:
     """``{"response": GenerateContentResponse}`` or ``{"error": Status}`` for one line."""
     record = result.error_record(batch)
     if record is None:
         assert result.task is not None
-        return {"response": await render_response(gw, result.task)}
+        return {"response": await render_response(links, result.task)}
     return {"error": _error_status(record)}
 
 
-async def _inline_response(gw: Gateway, batch: Batch, result: LineResult) -> dict[str, Any]:
-    outcome = await _line_outcome(gw, batch, result)
+async def _inline_response(links: ImageLinks, batch: Batch, result: LineResult) -> dict[str, Any]:
+    outcome = await _line_outcome(links, batch, result)
     metadata = result.line.body.get("metadata")
     return {**outcome, **({"metadata": metadata} if metadata is not None else {})}
 
 
-async def get_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    batch = await gw.batches.get(name.removeprefix("batches/"), owner=caller.owner, dialect="gemini")
-    return ImageJSONResponse(await batch_operation(gw, batch, inline=True))
+async def get_batch(name: str, batches: BatchesDep, links: LinksDep, caller: CallerDep) -> Response:
+    batch = await batches.get(name.removeprefix("batches/"), owner=caller.owner, dialect="gemini")
+    return ImageJSONResponse(await batch_operation(links, batches, batch, inline=True))
 
 
-async def batch_action(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
+async def batch_action(name: str, batches: BatchesDep, caller: CallerDep) -> Response:
     batch_id, _, action = name.partition(":")
     if action != "cancel":
         raise NotFound(
             f"batches/{batch_id[:80]}:{action[:40]} is not served: use batches/{{name}}:cancel",
             code="unknown_endpoint",
         )
-    await gw.batches.get(batch_id, owner=caller.owner, dialect="gemini")
-    await gw.batches.cancel(batch_id, owner=caller.owner)
+    await batches.get(batch_id, owner=caller.owner, dialect="gemini")
+    await batches.cancel(batch_id, owner=caller.owner)
     return FastJSONResponse({})
 
 
-async def delete_batch(name: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    await gw.batches.get(name, owner=caller.owner, dialect="gemini")
-    await gw.batches.delete(name, owner=caller.owner)
+async def delete_batch(name: str, batches: BatchesDep, caller: CallerDep) -> Response:
+    await batches.get(name, owner=caller.owner, dialect="gemini")
+    await batches.delete(name, owner=caller.owner)
     return FastJSONResponse({})
 
 
 async def list_batches(
-    gw: GatewayDep, caller: CallerDep, pageSize: str | None = None, pageToken: str | None = None
+    batches: BatchesDep,
+    links: LinksDep,
+    caller: CallerDep,
+    pageSize: str | None = None,
+    pageToken: str | None = None,
 ) -> Response:
     size = PAGE_SIZE.read(pageSize)
-    found = await gw.batches.page(
+    found = await batches.page(
         owner=caller.owner,
         dialect="gemini",
         after=pageToken or None,
         limit=size + 1,
         cursor_param="pageToken",
     )
-    body: dict[str, Any] = {"operations": [await batch_operation(gw, b, inline=False) for b in found[:size]]}
+    body: dict[str, Any] = {
+        "operations": [await batch_operation(links, batches, b, inline=False) for b in found[:size]]
+    }
     if len(found) > size:
         body["nextPageToken"] = found[size - 1].id
     return FastJSONResponse(body)
@@ -446,10 +478,6 @@ async def list_batches(
 
 def _version(request: Request) -> str:
     return request.url.path.split("/")[1]
-
-
-async def batch_generate_content(model: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    return await create_batch(model, request, gw, caller)
 
 
 def _route(path: str, endpoint: Any, method: str) -> None:
@@ -472,25 +500,27 @@ _route("/v1beta/batches/{name}", get_batch, "GET")
 class GeminiBatches:
     """The runner's side of this dialect: a line becomes a task; a file batch's results become a file."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, service: TaskService, files: FileStore, links: ImageLinks) -> None:
+        self.service = service
+        self.files = files
+        self.links = links
 
     async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
         request = dict(line.body["request"])
         request.pop("model", None)  # the SDK names the model in each inline request too; the batch's wins
         await submit_request(
-            self.gw, batch.endpoint, request, caller, caller_waits=False, batch_line=(batch.id, task_id)
+            self.service, batch.endpoint, request, caller, caller_waits=False, batch_line=(batch.id, task_id)
         )
 
     async def finalize(self, batch: Batch, results: AsyncIterator[LineResult]) -> dict[str, Any]:
         if batch.input_file_id is None:
             return {}  # inline: the responses are rendered from the lines' tasks when asked for
         file_id = new_file_id()
-        with self.gw.files.writing(file_id) as out:
+        with self.files.writing(file_id) as out:
             async for result in results:
-                line = {"key": result.line.custom_id, **await _line_outcome(self.gw, batch, result)}
+                line = {"key": result.line.custom_id, **await _line_outcome(self.links, batch, result)}
                 out.write(json.dumps(await inline_files(line)).encode() + b"\n")
-        await self.gw.files.register(
+        await self.files.register(
             file_id,
             owner=batch.owner,
             purpose="batch_output",

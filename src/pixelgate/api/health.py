@@ -13,7 +13,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.deps import ServiceDep, WorkerDep
 from pixelgate.api.responses import FastJSONResponse
 
 
@@ -32,17 +32,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(gw: GatewayDep) -> Response:
+async def readyz(service: ServiceDep, worker: WorkerDep) -> Response:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(CHECK_SECONDS):
-            await gw.service.queue.db.ping()
+            await service.queue.db.ping()
         checks["database"] = "ok"
     except TimeoutError:
         checks["database"] = f"no answer within {CHECK_SECONDS:g} s"
     except Exception as exc:  # whatever the driver raises, the answer is the same: not ready
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    worker = gw.worker
     if worker is None:
         checks["workers"] = "not run by this process (--no-workers)"
     else:

@@ -17,13 +17,13 @@ from typing import Any
 
 from fastapi import Request
 
-from pixelgate.api.gateway import Gateway
 from pixelgate.api.gemini_common import keepalive_until_done
 from pixelgate.api.responses import inline_files
 from pixelgate.core.errors import PixelgateError
 from pixelgate.core.task import Task
+from pixelgate.tasks.service import TaskService
 
-Renderer = Callable[[Gateway, Request, Task], Awaitable[dict[str, Any]]]
+Renderer = Callable[[Request, Task], Awaitable[dict[str, Any]]]
 _HEAD = ("id", "status", "model", "created", "updated", "previous_interaction_id")
 
 
@@ -47,7 +47,7 @@ def _step_events(index: int, step: dict[str, Any]) -> list[tuple[str, dict[str, 
 
 
 async def stream_interaction(
-    gw: Gateway, request: Request, task: Task, render: Renderer, *, forget: bool
+    service: TaskService, request: Request, task: Task, render: Renderer, *, keepalive: float, forget: bool
 ) -> AsyncIterator[bytes]:
     ids = count(1)
 
@@ -56,26 +56,24 @@ async def stream_interaction(
         payload = json.dumps({"event_type": kind, "event_id": str(number), **data}, separators=(",", ":"))
         return f"event: {kind}\nid: {number}\ndata: {payload}\n\n".encode()
 
-    created = await render(gw, request, task)
+    created = await render(request, task)
     yield event("interaction.created", {"interaction": {k: created[k] for k in _HEAD if k in created}})
-    waiter = asyncio.ensure_future(gw.service.wait_for_result(task.id))
+    waiter = asyncio.ensure_future(service.wait_for_result(task.id))
     try:
-        async for beat in keepalive_until_done(
-            waiter, gw.settings.stream_keepalive_seconds, b": keep-alive\n\n"
-        ):
+        async for beat in keepalive_until_done(waiter, keepalive, b": keep-alive\n\n"):
             yield beat
         try:
             done = waiter.result()
         except PixelgateError as error:
             yield event("error", {"error": {"code": error.code, "message": error.message}})
             return
-        finished = await inline_files(await render(gw, request, done))
+        finished = await inline_files(await render(request, done))
         for index, step in enumerate(finished["steps"]):
             for kind, data in _step_events(index, step):
                 yield event(kind, data)
         summary = {k: finished[k] for k in (*_HEAD, "usage") if k in finished}
         yield event("interaction.completed", {"interaction": summary})
         if forget:
-            await gw.service.delete(task.id)
+            await service.delete(task.id)
     finally:
         waiter.cancel()

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import gemini_dialect
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.gemini_common import (
     API_VERSIONS,
     ImageConfig,
@@ -378,17 +379,19 @@ def _check_flags(body: InteractionBody, fmt: _Format) -> None:
         )
 
 
-async def _image_block(gw: Gateway, request: Request, task: Task, image: GeneratedImage) -> dict[str, Any]:
+async def _image_block(
+    links: ImageLinks, request: Request, task: Task, image: GeneratedImage
+) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "image", "mime_type": image.mime_type}
     if task.response_format == "uri":
-        block["uri"] = gw.image_url(request, task, image)
+        block["uri"] = links.image_url(request, task, image)
     else:
-        block["data"] = await gw.image_base64(image)
+        block["data"] = await links.image_base64(image)
     return block
 
 
 async def render_interaction(
-    gw: Gateway, request: Request, task: Task, *, include_input: bool = False
+    links: ImageLinks, request: Request, task: Task, *, include_input: bool = False
 ) -> dict[str, Any]:
     ask = task.request
     body: dict[str, Any] = {
@@ -405,7 +408,7 @@ async def render_interaction(
         content: list[dict[str, Any]] = [{"type": "text", "text": ask.prompt}]
         for ref in ask.references:
             content.append(
-                {"type": "image", "mime_type": ref.mime_type, "data": await gw.blob_base64(ref.blob_key)}
+                {"type": "image", "mime_type": ref.mime_type, "data": await links.blob_base64(ref.blob_key)}
             )
         steps.append({"type": "user_input", "content": content})
     result = task.result
@@ -413,7 +416,7 @@ async def render_interaction(
         thoughts = result.thoughts if ask.include_thoughts else ()
         for i, thought in enumerate(thoughts):
             summary = [{"type": "text", "text": thought.text}]
-            summary += [await _image_block(gw, request, task, image) for image in thought.images]
+            summary += [await _image_block(links, request, task, image) for image in thought.images]
             step: dict[str, Any] = {"type": "thought", "summary": summary}
             if result.signature and i == len(thoughts) - 1:
                 step["signature"] = result.signature
@@ -440,7 +443,7 @@ async def render_interaction(
         output: list[dict[str, Any]] = []
         if result.text:
             output.append({"type": "text", "text": result.text})
-        output += [await _image_block(gw, request, task, image) for image in result.images]
+        output += [await _image_block(links, request, task, image) for image in result.images]
         steps.append({"type": "model_output", "content": output})
         body["usage"] = _usage(task)
     elif task.status is Status.SUCCEEDED:
@@ -471,13 +474,15 @@ def _usage(task: Task) -> dict[str, Any]:
     }
 
 
-async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def create_interaction(
+    request: Request, service: ServiceDep, links: LinksDep, settings: SettingsDep, caller: CallerDep
+) -> Response:
     body, _ = parse_wire(InteractionBody, await read_json_object(request), camel=False)
     fmt = parse_response_format(body.response_format)
     _check_flags(body, fmt)
     parsed = parse_input(body.input)
-    image_request = to_image_request(body, gw.settings.default_model, parsed, fmt)
-    task = await gw.service.submit(
+    image_request = to_image_request(body, settings.default_model, parsed, fmt)
+    task = await service.submit(
         image_request,
         references=parsed.images,
         videos=parsed.videos,
@@ -491,14 +496,21 @@ async def create_interaction(request: Request, gw: GatewayDep, caller: CallerDep
         callback=body.webhook_config.callback() if body.webhook_config else None,
     )
     if body.background:
-        return ImageJSONResponse(await render_interaction(gw, request, task))
+        return ImageJSONResponse(await render_interaction(links, request, task))
     if body.stream:
-        events = stream_interaction(gw, request, task, render_interaction, forget=body.store is False)
+        events = stream_interaction(
+            service,
+            request,
+            task,
+            partial(render_interaction, links),
+            keepalive=settings.stream_keepalive_seconds,
+            forget=body.store is False,
+        )
         return StreamingResponse(events, media_type="text/event-stream")
-    done = await gw.service.wait_for_result(task.id)
-    answer = await render_interaction(gw, request, done)
+    done = await service.wait_for_result(task.id)
+    answer = await render_interaction(links, request, done)
     if body.store is False:
-        await gw.service.delete(task.id)  # the answer's image files are open already
+        await service.delete(task.id)  # the answer's image files are open already
     return ImageJSONResponse(answer)
 
 
@@ -518,25 +530,25 @@ def _interaction_named(interaction_id: str) -> Iterator[None]:
 
 
 async def get_interaction(
-    interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+    interaction_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
     include_input = request.query_params.get("include_input", "").lower() == "true"
     with _interaction_named(interaction_id):
-        task = await gw.service.get(interaction_id, owner=caller.owner)
-    return ImageJSONResponse(await render_interaction(gw, request, task, include_input=include_input))
+        task = await service.get(interaction_id, owner=caller.owner)
+    return ImageJSONResponse(await render_interaction(links, request, task, include_input=include_input))
 
 
 async def cancel_interaction(
-    interaction_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+    interaction_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
     with _interaction_named(interaction_id):
-        task = await gw.service.cancel(interaction_id, owner=caller.owner)
-    return ImageJSONResponse(await render_interaction(gw, request, task))
+        task = await service.cancel(interaction_id, owner=caller.owner)
+    return ImageJSONResponse(await render_interaction(links, request, task))
 
 
-async def delete_interaction(interaction_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
+async def delete_interaction(interaction_id: str, service: ServiceDep, caller: CallerDep) -> dict[str, Any]:
     with _interaction_named(interaction_id):
-        await gw.service.delete(interaction_id, owner=caller.owner)
+        await service.delete(interaction_id, owner=caller.owner)
     return {}
 
 

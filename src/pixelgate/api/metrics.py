@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pixelgate.api.auth import admin_only, authenticate
-from pixelgate.api.gateway import GatewayDep
+from pixelgate.api.deps import ServiceDep
 from pixelgate.api.health import ops_dialect
 from pixelgate.core import metrics
 from pixelgate.core.task import Status
@@ -21,11 +21,11 @@ router = APIRouter(dependencies=[Depends(ops_dialect), Depends(authenticate), De
 
 
 @router.get("/metrics")
-async def prometheus_metrics(gw: GatewayDep) -> Response:
-    counts = await gw.service.queue.count_by_status()
+async def prometheus_metrics(service: ServiceDep) -> Response:
+    counts = await service.queue.count_by_status()
     for status in (Status.QUEUED, Status.RUNNING):
         metrics.queue_depth.labels(status.value).set(counts.get(status.value, 0))
-    for channel in gw.service.router.describe():
+    for channel in service.router.describe():
         for state in State:
             metrics.channel_state.labels(channel["name"], state.value).set(int(channel["state"] == state))
         metrics.channel_in_flight.labels(channel["name"]).set(channel["in_flight"])

@@ -13,22 +13,22 @@ from fastapi import APIRouter, Depends, Request
 
 from pixelgate.api import gemini, openai
 from pixelgate.api.auth import authenticate
+from pixelgate.api.deps import CatalogDep
 from pixelgate.api.errors import dialect_by_client, is_gemini
-from pixelgate.api.gateway import GatewayDep
 
 router = APIRouter(dependencies=[Depends(dialect_by_client), Depends(authenticate)])
 
 
 @router.get("/v1/models")
-async def list_models(request: Request, gw: GatewayDep) -> dict[str, Any]:
+async def list_models(request: Request, catalog: CatalogDep) -> dict[str, Any]:
     if is_gemini(request):
         params = request.query_params
-        return gemini.model_page(gw, params.get("pageSize"), params.get("pageToken"))
-    return openai.model_list(gw.catalog)
+        return gemini.model_page(catalog, params.get("pageSize"), params.get("pageToken"))
+    return openai.model_list(catalog)
 
 
 @router.get("/v1/models/{model_id:path}")
-async def get_model(model_id: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
+async def get_model(model_id: str, request: Request, catalog: CatalogDep) -> dict[str, Any]:
     if is_gemini(request):
-        return gemini.model_by_name(gw, model_id)
-    return openai.model_entry(gw.catalog, model_id)
+        return gemini.model_by_name(catalog, model_id)
+    return openai.model_entry(catalog, model_id)

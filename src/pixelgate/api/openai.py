@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.parsing import check_storable, parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
@@ -35,6 +35,7 @@ from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback
+from pixelgate.tasks.service import TaskService
 
 QUALITIES = ("auto", "standard", "hd", "low", "medium", "high", "xhigh", "max")
 _WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
@@ -216,16 +217,18 @@ def edit_references(body: ImageBody) -> list[ReferenceInput]:
 
 async def _create(
     request: Request,
-    gw: Gateway,
+    service: TaskService,
+    links: ImageLinks,
+    default_model: str,
     caller: Caller,
     body: ImageBody,
     refs: list[ReferenceInput],
     mask: ReferenceInput | None = None,
 ) -> Response:
-    image_request = to_image_request(body, gw.catalog, gw.settings.default_model)
+    image_request = to_image_request(body, service.catalog, default_model)
     as_task = wants_task(body, request)
     task_style = as_task and body.run_async is None
-    task = await gw.service.submit(
+    task = await service.submit(
         image_request,
         references=refs,
         mask=mask,
@@ -237,29 +240,37 @@ async def _create(
         callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,
     )
     if as_task:
-        return FastJSONResponse(render_task_style(request, gw, task))
-    done = await gw.service.wait_for_result(task.id)
-    return ImageJSONResponse(await render_images_response(request, gw, done))
+        return FastJSONResponse(render_task_style(request, links, task))
+    done = await service.wait_for_result(task.id)
+    return ImageJSONResponse(await render_images_response(request, links, done))
 
 
 @router.post("/v1/images/generations")
-async def create_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def create_image(
+    request: Request, service: ServiceDep, links: LinksDep, settings: SettingsDep, caller: CallerDep
+) -> Response:
     body = parse_model(ImageBody, await read_json_object(request))
-    return await _create(request, gw, caller, body, reference_inputs(body))
+    return await _create(
+        request, service, links, settings.default_model, caller, body, reference_inputs(body)
+    )
 
 
 @router.post("/v1/images/edits")
-async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def edit_image(
+    request: Request, service: ServiceDep, links: LinksDep, settings: SettingsDep, caller: CallerDep
+) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = parse_model(ImageBody, await read_json_object(request))
-        return await _create(request, gw, caller, body, edit_references(body))
+        return await _create(
+            request, service, links, settings.default_model, caller, body, edit_references(body)
+        )
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
             f"an edit is sent as multipart/form-data (or JSON), not {content_type or 'no content type'}",
             code="invalid_content_type",
         )
-    limit = gw.settings.max_body_bytes
+    limit = settings.max_body_bytes
     form = await request.form(max_files=64, max_fields=256, max_part_size=limit)
     fields: dict[str, Any] = {}
     refs: list[ReferenceInput] = []
@@ -283,7 +294,9 @@ async def edit_image(request: Request, gw: GatewayDep, caller: CallerDep) -> Res
         )
     check_storable(fields, root="the form")  # a charset=utf-7 form can spell lone surrogates
     body = parse_model(ImageBody, fields)
-    return await _create(request, gw, caller, body, refs + reference_inputs(body), mask)
+    return await _create(
+        request, service, links, settings.default_model, caller, body, refs + reference_inputs(body), mask
+    )
 
 
 def model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:

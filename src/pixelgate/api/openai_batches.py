@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import BatchesDep, FilesDep, ImageLinks, LinksDep, SettingsDep
 from pixelgate.api.errors import openai_dialect, openai_error
-from pixelgate.api.gateway import Gateway, GatewayDep
 from pixelgate.api.openai import ImageBody, edit_references, reference_inputs, to_image_request
 from pixelgate.api.paging import PageSize
 from pixelgate.api.parsing import (
@@ -39,9 +39,10 @@ from pixelgate.api.responses import FastJSONResponse, inline_files, list_page
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import InvalidRequest, PixelgateError, error_from_record, one_of
 from pixelgate.core.task import Callback
-from pixelgate.store.files import StoredFile, new_file_id
+from pixelgate.store.files import FileStore, StoredFile, new_file_id
 from pixelgate.store.schema import batch_lines
 from pixelgate.tasks.batches import Batch, BatchLine, BatchState, LineResult
+from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.webhook_targets import check_url
 
 router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)])
@@ -67,7 +68,9 @@ def file_object(stored: StoredFile) -> dict[str, Any]:
 
 
 @router.post("/v1/files")
-async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def upload_file(
+    request: Request, files: FilesDep, settings: SettingsDep, caller: CallerDep
+) -> Response:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
@@ -75,7 +78,7 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
             f"{content_type or 'no content type'}",
             code="invalid_content_type",
         )
-    form = await request.form(max_files=1, max_fields=16, max_part_size=gw.settings.max_body_bytes)
+    form = await request.form(max_files=1, max_fields=16, max_part_size=settings.max_body_bytes)
     upload = form.get("file")
     purpose = form.get("purpose")
     if not isinstance(upload, UploadFile):
@@ -97,7 +100,7 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
         expires_at = time.time() + int(seconds)
     filename = check_text(upload.filename or "upload", "file", param="file")
     mime_type = check_text(upload.content_type or "application/octet-stream", "the file's type", param="file")
-    stored = await gw.files.create(
+    stored = await files.create(
         owner=caller.owner,
         purpose=purpose,
         filename=filename,
@@ -109,29 +112,29 @@ async def upload_file(request: Request, gw: GatewayDep, caller: CallerDep) -> Re
 
 
 async def list_files(
-    gw: GatewayDep,
+    files: FilesDep,
     caller: CallerDep,
     purpose: str | None = None,
     after: str | None = None,
     limit: str | None = None,
 ) -> Response:
     count = LIMIT.read(limit)
-    found = await gw.files.page(owner=caller.owner, purpose=purpose, after=after, limit=count + 1)
+    found = await files.page(owner=caller.owner, purpose=purpose, after=after, limit=count + 1)
     return FastJSONResponse(list_page([file_object(f) for f in found[:count]], len(found) > count))
 
 
-async def get_file(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    return FastJSONResponse(file_object(await gw.files.get(file_id, owner=caller.owner)))
+async def get_file(file_id: str, files: FilesDep, caller: CallerDep) -> Response:
+    return FastJSONResponse(file_object(await files.get(file_id, owner=caller.owner)))
 
 
 @router.get("/v1/files/{file_id}/content")
-async def file_content(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    stored = await gw.files.get(file_id, owner=caller.owner)
-    return Response(await gw.files.read(stored), media_type=stored.mime_type)
+async def file_content(file_id: str, files: FilesDep, caller: CallerDep) -> Response:
+    stored = await files.get(file_id, owner=caller.owner)
+    return Response(await files.read(stored), media_type=stored.mime_type)
 
 
-async def delete_file(file_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    await gw.files.delete(file_id, owner=caller.owner)
+async def delete_file(file_id: str, files: FilesDep, caller: CallerDep) -> Response:
+    await files.delete(file_id, owner=caller.owner)
     return FastJSONResponse({"id": file_id, "object": "file", "deleted": True})
 
 
@@ -236,7 +239,14 @@ def _unstorable(value: str, field: str) -> InvalidRequest | None:
 
 
 @router.post("/v1/batches")
-async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def create_batch(
+    request: Request,
+    files: FilesDep,
+    batches: BatchesDep,
+    links: LinksDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> Response:
     raw = await read_json_object(request)
     body = parse_model(BatchBody, raw)
     if body.endpoint not in ENDPOINTS:
@@ -251,16 +261,16 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
             param="completion_window",
         )
     if body.callback_url is not None:
-        await check_url(body.callback_url, "callback_url", gw.settings.fetch_policy)
-    stored = await gw.files.get(body.input_file_id, owner=caller.owner, param="input_file_id")
+        await check_url(body.callback_url, "callback_url", settings.fetch_policy)
+    stored = await files.get(body.input_file_id, owner=caller.owner, param="input_file_id")
     if stored.purpose != "batch":
         raise InvalidRequest(
             f"file {stored.id} was uploaded with purpose {stored.purpose!r}: a batch reads a file of purpose batch",
             param="input_file_id",
             code="invalid_file_purpose",
         )
-    lines, errors = _read_lines(await gw.files.read(stored), body.endpoint)
-    batch = await gw.batches.create(
+    lines, errors = _read_lines(await files.read(stored), body.endpoint)
+    batch = await batches.create(
         dialect="openai",
         endpoint=body.endpoint,
         caller=caller,
@@ -269,34 +279,32 @@ async def create_batch(request: Request, gw: GatewayDep, caller: CallerDep) -> R
         errors=errors or None,
         options={
             "metadata": body.metadata,
-            "base_url": gw.base_url(request),
+            "base_url": links.base_url(request),
             "webhook": {"urls": [body.callback_url]} if body.callback_url else None,
         },
         idempotency_key=request.headers.get("idempotency-key"),
         request_body=raw,
-        completion_window=gw.settings.batch_completion_seconds,
+        completion_window=settings.batch_completion_seconds,
     )
     return FastJSONResponse(batch_object(batch))
 
 
 async def list_batches(
-    gw: GatewayDep, caller: CallerDep, after: str | None = None, limit: str | None = None
+    batches: BatchesDep, caller: CallerDep, after: str | None = None, limit: str | None = None
 ) -> Response:
     count = LIMIT.read(limit)
-    found = await gw.batches.page(owner=caller.owner, dialect="openai", after=after, limit=count + 1)
+    found = await batches.page(owner=caller.owner, dialect="openai", after=after, limit=count + 1)
     return FastJSONResponse(list_page([batch_object(b) for b in found[:count]], len(found) > count))
 
 
-async def get_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    return FastJSONResponse(
-        batch_object(await gw.batches.get(batch_id, owner=caller.owner, dialect="openai"))
-    )
+async def get_batch(batch_id: str, batches: BatchesDep, caller: CallerDep) -> Response:
+    return FastJSONResponse(batch_object(await batches.get(batch_id, owner=caller.owner, dialect="openai")))
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, gw: GatewayDep, caller: CallerDep) -> Response:
-    await gw.batches.get(batch_id, owner=caller.owner, dialect="openai")
-    batch = await gw.batches.cancel(batch_id, owner=caller.owner)
+async def cancel_batch(batch_id: str, batches: BatchesDep, caller: CallerDep) -> Response:
+    await batches.get(batch_id, owner=caller.owner, dialect="openai")
+    batch = await batches.cancel(batch_id, owner=caller.owner)
     return FastJSONResponse(batch_object(batch))
 
 
@@ -355,14 +363,17 @@ def batch_object(batch: Batch) -> dict[str, Any]:
 class OpenAIBatches:
     """The runner's side of this dialect: a line becomes a task, and the results become two files."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, service: TaskService, files: FileStore, links: ImageLinks, default_model: str) -> None:
+        self.service = service
+        self.files = files
+        self.links = links
+        self.default_model = default_model
 
     async def submit_line(self, batch: Batch, line: BatchLine, task_id: str, caller: Caller) -> None:
         body = parse_model(ImageBody, line.body)
         refs = edit_references(body) if batch.endpoint == "/v1/images/edits" else reference_inputs(body)
-        await self.gw.service.submit(
-            to_image_request(body, self.gw.catalog, self.gw.settings.default_model),
+        await self.service.submit(
+            to_image_request(body, self.service.catalog, self.default_model),
             references=refs,
             dialect="openai",
             caller_waits=False,
@@ -376,7 +387,7 @@ class OpenAIBatches:
         output_id, error_id = new_file_id(), new_file_id()
         written = {"output": 0, "error": 0}
         base_url = batch.options.get("base_url", "")
-        with self.gw.files.writing(output_id) as output, self.gw.files.writing(error_id) as errors:
+        with self.files.writing(output_id) as output, self.files.writing(error_id) as errors:
             async for result in results:
                 line, kind = await self._line(batch, result, base_url)
                 (output if kind == "output" else errors).write(json.dumps(line).encode() + b"\n")
@@ -384,7 +395,7 @@ class OpenAIBatches:
         values: dict[str, Any] = {}
         for kind, file_id in (("output", output_id), ("error", error_id)):
             if written[kind]:
-                await self.gw.files.register(
+                await self.files.register(
                     file_id,
                     owner=batch.owner,
                     purpose="batch_output",
@@ -393,7 +404,7 @@ class OpenAIBatches:
                 )
                 values[f"{kind}_file_id"] = file_id
             else:
-                await self.gw.blobs.delete_prefix(file_id)
+                await self.files.blobs.delete_prefix(file_id)
         return values
 
     async def _line(self, batch: Batch, result: LineResult, base_url: str) -> tuple[dict[str, Any], str]:
@@ -402,7 +413,7 @@ class OpenAIBatches:
         record = result.error_record(batch)
         if record is None:
             assert task is not None
-            body = await inline_files(await render_images_response(base_url, self.gw, task))
+            body = await inline_files(await render_images_response(base_url, self.links, task))
             return {
                 **head,
                 "response": {"status_code": 200, "request_id": task.id, "body": body},

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
-from pixelgate.api.gateway import Gateway
+from pixelgate.api.deps import ImageLinks
 from pixelgate.core.task import Status, Task
 
 TASK_STYLE_STATUS = {
@@ -50,7 +50,7 @@ def _has_live_result(task: Task) -> bool:
     return task.status is Status.SUCCEEDED and task.result is not None and not task.result_expired()
 
 
-def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+def render_task_style(request: Request, links: ImageLinks, task: Task) -> dict[str, Any]:
     body = _task_head(task, TASK_STYLE_STATUS[task.status])
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
@@ -58,7 +58,7 @@ def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, An
         assert task.result is not None
         data = [
             {
-                "url": gw.image_url(request, task, image),
+                "url": links.image_url(request, task, image),
                 "width": image.width,
                 "height": image.height,
                 "mime_type": image.mime_type,
@@ -72,10 +72,10 @@ def render_task_style(request: Request, gw: Gateway, task: Task) -> dict[str, An
     return body
 
 
-async def render_async_task(request: Request, gw: Gateway, task: Task) -> dict[str, Any]:
+async def render_async_task(request: Request, links: ImageLinks, task: Task) -> dict[str, Any]:
     body = _task_head(task, ASYNC_STATUS[task.status])
     if _has_live_result(task):
-        body.update(await render_images_response(request, gw, task))
+        body.update(await render_images_response(request, links, task))
         body["expires_at"] = int(task.expires_at) if task.expires_at else None
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
@@ -83,16 +83,16 @@ async def render_async_task(request: Request, gw: Gateway, task: Task) -> dict[s
     return body
 
 
-async def render_images_response(request: Request | str, gw: Gateway, task: Task) -> dict[str, Any]:
+async def render_images_response(request: Request | str, links: ImageLinks, task: Task) -> dict[str, Any]:
     """The body of a synchronous OpenAI Images answer (also what ``GET /v1/tasks/{id}`` carries once done)."""
     assert task.result is not None
     data = []
     for image in task.result.images:
         entry: dict[str, Any] = {"revised_prompt": image.revised_prompt}
         if task.response_format == "b64_json":
-            entry["b64_json"] = await gw.image_base64(image)
+            entry["b64_json"] = await links.image_base64(image)
         else:
-            entry["url"] = gw.image_url(request, task, image)
+            entry["url"] = links.image_url(request, task, image)
         data.append(entry)
     usage = task.result.usage
     first = task.result.images[0] if task.result.images else None

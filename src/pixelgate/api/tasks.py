@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import LinksDep, ServiceDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.render import render_async_task, render_task_style
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 
@@ -26,26 +26,34 @@ router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)]
 
 
 @router.get("/v1/images/generations/{task_id}")
-async def get_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
-    return FastJSONResponse(render_task_style(request, gw, await gw.service.get(task_id, owner=caller.owner)))
+async def get_task_style(
+    task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
+) -> Response:
+    return FastJSONResponse(render_task_style(request, links, await service.get(task_id, owner=caller.owner)))
 
 
 @router.get("/v1/tasks/{task_id}")
-async def get_async_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def get_async_task(
+    task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
+) -> Response:
     return ImageJSONResponse(
-        await render_async_task(request, gw, await gw.service.get(task_id, owner=caller.owner))
+        await render_async_task(request, links, await service.get(task_id, owner=caller.owner))
     )
 
 
 @router.post("/v1/tasks/{task_id}/cancel")
-async def cancel_task(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def cancel_task(
+    task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
+) -> Response:
     return ImageJSONResponse(
-        await render_async_task(request, gw, await gw.service.cancel(task_id, owner=caller.owner))
+        await render_async_task(request, links, await service.cancel(task_id, owner=caller.owner))
     )
 
 
 @router.post("/v1/images/generations/{task_id}/cancel")
-async def cancel_task_style(task_id: str, request: Request, gw: GatewayDep, caller: CallerDep) -> Response:
+async def cancel_task_style(
+    task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
+) -> Response:
     return FastJSONResponse(
-        render_task_style(request, gw, await gw.service.cancel(task_id, owner=caller.owner))
+        render_task_style(request, links, await service.cancel(task_id, owner=caller.owner))
     )

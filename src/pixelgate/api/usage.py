@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import LedgerDep
 from pixelgate.api.errors import openai_dialect
-from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.parsing import stored_text
 from pixelgate.store.schema import api_keys
 
@@ -22,7 +22,7 @@ router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)]
 
 @router.get("/v1/usage")
 async def get_usage(
-    gw: GatewayDep,
+    ledger: LedgerDep,
     caller: CallerDep,
     group_by: str = "model,day",
     start: str | None = None,
@@ -33,7 +33,7 @@ async def get_usage(
         stored_text(owner, "owner", api_keys.c.owner)
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
     everyone = caller.is_admin and owner is None
-    return await gw.ledger.report(
+    return await ledger.report(
         owner=owner if caller.is_admin else caller.owner,
         everyone=everyone,
         group_by=groups,

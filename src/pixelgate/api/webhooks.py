@@ -31,8 +31,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from pixelgate.api.auth import CallerDep, authenticate
+from pixelgate.api.deps import SettingsDep, WebhooksDep
 from pixelgate.api.errors import gemini_dialect, openai_dialect
-from pixelgate.api.gateway import GatewayDep
 from pixelgate.api.gemini_common import API_VERSIONS, WireBody, parse_wire
 from pixelgate.api.interactions import WEBHOOK_EVENTS
 from pixelgate.api.paging import PageSize
@@ -122,9 +122,9 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 async def list_webhooks(
-    gw: GatewayDep, caller: CallerDep, page_size: str | None = None, page_token: str | None = None
+    webhooks: WebhooksDep, caller: CallerDep, page_size: str | None = None, page_token: str | None = None
 ) -> dict[str, Any]:
-    found, next_token = await gw.webhooks.list_page(
+    found, next_token = await webhooks.list_page(
         owner=caller.owner, page_size=WEBHOOKS_PAGE.read(page_size), page_token=page_token
     )
     now = time.time()
@@ -134,14 +134,16 @@ async def list_webhooks(
     return answer
 
 
-async def create_webhook(request: Request, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
+async def create_webhook(
+    request: Request, webhooks: WebhooksDep, settings: SettingsDep, caller: CallerDep
+) -> dict[str, Any]:
     body, _ = parse_wire(WebhookInput, await read_json_object(request), camel=False)
     if not body.uri:
         raise InvalidRequest(
             "uri is required: give the URL to send events to", param="uri", code="missing_field"
         )
-    await check_url(body.uri, "uri", gw.settings.fetch_policy)
-    webhook, secret = await gw.webhooks.create(
+    await check_url(body.uri, "uri", settings.fetch_policy)
+    webhook, secret = await webhooks.create(
         owner=caller.owner,
         uri=body.uri,
         subscribed_events=_check_events(body.subscribed_events),
@@ -150,12 +152,17 @@ async def create_webhook(request: Request, gw: GatewayDep, caller: CallerDep) ->
     return webhook.describe(time.time(), new_signing_secret=secret)
 
 
-async def get_webhook(webhook_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
-    return (await gw.webhooks.get(webhook_id, owner=caller.owner)).describe(time.time())
+async def get_webhook(webhook_id: str, webhooks: WebhooksDep, caller: CallerDep) -> dict[str, Any]:
+    return (await webhooks.get(webhook_id, owner=caller.owner)).describe(time.time())
 
 
 async def update_webhook(
-    webhook_id: str, request: Request, gw: GatewayDep, caller: CallerDep, update_mask: str | None = None
+    webhook_id: str,
+    request: Request,
+    webhooks: WebhooksDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    update_mask: str | None = None,
 ) -> dict[str, Any]:
     data = await read_json_object(request)
     body, _ = parse_wire(WebhookInput, data, camel=False)
@@ -178,7 +185,7 @@ async def update_webhook(
         if field == "uri":
             if not body.uri:
                 raise InvalidRequest("uri cannot be empty: give the URL to send events to", param="uri")
-            await check_url(body.uri, "uri", gw.settings.fetch_policy)
+            await check_url(body.uri, "uri", settings.fetch_policy)
             changes["uri"] = body.uri
         elif field == "subscribed_events":
             changes["subscribed_events"] = _check_events(body.subscribed_events)
@@ -186,25 +193,25 @@ async def update_webhook(
             changes["name"] = _check_name(body.name)
         else:
             changes["state"] = _check_state(body.state)
-    webhook = await gw.webhooks.update(webhook_id, owner=caller.owner, changes=changes)
+    webhook = await webhooks.update(webhook_id, owner=caller.owner, changes=changes)
     return webhook.describe(time.time())
 
 
-async def delete_webhook(webhook_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
-    await gw.webhooks.delete(webhook_id, owner=caller.owner)
+async def delete_webhook(webhook_id: str, webhooks: WebhooksDep, caller: CallerDep) -> dict[str, Any]:
+    await webhooks.delete(webhook_id, owner=caller.owner)
     return {}
 
 
 async def ping_webhook(
-    webhook_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+    webhook_id: str, request: Request, webhooks: WebhooksDep, caller: CallerDep
 ) -> dict[str, Any]:
     await _body(request)  # empty, or an empty object: nothing in it is used
-    await gw.webhooks.ping(webhook_id, owner=caller.owner)
+    await webhooks.ping(webhook_id, owner=caller.owner)
     return {}
 
 
 async def rotate_signing_secret(
-    webhook_id: str, request: Request, gw: GatewayDep, caller: CallerDep
+    webhook_id: str, request: Request, webhooks: WebhooksDep, caller: CallerDep
 ) -> dict[str, Any]:
     body, _ = parse_wire(Rotation, await _body(request), camel=False)
     behavior = body.revocation_behavior or REVOCATIONS[0]
@@ -214,7 +221,7 @@ async def rotate_signing_secret(
             param="revocation_behavior",
             code="invalid_revocation_behavior",
         )
-    secret = await gw.webhooks.rotate(
+    secret = await webhooks.rotate(
         webhook_id, owner=caller.owner, revoke_now=behavior == "revoke_previous_secrets_immediately"
     )
     return {"secret": secret}
@@ -238,25 +245,25 @@ for _version in API_VERSIONS:
 
 @own.get("/v1/webhooks/deliveries")
 async def list_deliveries(
-    gw: GatewayDep,
+    webhooks: WebhooksDep,
     caller: CallerDep,
     subject_id: str | None = None,
     limit: str | None = None,
     after: str | None = None,
 ) -> dict[str, Any]:
-    data, has_more = await gw.webhooks.deliveries(
+    data, has_more = await webhooks.deliveries(
         owner=caller.owner, subject_id=subject_id, limit=DELIVERIES_PAGE.read(limit), after=after
     )
     return list_page(data, has_more)
 
 
 @own.get("/v1/webhooks/deliveries/{delivery_id}")
-async def get_delivery(delivery_id: str, gw: GatewayDep, caller: CallerDep) -> dict[str, Any]:
-    return await gw.webhooks.delivery(delivery_id, owner=caller.owner)
+async def get_delivery(delivery_id: str, webhooks: WebhooksDep, caller: CallerDep) -> dict[str, Any]:
+    return await webhooks.delivery(delivery_id, owner=caller.owner)
 
 
 @own.get("/v1/webhooks/secret")
-async def get_secret(gw: GatewayDep, caller: CallerDep, owner: str | None = None) -> dict[str, Any]:
+async def get_secret(webhooks: WebhooksDep, caller: CallerDep, owner: str | None = None) -> dict[str, Any]:
     if owner is not None and not caller.is_admin:
         raise Forbidden(
             f"owner {owner[:64]!r}: only the admin key reads another owner's secret; leave owner out for "
@@ -265,7 +272,7 @@ async def get_secret(gw: GatewayDep, caller: CallerDep, owner: str | None = None
             code="admin_key_required",
         )
     whose = stored_text(owner, "owner", api_keys.c.owner) if owner is not None else caller.owner
-    return {"object": "webhook.secret", "owner": whose, "secret": await gw.webhooks.owner_secret(whose)}
+    return {"object": "webhook.secret", "owner": whose, "secret": await webhooks.owner_secret(whose)}
 
 
 router = APIRouter()
