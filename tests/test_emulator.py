@@ -13,8 +13,9 @@ from PIL import Image
 
 from conftest import png_bytes
 from pixelgate.catalog import default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamTimeout
-from pixelgate.core.request import ImageRequest, Limits, ReferenceImage, validate
+from pixelgate.core.request import ImageRequest, Limits, ReferenceImage
 from pixelgate.providers.base import Generation
 from pixelgate.providers.emulator import EmulatorProvider, FaultPlan, render
 
