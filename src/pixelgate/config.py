@@ -45,9 +45,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
 from pixelgate.core.errors import one_of
+from pixelgate.core.faults import FaultSpec
 from pixelgate.core.request import Limits
 from pixelgate.core.safe_urls import AddressPolicy
-from pixelgate.providers.emulator import FaultSpec
 
 PROVIDERS = ("google", "openai", "tasks", "emulator")
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
