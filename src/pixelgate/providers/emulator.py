@@ -40,6 +40,7 @@ from pixelgate.providers.base import (
     estimate_text_tokens,
     estimated_usage,
 )
+from pixelgate.providers.registry import ProviderKind
 
 _SIGNATURE_KEY = b"pixelgate-emulator-thought-signature"
 
@@ -64,6 +65,14 @@ def build(config: object, api_key: str | None, options: Options) -> EmulatorProv
         retry_after=options.retry_after,
         timeout_after=options.timeout_after,
     )
+
+
+KIND = ProviderKind(
+    name="emulator",
+    options=Options,
+    build=build,
+    description="The offline emulator: every catalog model, its exact output pixels, no network",
+)
 
 
 class EmulatorProvider:
