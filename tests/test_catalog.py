@@ -8,8 +8,9 @@ import pytest
 
 from conftest import ServerProcess
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.core.errors import InvalidRequest
-from pixelgate.core.request import ImageRequest, Limits, validate
+from pixelgate.core.request import ImageRequest, Limits
 
 # Seed 004, "3.1 Flash Image": aspect -> (512, 1K, 2K, 4K). 21:9 at 512 reads 792x168 in the seed, a typo
 # for 792x336 (every other 512 entry is half the 1K one; see reference/models.md).

@@ -21,7 +21,7 @@ from google import genai
 from google.genai import types
 
 from conftest import MakeServer, ServerProcess, free_port
-from pixelgate.catalog import default_catalog
+from pixelgate.catalog import ModelSpec, default_catalog
 from pixelgate.config import (
     ChannelConfig,
     ConfigError,
@@ -34,6 +34,7 @@ from pixelgate.config import (
 )
 from pixelgate.providers import emulator, google, tasks
 from pixelgate.providers import openai as openai_provider
+from pixelgate.providers.registry import provider_kinds
 from pixelgate.routing import build_provider, build_router
 from upstreams import GeminiSimulator
 
@@ -69,6 +70,11 @@ def config_error(path: Path, environ: dict[str, str] | None = None) -> str:
     with pytest.raises(ConfigError) as caught:
         build_router(load_config(path).check(CATALOG, environ or {}), environ or {})
     return str(caught.value)
+
+
+def at_upstream(channel: ChannelConfig, spec: ModelSpec) -> str | None:
+    """The model's name at the channel's upstream, as its provider kind (the registry's) has it."""
+    return channel.upstream_model(spec, vendor_ids=provider_kinds().get(channel.provider).knows_vendor_ids)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -292,10 +298,10 @@ options = { async = true, sizes = ["1024x1024"] }
     )
     gemini, backup = config.channels
     assert (gemini.priority, gemini.concurrency, gemini.timeout) == (10, 8, 300)
-    assert gemini.upstream_model(CATALOG.get(FLASH)) == FLASH
-    assert gemini.upstream_model(CATALOG.get(NANO)) is None
-    assert backup.upstream_model(CATALOG.get(FLASH)) == "nano-banana-2"
-    assert backup.upstream_model(CATALOG.get(PRO)) is None
+    assert at_upstream(gemini, CATALOG.get(FLASH)) == FLASH
+    assert at_upstream(gemini, CATALOG.get(NANO)) is None
+    assert at_upstream(backup, CATALOG.get(FLASH)) == "nano-banana-2"
+    assert at_upstream(backup, CATALOG.get(PRO)) is None
     assert backup.weight == 2.5
     router = build_router(config, {"GK": "a", "BK": "b"})
     assert [c.name for c in router.channels] == ["gemini", "backup"]
@@ -332,12 +338,12 @@ def test_openai_api_key_makes_an_openai_channel_at_openai_base_url() -> None:
     (channel,) = environment_channels({"OPENAI_API_KEY": "o", "OPENAI_BASE_URL": "http://gw.local/v1"})
     assert (channel.name, channel.provider, channel.api_key_env) == ("openai", "openai", "OPENAI_API_KEY")
     assert channel.base_url == "http://gw.local/v1"
-    assert all(channel.upstream_model(spec) == spec.id for spec in CATALOG), "a gateway serves them all"
+    assert all(at_upstream(channel, spec) == spec.id for spec in CATALOG), "a gateway serves them all"
     # At OpenAI itself (no OPENAI_BASE_URL): only OpenAI's own models, and the catalog has none, so a
     # Gemini request never fails over to an upstream that cannot make it.
     (default,) = environment_channels({"OPENAI_API_KEY": "o"})
     assert default.base_url is None
-    assert [spec.id for spec in CATALOG if default.upstream_model(spec) is not None] == []
+    assert [spec.id for spec in CATALOG if at_upstream(default, spec) is not None] == []
 
 
 def test_both_keys_make_two_channels_google_first() -> None:

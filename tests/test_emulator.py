@@ -13,10 +13,12 @@ from PIL import Image
 
 from conftest import png_bytes
 from pixelgate.catalog import default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamTimeout
-from pixelgate.core.request import ImageRequest, Limits, ReferenceImage, validate
+from pixelgate.core.faults import FaultPlan
+from pixelgate.core.request import ImageRequest, Limits, ReferenceImage
 from pixelgate.providers.base import Generation
-from pixelgate.providers.emulator import EmulatorProvider, FaultPlan, render
+from pixelgate.providers.emulator import EmulatorProvider, render
 
 
 def generation(index: int = 0, references: tuple[bytes, ...] = (), **fields: Any) -> Generation:

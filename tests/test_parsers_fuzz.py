@@ -26,9 +26,10 @@ from conftest import png_header_only
 from pixelgate.api.openai import QUALITIES, ImageBody, reference_inputs, to_image_request
 from pixelgate.api.parsing import parse_model, read_json_object
 from pixelgate.catalog import REFERENCE_KINDS, default_catalog
+from pixelgate.catalog.validation import check_references, validate
 from pixelgate.core.errors import InvalidRequest, PayloadTooLarge, PixelgateError
 from pixelgate.core.images import ACCEPTED_FORMATS, decode_inline_image, inspect_image
-from pixelgate.core.request import MAX_IMAGES_PER_REQUEST, MAX_SEED, Limits, check_references, validate
+from pixelgate.core.request import MAX_IMAGES_PER_REQUEST, MAX_SEED, Limits
 
 CATALOG = default_catalog()
 DEFAULT_MODEL = "gemini-3.1-flash-image"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pixelgate.catalog import default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.config import ChannelConfig, RoutingConfig
 from pixelgate.core.errors import (
     ChannelsUnavailable,
@@ -27,7 +28,7 @@ from pixelgate.core.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from pixelgate.core.request import ImageRequest, Limits, validate
+from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.core.task import Usage
 from pixelgate.providers.base import Generation, ProviderResult
 from pixelgate.routing import Breaker, Channel, Disabled, Router, State

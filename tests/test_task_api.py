@@ -19,7 +19,8 @@ from PIL import Image
 
 from conftest import MakeServer, ServerProcess, db_rows, png_bytes
 from pixelgate.catalog import default_catalog
-from pixelgate.core.request import ImageRequest, Limits, validate
+from pixelgate.catalog.validation import validate
+from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.providers.base import Generation
 from pixelgate.providers.emulator import render
 from pixelgate.store.blobs import UrlSigner

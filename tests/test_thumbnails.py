@@ -115,8 +115,9 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from pixelgate.catalog import default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
-from pixelgate.core.request import ImageRequest, Limits, ReferenceImage, validate
+from pixelgate.core.request import ImageRequest, Limits, ReferenceImage
 from pixelgate.core.thumbnails import thumbnail
 from pixelgate.providers.base import Generation
 from pixelgate.providers.emulator import render

@@ -13,8 +13,9 @@ import httpx2
 import pytest
 
 from pixelgate.catalog import default_catalog
+from pixelgate.catalog.validation import validate
 from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
-from pixelgate.core.request import ImageRequest, Limits, validate
+from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.providers.base import LEFT_TO_OTHERS, Generation
 from pixelgate.providers.http import UpstreamHttp, parse_retry_after
 

@@ -338,7 +338,7 @@ def _offline_channels(config: Path | None, emulate: bool, check: bool, timeout: 
         served = [
             spec.id if upstream == spec.id else f"{spec.id} → {upstream}"
             for spec in catalog
-            if (upstream := cfg.upstream_model(spec)) is not None
+            if (upstream := channel.upstream_model(spec)) is not None
         ]
         row = [
             cfg.name,

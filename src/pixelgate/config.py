@@ -11,7 +11,7 @@ A channel file looks like this (every field but ``name`` and ``provider`` has a 
 
     [[channels]]
     name = "gemini"
-    provider = "google"       # google, openai, tasks or emulator
+    provider = "google"       # a provider kind that providers/registry.py holds
     api_key_env = "GEMINI_API_KEY"
     models = ["gemini-3.1-flash-image", "gemini-3-pro-image"]
     priority = 10             # higher is tried first; equal priorities share by weight
@@ -38,18 +38,17 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pixelgate.catalog import Catalog, ModelSpec, default_catalog
 from pixelgate.core.errors import one_of
+from pixelgate.core.faults import FaultSpec
 from pixelgate.core.request import Limits
 from pixelgate.core.safe_urls import AddressPolicy
-from pixelgate.providers.emulator import FaultSpec
 
-PROVIDERS = ("google", "openai", "tasks", "emulator")
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
 MIN_ADMIN_KEY_CHARS = 16
 
@@ -234,7 +233,9 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
-    provider: Literal["google", "openai", "tasks", "emulator"]
+    # A provider kind's name, checked against the registry (providers/registry.py) where the channels are
+    # built: routing/build.py.
+    provider: str
     base_url: str | None = None
     api_key_env: str | None = None
     models: list[str] | dict[str, str] | None = None  # None: every catalog model
@@ -255,16 +256,17 @@ class ChannelConfig(BaseModel):
             )
         return key
 
-    def upstream_model(self, spec: ModelSpec) -> str | None:
+    def upstream_model(self, spec: ModelSpec, *, vendor_ids: bool) -> str | None:
         """The model's name at this channel's upstream, or None if the channel does not serve it.
 
-        Google's API knows the vendor's own ids, so a gateway alias goes there by its upstream id; other
-        gateways know the aliases themselves (they are their names), so those keep the public name."""
+        A rename in ``models`` always wins. An upstream that knows the vendor's own ids (``vendor_ids``, as
+        its provider kind says: Google's API) gets a gateway alias by its upstream id; other gateways know
+        the aliases themselves (they are their names), so those keep the public name."""
         if isinstance(self.models, dict):
             return self.models.get(spec.id)
         if self.models is not None and spec.id not in self.models:
             return None
-        return spec.upstream_id if self.provider == "google" else spec.id
+        return spec.upstream_id if vendor_ids else spec.id
 
 
 class RoutingConfig(BaseModel):
@@ -298,7 +300,9 @@ class GatewayConfig(BaseModel):
     source: str = Field("defaults", exclude=True)
 
     def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
-        """What pydantic cannot see: unique names, known model names, keys present in the environment."""
+        """What pydantic cannot see: unique names, known model names, keys present in the environment. (Each
+        channel's provider and its options are checked against the provider registry where the channels
+        are built: routing/build.py.)"""
         seen: set[str] = set()
         for channel in self.channels:
             if channel.name in seen:

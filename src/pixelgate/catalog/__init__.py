@@ -1,4 +1,5 @@
-"""The model catalog: what every model offers, loaded from ``models.toml`` (data, not code).
+"""The model catalog: what every model offers, loaded from ``models.toml`` (data, not code); a request is
+checked against it in ``validation.py``.
 
 >>> spec = default_catalog().get("gemini-3.1-flash-image")
 >>> spec.output_pixels("21:9", "2K")

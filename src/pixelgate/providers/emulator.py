@@ -18,17 +18,16 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import math
 import random
 import textwrap
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, one_of
+from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from pixelgate.core.faults import FaultPlan, FaultSpec
 from pixelgate.core.images import encode_image
 from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
@@ -41,53 +40,9 @@ from pixelgate.providers.base import (
     estimate_text_tokens,
     estimated_usage,
 )
+from pixelgate.providers.registry import ProviderKind
 
-FAULT_KINDS = ("429", "500", "502", "503", "timeout")
 _SIGNATURE_KEY = b"pixelgate-emulator-thought-signature"
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """Probabilities of injected faults, e.g. ``429:0.1,503:0.05,timeout:0.01``."""
-
-    rates: tuple[tuple[str, float], ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> FaultPlan:
-        rates = []
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            kind, _, rate_text = part.partition(":")
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"fault {kind!r} in {text!r} is not known: use {one_of(FAULT_KINDS)}")
-            try:
-                rate = float(rate_text)
-            except ValueError:
-                raise ValueError(
-                    f"fault rate {rate_text!r} in {text!r} is not a number from 0 to 1"
-                ) from None
-            if not 0 <= rate <= 1:
-                raise ValueError(f"fault rate {rate} in {text!r} is out of range: use 0 to 1")
-            rates.append((kind, rate))
-        if math.fsum(rate for _, rate in rates) > 1 + 1e-9:
-            raise ValueError(f"fault rates in {text!r} add up to more than 1")
-        return cls(tuple(rates))
-
-    def pick(self, rng: random.Random) -> str | None:
-        draw = rng.random()
-        for kind, rate in self.rates:
-            if draw < rate:
-                return kind
-            draw -= rate
-        return None
-
-
-def _parses(faults: str) -> str:
-    FaultPlan.parse(faults)
-    return faults
-
-
-# A fault plan as text (``429:0.1,503:0.05``), refused at load if it does not parse.
-FaultSpec = Annotated[str, AfterValidator(_parses)]
 
 
 class Options(BaseModel):
@@ -110,6 +65,14 @@ def build(config: object, api_key: str | None, options: Options) -> EmulatorProv
         retry_after=options.retry_after,
         timeout_after=options.timeout_after,
     )
+
+
+KIND = ProviderKind(
+    name="emulator",
+    options=Options,
+    build=build,
+    description="The offline emulator: every catalog model, its exact output pixels, no network",
+)
 
 
 class EmulatorProvider:

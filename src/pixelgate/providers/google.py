@@ -24,6 +24,7 @@ from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
 from pixelgate.providers.base import Generation, ProviderImage, ProviderResult, ProviderThought
 from pixelgate.providers.http import UpstreamHttp, as_count
+from pixelgate.providers.registry import ProviderKind
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 # Finish reasons that mean "refused", not "went wrong": another channel would refuse too.
@@ -50,6 +51,16 @@ def build(config: ChannelConfig, api_key: str | None, options: Options) -> Googl
     auth = {"x-goog-api-key": api_key} if api_key else {}
     http = UpstreamHttp.for_channel(config, config.base_url or DEFAULT_BASE_URL, auth, api_key)
     return GoogleProvider(http, options)
+
+
+KIND = ProviderKind(
+    name="google",
+    options=Options,
+    build=build,
+    description="The Gemini API: generateContent, or Interactions with options.api",
+    default_base_url=DEFAULT_BASE_URL,
+    knows_vendor_ids=True,  # a gateway alias goes to Google by the model's own id
+)
 
 
 class GoogleProvider:

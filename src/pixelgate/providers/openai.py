@@ -31,6 +31,7 @@ from pixelgate.providers.base import (
     idempotent,
 )
 from pixelgate.providers.http import UpstreamHttp, as_count, bearer
+from pixelgate.providers.registry import ProviderKind
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RUNNING = frozenset({"queued", "pending", "processing", "in_progress", "running", "submitted"})
@@ -59,6 +60,15 @@ class Options(BaseModel):
 def build(config: ChannelConfig, api_key: str | None, options: Options) -> OpenAIProvider:
     http = UpstreamHttp.for_channel(config, config.base_url or DEFAULT_BASE_URL, bearer(api_key), api_key)
     return OpenAIProvider(http, options)
+
+
+KIND = ProviderKind(
+    name="openai",
+    options=Options,
+    build=build,
+    description="Any OpenAI Images upstream: OpenAI, an OpenAI-compatible gateway, another pixelgate",
+    default_base_url=DEFAULT_BASE_URL,
+)
 
 
 class OpenAIProvider:

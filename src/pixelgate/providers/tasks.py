@@ -26,6 +26,7 @@ from pixelgate.providers.base import (
     idempotent,
 )
 from pixelgate.providers.http import UpstreamHttp, bearer
+from pixelgate.providers.registry import ProviderKind
 
 RUNNING = frozenset({"queued", "pending", "processing", "in_progress", "running", "submitted"})
 SUCCEEDED = frozenset({"completed", "succeeded", "success"})
@@ -51,6 +52,15 @@ def build(config: ChannelConfig, api_key: str | None, options: Options) -> TaskG
     assert config.base_url is not None
     http = UpstreamHttp.for_channel(config, config.base_url, bearer(api_key), api_key)
     return TaskGatewayProvider(http, options)
+
+
+KIND = ProviderKind(
+    name="tasks",
+    options=Options,
+    build=build,
+    description="A task-style gateway: create a task, poll it, download its images",
+    check_channel=check_channel,
+)
 
 
 class TaskGatewayProvider:

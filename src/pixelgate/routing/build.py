@@ -1,61 +1,57 @@
-"""Channels built from the channel file: each provider's options checked, its key read, its client made."""
+"""Channels built from the channel file: each channel's provider kind found in the registry
+(``providers/registry.py``), its options checked, its key read, its client made."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from pixelgate.config import ChannelConfig, ConfigError, GatewayConfig
+from pixelgate.config import ChannelConfig, GatewayConfig
 from pixelgate.providers.base import Provider
+from pixelgate.providers.registry import ProviderKind, provider_kinds
 from pixelgate.routing.channel import Channel
 from pixelgate.routing.router import Router
 
 
-def _provider_module(kind: str) -> Any:
-    from pixelgate.providers import emulator, google, openai, tasks
-
-    return {"google": google, "openai": openai, "tasks": tasks, "emulator": emulator}[kind]
+def channel_kinds(config: GatewayConfig) -> list[ProviderKind[Any]]:
+    """Each channel's provider kind: a name that is not registered is a ``ConfigError`` that says where the
+    file names it, before anything of any channel is checked or built."""
+    registry = provider_kinds()
+    return [
+        registry.get(
+            channel.provider, where=f"{config.source}: channels[{index}] ({channel.name!r}).provider"
+        )
+        for index, channel in enumerate(config.channels)
+    ]
 
 
 def provider_options(config: ChannelConfig) -> BaseModel:
-    """A channel's ``options``, checked against its provider's own ``Options`` (and whatever else the
-    provider needs of a channel): every mistake is a ``ConfigError`` before anything starts."""
-    module = _provider_module(config.provider)
-    if hasattr(module, "check_channel"):
-        module.check_channel(config)
-    options_type: type[BaseModel] = module.Options
-    try:
-        options = options_type.model_validate(config.options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        allowed = ", ".join(f.alias or name for name, f in options_type.model_fields.items()) or "none"
-        raise ConfigError(
-            f"channel {config.name!r}: options.{where}: {first['msg']} (got {first.get('input')!r}; "
-            f"the {config.provider} provider takes {allowed})"
-        ) from None
+    """A channel's ``options``, checked against its provider's own (and whatever else the provider needs
+    of a channel): every mistake is a ``ConfigError`` before anything starts."""
+    options: BaseModel = _kind(config).checked_options(config)
     return options
 
 
 def check_channels(config: GatewayConfig) -> None:
-    for channel in config.channels:
-        provider_options(channel)
+    for kind, channel in zip(channel_kinds(config), config.channels, strict=True):
+        kind.checked_options(channel)
 
 
 def build_provider(config: ChannelConfig, api_key: str | None) -> Provider:
     """The provider of one channel (its options checked first)."""
-    options = provider_options(config)
-    provider: Provider = _provider_module(config.provider).build(config, api_key, options)
-    return provider
+    return _kind(config).provider_for(config, api_key)
 
 
 def build_router(config: GatewayConfig, environ: Mapping[str, str] | None = None) -> Router:
     channels = []
-    for channel_config in config.channels:
+    for kind, channel_config in zip(channel_kinds(config), config.channels, strict=True):
         key = channel_config.api_key(environ) if environ is not None else channel_config.api_key()
-        provider = build_provider(channel_config, key)
-        default_url = getattr(_provider_module(channel_config.provider), "DEFAULT_BASE_URL", None)
-        channels.append(Channel(channel_config, provider, secret=key, base_url=default_url))
+        provider = kind.provider_for(channel_config, key)
+        channels.append(Channel(channel_config, provider, secret=key, kind=kind))
     return Router(channels, config.routing)
+
+
+def _kind(config: ChannelConfig) -> ProviderKind[Any]:
+    return provider_kinds().get(config.provider, where=f"channel {config.name!r}")

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+from pixelgate.catalog import ModelSpec
 from pixelgate.config import ChannelConfig
 from pixelgate.core.errors import PixelgateError, UpstreamError, UpstreamTimeout
 from pixelgate.core.slots import PrioritySlots
 from pixelgate.providers.base import Generation, Provider, ProviderResult
+from pixelgate.providers.registry import ProviderKind, provider_kinds
 
 log = logging.getLogger("pixelgate.routing")
 
@@ -29,12 +32,14 @@ class Channel:
         config: ChannelConfig,
         provider: Provider,
         secret: str | None = None,
-        base_url: str | None = None,
+        kind: ProviderKind[Any] | None = None,
     ) -> None:
         self.config = config
         self.provider = provider
         self.secret = secret
-        self.base_url = config.base_url or base_url
+        # The registry's kind of its provider, unless the caller found it already.
+        self.kind = kind or provider_kinds().get(config.provider, where=f"channel {config.name!r}")
+        self.base_url = config.base_url or self.kind.default_base_url
         self.slots = PrioritySlots(config.concurrency)
         self.in_flight = 0
         self.disabled: Disabled | None = None
@@ -42,6 +47,10 @@ class Channel:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def upstream_model(self, spec: ModelSpec) -> str | None:
+        """The model's name at this channel's upstream, or None if the channel does not serve it."""
+        return self.config.upstream_model(spec, vendor_ids=self.kind.knows_vendor_ids)
 
     @property
     def has_free_slot(self) -> bool:

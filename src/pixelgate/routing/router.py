@@ -111,7 +111,7 @@ class Router:
         return State.DISABLED if channel.disabled is not None else self.breakers[channel.name].state()
 
     def channels_for(self, spec: ModelSpec) -> list[Channel]:
-        serving = [c for c in self.channels if c.config.upstream_model(spec) is not None]
+        serving = [c for c in self.channels if c.upstream_model(spec) is not None]
         if serving:
             return serving
         if not self.channels:
@@ -145,7 +145,7 @@ class Router:
             if attempts:
                 metrics.retries.labels(channel.name).inc()
             attempts.append(channel.name)
-            model = channel.config.upstream_model(generation.spec) or generation.spec.upstream_id
+            model = channel.upstream_model(generation.spec) or generation.spec.upstream_id
             attempt = replace(
                 generation,
                 upstream_model=model,

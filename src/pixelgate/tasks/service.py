@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from pixelgate.auth.keys import ANONYMOUS, Caller, owner_scope
 from pixelgate.auth.rate import RequestRate
 from pixelgate.catalog import Catalog, ModelSpec, Prices
+from pixelgate.catalog.validation import check_references, validate
 from pixelgate.core import logs, metrics
 from pixelgate.core.errors import Conflict, Forbidden, StillRunning, TaskCancelled, one_of
 from pixelgate.core.references import ImageFetcher, ReferenceInput, TurnInput, VideoSource
-from pixelgate.core.request import ImageRequest, Limits, check_references, validate
+from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.core.task import BATCH_PRIORITY, Callback, Status, Task, new_task_id
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore
