@@ -7,7 +7,7 @@ import mimetypes
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx2
 import typer
@@ -19,6 +19,9 @@ from rich.table import Table
 
 from pixelgate.catalog import default_catalog
 from pixelgate.core import logs
+
+if TYPE_CHECKING:
+    from pixelgate.config import Settings
 
 app = typer.Typer(help="pixelgate: a self-hosted image-generation gateway.", no_args_is_help=True)
 console = Console()
@@ -99,41 +102,30 @@ def serve(
     ] = "auto",
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
-    import uvicorn
-
-    from pixelgate.api.header_timeout import header_timeout_protocol
     from pixelgate.app import create_app
-    from pixelgate.config import ConfigError, Settings, resolve_config
+    from pixelgate.config import ConfigError, resolve_config
 
-    overrides: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "data_dir": data_dir,
-        "emulate": emulate,
-        "emulate_latency": emulate_latency,
-        "emulate_faults": emulate_faults,
-        "emulate_fault_seed": emulate_fault_seed,
-        "run_workers": not no_workers,
-        "database_url": database_url,
-        "max_body_bytes": max_body_bytes,
-        "worker_concurrency": worker_concurrency,
-        "lease_seconds": lease_seconds,
-        "stream_keepalive_seconds": stream_keepalive,
-        "config": config,
-        "sync_wait_seconds": sync_wait,
-        "auth": auth,
-        "redis_url": redis_url,
-        "fetch_allow": fetch_allow or None,
-        "forwarded_allow_ips": forwarded_allow_ips or None,
-    }
-    try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise typer.BadParameter(
-            str(first["msg"]).removeprefix("Value error, "),
-            param_hint="--" + str(first["loc"][0]).replace("_", "-"),
-        ) from None
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        emulate=emulate,
+        emulate_latency=emulate_latency,
+        emulate_faults=emulate_faults,
+        emulate_fault_seed=emulate_fault_seed,
+        run_workers=not no_workers,
+        database_url=database_url,
+        max_body_bytes=max_body_bytes,
+        worker_concurrency=worker_concurrency,
+        lease_seconds=lease_seconds,
+        stream_keepalive_seconds=stream_keepalive,
+        config=config,
+        sync_wait_seconds=sync_wait,
+        auth=auth,
+        redis_url=redis_url,
+        fetch_allow=fetch_allow or None,
+        forwarded_allow_ips=forwarded_allow_ips or None,
+    )
     try:
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings, channels)
@@ -145,6 +137,26 @@ def serve(
             "be refused until one is. Add --emulate to serve every model offline, set GEMINI_API_KEY, "
             "or declare channels in pixelgate.toml.[/]"
         )
+    _configure_logs(log_level, log_format)
+    _run(server, settings)
+
+
+def _settings(**given: Any) -> Settings:
+    """The server's settings from the flags given (None: not given, so the environment or the default
+    decides); a value the settings refuse is a bad flag, named as the user typed it."""
+    from pixelgate.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise typer.BadParameter(
+            str(first["msg"]).removeprefix("Value error, "),
+            param_hint="--" + str(first["loc"][0]).replace("_", "-"),
+        ) from None
+
+
+def _configure_logs(log_level: str, log_format: str) -> None:
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(
             f"{log_level!r} is not a log level: use debug, info, warning or error", param_hint="--log-level"
@@ -156,6 +168,13 @@ def serve(
     if log_format == "auto":
         log_format = "text" if sys.stderr.isatty() else "json"
     logs.configure(log_level, log_format)
+
+
+def _run(server: Any, settings: Settings) -> None:
+    import uvicorn
+
+    from pixelgate.api.header_timeout import header_timeout_protocol
+
     uvicorn.run(
         server,
         host=settings.host,
