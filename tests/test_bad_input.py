@@ -23,6 +23,7 @@ GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
 CATALOG_IDS = (
     "gemini-3.1-flash-image, gemini-3.1-flash-lite-image, gemini-3-pro-image, gemini-2.5-flash-image, "
+    "gemini-3-pro-image-preview, gemini-3.1-flash-image-preview, "
     "gemini-3.1-flash-image-preview-official, gemini-3-pro-image-preview-4k, gemini-2.5-flash-image-preview "
     "or gemini-2-5-flash-image-preview"
 )

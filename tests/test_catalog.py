@@ -74,6 +74,9 @@ ALL_IDS = {
     "gemini-3-pro-image-preview-4k",
     "gemini-2.5-flash-image-preview",
     "gemini-2-5-flash-image-preview",
+    # Google's published ids for the same models (issue 21: the names people's code already uses)
+    "gemini-3-pro-image-preview",
+    "gemini-3.1-flash-image-preview",
 }
 
 

@@ -1071,7 +1071,11 @@ def test_v1_models_answers_in_the_callers_dialect(server: ServerProcess) -> None
 
     gemini_model = httpx.get(f"{url}/{FLASH}", params={"key": "k"}).json()
     assert gemini_model["name"] == f"models/{FLASH}"
-    assert gemini_model["supportedGenerationMethods"] == ["generateContent", "streamGenerateContent"]
+    assert gemini_model["supportedGenerationMethods"] == [
+        "generateContent",
+        "streamGenerateContent",
+        "batchGenerateContent",
+    ]
     assert "object" not in gemini_model
     openai_model = httpx.get(f"{url}/{FLASH}").json()
     assert openai_model["id"] == FLASH and openai_model["object"] == "model"

@@ -469,7 +469,7 @@ def test_models_list_and_get(server: ServerProcess, api_version: str | None) -> 
         assert model.name is not None
         spec = CATALOG.get(model.name.removeprefix("models/"))
         assert model.display_name == spec.name
-        assert model.supported_actions == ["generateContent", "streamGenerateContent"]
+        assert model.supported_actions == ["generateContent", "streamGenerateContent", "batchGenerateContent"]
         assert model.thinking == (spec.upstream_id in THINKING_MODELS)
 
     paged = list(client.models.list(config={"page_size": 3}))

@@ -26,6 +26,9 @@ A channel file looks like this (every field but ``name`` and ``provider`` has a 
     models = { "gemini-3.1-flash-image" = "nano-banana-2" }   # public name = the upstream's name
     options = { async = true }
 
+    [aliases]                 # other names for catalog models, for code that already names them
+    "dall-e-3" = "gemini-3.1-flash-image"
+
 With no channel file, ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) makes a ``google`` channel and
 ``OPENAI_API_KEY`` an ``openai`` one, so a key in the environment is enough. That one serves every model
 at an OpenAI-compatible gateway named by ``OPENAI_BASE_URL``; at OpenAI itself, only OpenAI's models.
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -262,11 +266,12 @@ class ChannelConfig(BaseModel):
         A rename in ``models`` always wins. An upstream that knows the vendor's own ids (``vendor_ids``, as
         its provider kind says: Google's API) gets a gateway alias by its upstream id; other gateways know
         the aliases themselves (they are their names), so those keep the public name."""
+        model = spec.model_name  # an operator's alias is served as the model it stands for
         if isinstance(self.models, dict):
-            return self.models.get(spec.id)
-        if self.models is not None and spec.id not in self.models:
+            return self.models.get(model)
+        if self.models is not None and model not in self.models:
             return None
-        return spec.upstream_id if vendor_ids else spec.id
+        return spec.upstream_id if vendor_ids else model
 
 
 class RoutingConfig(BaseModel):
@@ -297,6 +302,8 @@ class GatewayConfig(BaseModel):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     prices: dict[str, float] = Field(default_factory=dict)  # USD per image, over the catalog's
     batch_prices: dict[str, float] = Field(default_factory=dict)  # USD per image made by a batch line
+    # Other names for catalog models ("dall-e-3" = "gemini-3.1-flash-image"), for code that names them.
+    aliases: dict[str, str] = Field(default_factory=dict)
     source: str = Field("defaults", exclude=True)
 
     def check(self, catalog: Catalog, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -318,6 +325,8 @@ class GatewayConfig(BaseModel):
                         f"catalog: use {one_of(catalog.ids)}"
                     )
             channel.api_key(environ)
+        self._check_aliases(catalog)
+        catalog = catalog.with_aliases(self.aliases)  # an alias has its own price and wait, if given
         for model, seconds in self.routing.max_wait_by_model.items():
             if model not in catalog or not 0 <= seconds < float("inf"):
                 raise ConfigError(
@@ -332,6 +341,24 @@ class GatewayConfig(BaseModel):
                         f"for catalog models: {one_of(catalog.ids)}"
                     )
         return self
+
+    def _check_aliases(self, catalog: Catalog) -> None:
+        for alias, target in self.aliases.items():
+            where = f"{self.source}: aliases.{alias!r} = {target!r}"
+            if not ALIAS_NAME.fullmatch(alias):
+                raise ConfigError(
+                    f"{where}: an alias is 1 to 64 letters, digits, '.', '_' or '-' (it stands in URL paths "
+                    "such as models/{alias}:generateContent)"
+                )
+            if alias in catalog:
+                raise ConfigError(f"{where}: {alias!r} is a catalog model already: an alias is a new name")
+            if target not in catalog:
+                raise ConfigError(
+                    f"{where}: an alias names a catalog model (not another alias): use {one_of(catalog.ids)}"
+                )
+
+
+ALIAS_NAME = re.compile(r"[\w.-]{1,64}", re.ASCII)
 
 
 def load_config(path: Path) -> GatewayConfig:

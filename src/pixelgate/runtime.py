@@ -145,7 +145,7 @@ async def _service(
     fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
     stack.push_async_callback(fetcher.close)
     return TaskService(
-        catalog=default_catalog(),
+        catalog=default_catalog().with_aliases(config.aliases),
         limits=settings.limits,
         lifecycle=lifecycle,
         waiters=Waiters(lifecycle.queue, lifecycle.bus, max_poll_interval=settings.poll_interval),

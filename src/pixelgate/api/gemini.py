@@ -446,7 +446,7 @@ def model_resource(spec: ModelSpec) -> dict[str, Any]:
             f"{spec.name}: {one_of(list(spec.image_sizes))} images in {len(spec.aspect_ratios)} aspect "
             f"ratios, up to {spec.max_reference_images} reference images"
         ),
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "batchGenerateContent"],
         "thinking": thinks,
         "temperature": 1.0,
         "maxTemperature": 2.0,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -43,6 +44,15 @@ class ModelSpec:
     price_per_image: float | None = None
     source: str = "seed 004"
     default_aspect_ratio: str = "1:1"
+    # An operator's alias (``[aliases]`` in pixelgate.toml): the catalog model it stands for. Upstreams and
+    # channels know that model, not the operator's name, so a channel serves the alias where it serves the
+    # model, and sends the model's name.
+    stands_for: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The catalog model's own id: the model an operator's alias stands for, else this one."""
+        return self.stands_for or self.id
 
     @property
     def is_alias(self) -> bool:
@@ -124,10 +134,20 @@ class Catalog:
             return self._models[model_id]
         except KeyError:
             raise InvalidRequest(
-                f"model {model_id!r} is not in the catalog: use {one_of(self.ids)}",
+                f"model {model_id!r} is not in the catalog: use {one_of(self.ids)} (the gateway's operator "
+                "can map other names to these with [aliases] in pixelgate.toml)",
                 param=param,
                 code="model_not_found",
             ) from None
+
+    def with_aliases(self, aliases: Mapping[str, str]) -> Catalog:
+        """This catalog and an operator's aliases (alias -> catalog model id): each alias is its model under
+        another name, with the same sizes, pixels and price. The caller checked the names (config.py)."""
+        named = [
+            replace(self._models[target], id=alias, name=f"{alias} (an alias of {target})", stands_for=target)
+            for alias, target in aliases.items()
+        ]
+        return Catalog([*self._models.values(), *named]) if named else self
 
     def named_by_url(self, model_id: str) -> ModelSpec:
         """``get`` for a URL that names the model as its resource: an unknown one is a 404 there, with
@@ -206,12 +226,18 @@ class Prices:
     batch: dict[str, float] = field(default_factory=dict)
 
     def price_of(self, spec: ModelSpec, *, batch: bool = False) -> float | None:
-        if batch and (found := self.batch.get(spec.id, self.batch.get(spec.upstream_id))) is not None:
+        names = (spec.id, spec.model_name, spec.upstream_id)  # the most particular first
+        if batch and (found := _first(self.batch, names)) is not None:
             return found
-        return self.overrides.get(spec.id, self.overrides.get(spec.upstream_id, spec.price_per_image))
+        found = _first(self.overrides, names)
+        return spec.price_per_image if found is None else found
 
     def cost_of(self, spec: ModelSpec, images: int, *, batch: bool = False) -> float | None:
         """What ``images`` images of ``spec`` cost, in USD (None: the model has no price): the estimate
         reserved when a task is accepted, and what it is charged when it ends."""
         price = self.price_of(spec, batch=batch)
         return None if price is None else round(price * images, 6)
+
+
+def _first(prices: Mapping[str, float], names: tuple[str, ...]) -> float | None:
+    return next((prices[name] for name in names if name in prices), None)
