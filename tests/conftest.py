@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,9 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from PIL import Image
+
+from pixelgate.store.db import Database
+from pixelgate.tasks.queue import TaskQueue
 
 POSTGRES_URL_ENV = "PIXELGATE_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgres"]
@@ -216,6 +219,21 @@ def backend(request: pytest.FixtureRequest, postgres: PostgresDatabases | None) 
             " .ci/run sets it"
         )
     return str(request.param)
+
+
+@pytest.fixture()
+async def queue(backend: str, postgres: PostgresDatabases | None, tmp_path: Path) -> AsyncIterator[TaskQueue]:
+    """A task queue on a database of its own: a fresh PostgreSQL database, or a SQLite file."""
+    if backend == "postgres":
+        assert postgres is not None
+        url = await asyncio.to_thread(postgres.create)  # it runs an event loop of its own
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'pixelgate.db'}"
+    db = await Database.open(url, data_dir=tmp_path)
+    try:
+        yield TaskQueue(db, result_ttl=3600)
+    finally:
+        await db.engine.dispose()
 
 
 class Servers:

@@ -3,39 +3,21 @@ the hooks registered for it, and its events are published only once that transac
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import PostgresDatabases
 from pixelgate.auth.keys import ANONYMOUS
 from pixelgate.core.errors import Conflict, UpstreamError
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Status, Task, TaskResult, Usage, new_task_id
-from pixelgate.store.db import Database
 from pixelgate.store.schema import tasks
 from pixelgate.tasks.bus import Bus, Event, TaskCancelled, TaskEnded, TaskQueued, WebhooksQueued
 from pixelgate.tasks.lifecycle import Admission, Lifecycle
 from pixelgate.tasks.queue import TaskQueue
-
-
-@pytest.fixture()
-async def queue(backend: str, postgres: PostgresDatabases | None, tmp_path: Path) -> AsyncIterator[TaskQueue]:
-    if backend == "postgres":
-        assert postgres is not None
-        url = await asyncio.to_thread(postgres.create)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pixelgate.db'}"
-    db = await Database.open(url, data_dir=tmp_path)
-    try:
-        yield TaskQueue(db, result_ttl=3600)
-    finally:
-        await db.engine.dispose()
 
 
 class Recorder:

@@ -5,36 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from conftest import PostgresDatabases
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Status, Task, new_task_id
-from pixelgate.store.db import Database
 from pixelgate.store.schema import metadata, tasks
 from pixelgate.tasks.bus import Bus
 from pixelgate.tasks.lifecycle import Lifecycle
 from pixelgate.tasks.queue import TaskQueue
-
-
-@pytest.fixture()
-async def queue(backend: str, postgres: PostgresDatabases | None, tmp_path: Path) -> AsyncIterator[TaskQueue]:
-    if backend == "postgres":
-        assert postgres is not None
-        url = await asyncio.to_thread(postgres.create)  # it runs an event loop of its own
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pixelgate.db'}"
-    db = await Database.open(url, data_dir=tmp_path)
-    try:
-        yield TaskQueue(db, result_ttl=3600)
-    finally:
-        await db.engine.dispose()
 
 
 async def queued(queue: TaskQueue, *, priority: int = 0, created_at: float | None = None) -> str:
