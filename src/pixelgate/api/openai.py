@@ -19,24 +19,27 @@ import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import openai_dialect
+from pixelgate.api.openai_stream import MAX_PARTIAL_IMAGES, Kind, stream_images
 from pixelgate.api.parsing import check_storable, parse_model, read_json_object
 from pixelgate.api.render import render_images_response, render_task_style
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import Catalog
+from pixelgate.config import Settings
 from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback
 from pixelgate.tasks.service import TaskService
 
+BACKGROUNDS = ("auto", "opaque", "transparent")
 QUALITIES = ("auto", "standard", "hd", "low", "medium", "high", "xhigh", "max")
 _WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
@@ -87,6 +90,9 @@ class ImageBody(BaseModel):
     thinking_level: str | None = None
     run_async: bool | None = Field(None, alias="async")
     callback_url: str | None = None  # a webhook for this task's end (see tasks/webhooks.py)
+    stream: bool | None = None  # server-sent events (api/openai_stream.py)
+    partial_images: int | None = None
+    background: str | None = None
 
     def looks_task_style(self) -> bool:
         return bool(
@@ -149,6 +155,7 @@ def to_image_request(body: ImageBody, catalog: Catalog, default_model: str) -> I
                 code="invalid_size",
             )
 
+    _check_stream_fields(body)
     if body.quality is not None and body.quality not in QUALITIES:
         raise InvalidRequest(
             f"quality {body.quality!r} is not valid: use {one_of(QUALITIES)}",
@@ -215,17 +222,62 @@ def edit_references(body: ImageBody) -> list[ReferenceInput]:
     return refs
 
 
+def _check_stream_fields(body: ImageBody) -> None:
+    """``partial_images`` and ``background`` as OpenAI takes them, and what these models can do."""
+    if body.partial_images is not None and not 0 <= body.partial_images <= MAX_PARTIAL_IMAGES:
+        raise InvalidRequest(
+            f"partial_images {body.partial_images} is not valid: use 0 to {MAX_PARTIAL_IMAGES}",
+            param="partial_images",
+            code="invalid_partial_images",
+        )
+    if body.background == "transparent":
+        raise InvalidRequest(
+            "background 'transparent' is not served: these models make opaque images; use opaque or auto",
+            param="background",
+            code="unsupported_background",
+        )
+    if body.background is not None and body.background not in BACKGROUNDS:
+        raise InvalidRequest(
+            f"background {body.background!r} is not valid: use {one_of(BACKGROUNDS)}",
+            param="background",
+            code="invalid_background",
+        )
+
+
 async def _create(
     request: Request,
     service: TaskService,
     links: ImageLinks,
-    default_model: str,
+    settings: Settings,
     caller: Caller,
     body: ImageBody,
     refs: list[ReferenceInput],
     mask: ReferenceInput | None = None,
+    *,
+    kind: Kind = "image_generation",
 ) -> Response:
-    image_request = to_image_request(body, service.catalog, default_model)
+    image_request = to_image_request(body, service.catalog, settings.default_model)
+    if body.stream:
+        task = await service.submit(
+            image_request,
+            references=refs,
+            mask=mask,
+            dialect="openai",
+            caller_waits=True,
+            response_format="b64_json",
+            caller=caller,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+        events = stream_images(
+            service,
+            links,
+            task,
+            kind=kind,
+            partial_images=body.partial_images or 0,
+            settings={"quality": body.quality or "auto", "background": body.background or "auto"},
+            keepalive=settings.stream_keepalive_seconds,
+        )
+        return StreamingResponse(events, media_type="text/event-stream")
     as_task = wants_task(body, request)
     task_style = as_task and body.run_async is None
     task = await service.submit(
@@ -250,9 +302,7 @@ async def create_image(
     request: Request, service: ServiceDep, links: LinksDep, settings: SettingsDep, caller: CallerDep
 ) -> Response:
     body = parse_model(ImageBody, await read_json_object(request))
-    return await _create(
-        request, service, links, settings.default_model, caller, body, reference_inputs(body)
-    )
+    return await _create(request, service, links, settings, caller, body, reference_inputs(body))
 
 
 @router.post("/v1/images/edits")
@@ -263,7 +313,7 @@ async def edit_image(
     if content_type.startswith("application/json"):
         body = parse_model(ImageBody, await read_json_object(request))
         return await _create(
-            request, service, links, settings.default_model, caller, body, edit_references(body)
+            request, service, links, settings, caller, body, edit_references(body), kind="image_edit"
         )
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
@@ -294,9 +344,8 @@ async def edit_image(
         )
     check_storable(fields, root="the form")  # a charset=utf-7 form can spell lone surrogates
     body = parse_model(ImageBody, fields)
-    return await _create(
-        request, service, links, settings.default_model, caller, body, refs + reference_inputs(body), mask
-    )
+    references = refs + reference_inputs(body)
+    return await _create(request, service, links, settings, caller, body, references, mask, kind="image_edit")
 
 
 def model_entry(catalog: Catalog, model_id: str) -> dict[str, Any]:

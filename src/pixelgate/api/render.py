@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from pixelgate.api.deps import ImageLinks
-from pixelgate.core.task import Status, Task
+from pixelgate.core.task import Status, Task, Usage
 
 TASK_STYLE_STATUS = {
     Status.QUEUED: "queued",
@@ -94,24 +94,28 @@ async def render_images_response(request: Request | str, links: ImageLinks, task
         else:
             entry["url"] = links.image_url(request, task, image)
         data.append(entry)
-    usage = task.result.usage
     first = task.result.images[0] if task.result.images else None
     return {
         "created": int(task.completed_at or task.created_at),
         "data": data,
         "size": f"{first.width}x{first.height}" if first else None,
         "output_format": task.request.output_format,
-        "usage": {
-            "input_tokens": usage.input_tokens,
-            "input_tokens_details": {
-                "text_tokens": usage.input_text_tokens,
-                "image_tokens": usage.input_image_tokens,
-            },
-            "output_tokens": usage.output_tokens,
-            "output_tokens_details": {
-                "text_tokens": usage.output_text_tokens,
-                "image_tokens": usage.output_image_tokens,
-            },
-            "total_tokens": usage.total_tokens,
+        "usage": images_usage(task.result.usage),
+    }
+
+
+def images_usage(usage: Usage) -> dict[str, Any]:
+    """OpenAI Images' ``usage``: tokens in and out, each split into text and image tokens."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {
+            "text_tokens": usage.input_text_tokens,
+            "image_tokens": usage.input_image_tokens,
         },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {
+            "text_tokens": usage.output_text_tokens,
+            "image_tokens": usage.output_image_tokens,
+        },
+        "total_tokens": usage.total_tokens,
     }
