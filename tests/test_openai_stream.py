@@ -1,7 +1,8 @@
 """OpenAI Images streaming with openai-python unmodified: ``images.generate(stream=True, partial_images=…)``
 and ``images.edit(stream=True)`` get the SDK's event types in order, the partials are the thinking model's
 interim images, the final image has the catalog's exact pixels, a slow image is kept alive, and a failure
-after the stream began reaches the SDK as an error."""
+after the stream began reaches the SDK as an error. Also what an answer holds when the request names no
+``response_format`` (both ``url`` and ``b64_json``, for clients that read only one of them)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,18 @@ def test_a_failure_after_the_stream_began_is_raised_by_the_sdk(failing: ServerPr
     with pytest.raises(openai.APIError) as caught:
         list(client.images.generate(model=FLASH, prompt="doomed", stream=True))
     assert isinstance(caught.value.body, dict) and caught.value.body["code"] == "upstream_http_503"
+
+
+def test_an_edit_that_names_no_format_answers_both_url_and_b64_json(server: ServerProcess) -> None:
+    """The Vercel AI SDK's edit: multipart, no response_format, reads only data[].b64_json."""
+    form = {"model": PRO, "prompt": "paint the walls blue", "n": "1", "size": "1536x1024"}
+    files = {"image": ("room.png", png_bytes(640, 480), "image/png")}
+    response = httpx.post(f"{server.url}/v1/images/edits", data=form, files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    (entry,) = response.json()["data"]
+    assert pixels(entry["b64_json"]) == (1264, 848)
+    assert httpx.get(entry["url"], timeout=30).content == base64.b64decode(entry["b64_json"])
+    asked = httpx.post(
+        f"{server.url}/v1/images/edits", data={**form, "response_format": "url"}, files=files, timeout=60
+    )
+    assert set(asked.json()["data"][0]) == {"url", "revised_prompt"}

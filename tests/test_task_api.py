@@ -283,7 +283,7 @@ def test_async_task_ends_with_the_synchronous_body(http: httpx.Client) -> None:
     assert (
         [set(item) for item in done["data"]]
         == [set(item) for item in sync["data"]]
-        == [{"url", "revised_prompt"}]
+        == [{"url", "b64_json", "revised_prompt"}]  # no response_format asked: both (README)
     )
     assert done["usage"] == sync["usage"]
     assert done["size"] == sync["size"] == "1024x1024"

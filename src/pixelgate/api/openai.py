@@ -28,7 +28,7 @@ from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.openai_stream import MAX_PARTIAL_IMAGES, Kind, stream_images
 from pixelgate.api.parsing import check_storable, parse_model, read_json_object
-from pixelgate.api.render import render_images_response, render_task_style
+from pixelgate.api.render import UNASKED_FORMAT, render_images_response, render_task_style
 from pixelgate.api.responses import FastJSONResponse, ImageJSONResponse
 from pixelgate.auth.keys import Caller
 from pixelgate.catalog import Catalog
@@ -286,7 +286,7 @@ async def _create(
         mask=mask,
         dialect="tasks" if task_style else "openai",
         caller_waits=not as_task,
-        response_format=body.response_format or "url",
+        response_format=body.response_format or UNASKED_FORMAT,
         caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),
         callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,

@@ -17,6 +17,9 @@ TASK_STYLE_STATUS = {
     Status.CANCELLED: "cancelled",
 }
 ASYNC_STATUS = {**TASK_STYLE_STATUS, Status.RUNNING: "processing"}
+# An OpenAI Images request that names no response_format gets both: clients that read ``url`` (openai-python's
+# default) and clients that read only ``b64_json`` (the AI SDK's edits, gpt-image-style code) each find theirs.
+UNASKED_FORMAT = "url,b64_json"
 
 
 def _task_head(task: Task, status: str) -> dict[str, Any]:
@@ -89,10 +92,11 @@ async def render_images_response(request: Request | str, links: ImageLinks, task
     data = []
     for image in task.result.images:
         entry: dict[str, Any] = {"revised_prompt": image.revised_prompt}
-        if task.response_format == "b64_json":
-            entry["b64_json"] = await links.image_base64(image)
-        else:
+        formats = task.response_format.split(",")
+        if "url" in formats:
             entry["url"] = links.image_url(request, task, image)
+        if "b64_json" in formats:
+            entry["b64_json"] = await links.image_base64(image)
         data.append(entry)
     first = task.result.images[0] if task.result.images else None
     return {
