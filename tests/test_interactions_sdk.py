@@ -303,6 +303,27 @@ def test_video_input_is_taken_by_flash(client: genai.Client) -> None:
 # --- 2. multi-turn with previous_interaction_id --------------------------------------------------------------
 
 
+def test_a_continued_conversation_keeps_its_image_s_shape_and_size(beta: genai.Client) -> None:
+    """The README's example: a second turn that names no aspect ratio or size edits the image in the shape
+    and size it has (seed 004: with no aspect ratio the output matches the input image)."""
+    first = beta.interactions.create(
+        model=FLASH,
+        input="an infographic of photosynthesis",
+        response_format={"type": "image", "aspect_ratio": "16:9", "image_size": "2K"},
+    )
+    second = beta.interactions.create(
+        model=FLASH, input="now make it Spanish", previous_interaction_id=first.id
+    )
+    third = beta.interactions.create(
+        model=FLASH,
+        input="and square",
+        previous_interaction_id=second.id,
+        response_format={"type": "image", "aspect_ratio": "1:1"},
+    )
+    assert image_of(first.output_image).size == image_of(second.output_image).size == (2752, 1536)
+    assert image_of(third.output_image).size == pixels(FLASH, "1:1", "2K")  # the size still carries over
+
+
 def test_three_turn_edit_session_survives_deleting_turn_one(beta: genai.Client) -> None:
     first = beta.interactions.create(model=FLASH, input="a red house on a hill", response_format=SMALL)
     second = beta.interactions.create(

@@ -9,7 +9,7 @@ from collections import Counter
 
 from pixelgate.catalog import REFERENCE_KINDS, Catalog, ModelSpec
 from pixelgate.core.errors import InvalidRequest, UnsupportedParameter, one_of
-from pixelgate.core.request import MAX_IMAGES_PER_REQUEST, MAX_SEED, ImageRequest, Limits
+from pixelgate.core.request import MAX_IMAGES_PER_REQUEST, MAX_SEED, ImageRequest, Limits, ReferenceImage
 
 
 def validate(request: ImageRequest, catalog: Catalog, limits: Limits) -> tuple[ImageRequest, ModelSpec]:
@@ -24,10 +24,14 @@ def validate(request: ImageRequest, catalog: Catalog, limits: Limits) -> tuple[I
     _check_gemini_features(request, spec, catalog, limits)
 
     aspect = request.aspect_ratio
+    followed = _followed_image(request)
     if aspect is None:
         # Seed 004: with no aspect ratio the output follows the input image, else it is square.
-        first = request.references[0] if request.references else None
-        aspect = spec.nearest_aspect_ratio(first.width, first.height) if first else spec.default_aspect_ratio
+        aspect = (
+            spec.nearest_aspect_ratio(followed.width, followed.height)
+            if followed
+            else spec.default_aspect_ratio
+        )
         if aspect not in spec.aspect_ratios:
             aspect = spec.aspect_ratios[0]
     elif aspect not in spec.aspect_ratios:
@@ -37,7 +41,16 @@ def validate(request: ImageRequest, catalog: Catalog, limits: Limits) -> tuple[I
             code="invalid_aspect_ratio",
         )
 
-    size = request.image_size if request.image_size is not None else spec.default_image_size
+    size = request.image_size
+    if size is None:
+        # A continued conversation keeps the size of the image it edits (the model's own output, so one of
+        # the catalog's sizes); a caller's reference image lends only its shape, as before.
+        carried = followed if not request.references else None
+        size = (
+            spec.nearest_image_size(aspect, carried.width, carried.height)
+            if carried is not None
+            else spec.default_image_size
+        )
     if size not in spec.image_sizes:
         hint = " (uppercase K)" if any(s.endswith("K") for s in spec.image_sizes) else ""
         raise UnsupportedParameter(
@@ -185,3 +198,11 @@ def _check_gemini_features(request: ImageRequest, spec: ModelSpec, catalog: Cata
 def _models_with(catalog: Catalog, capability: str) -> list[str]:
     """The catalog's own models (not aliases) that have ``capability``, to point the caller elsewhere."""
     return [spec.id for spec in catalog if not spec.is_alias and getattr(spec, capability)]
+
+
+def _followed_image(request: ImageRequest) -> ReferenceImage | None:
+    """The image whose shape an output with no aspect ratio takes (seed 004: "the output matches the input
+    image"): this turn's first reference, else the last image of the conversation it continues."""
+    if request.references:
+        return request.references[0]
+    return next((turn.images[-1] for turn in reversed(request.history) if turn.images), None)
