@@ -725,7 +725,7 @@ def test_skip_signature_literal_is_accepted(
     contents = conversation(None)
     contents[1] = types.Content(role="model", parts=[make_part()])
     response = client.models.generate_content(model=FLASH, contents=contents, config=config(image_size="512"))
-    assert the_image(response).size == (512, 512)
+    assert the_image(response).size == (600, 448)  # 4:3 at 512: the shape of the conversation's last image
 
 
 def test_skip_signature_as_raw_bytes_is_refused_like_gemini(client: genai.Client) -> None:
@@ -740,6 +740,6 @@ def test_skip_signature_as_raw_bytes_is_refused_like_gemini(client: genai.Client
 
 def test_gemini_2_5_needs_no_signature(client: genai.Client) -> None:
     response = client.models.generate_content(model=NANO, contents=conversation(None))
-    assert the_image(response).size == (1024, 1024)
+    assert the_image(response).size == (1184, 864)  # 4:3, the shape of the conversation's last image
     usage = response.usage_metadata
     assert usage is not None and modality_tokens(usage.prompt_tokens_details)["IMAGE"] == 258

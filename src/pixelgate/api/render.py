@@ -92,10 +92,11 @@ async def render_images_response(request: Request | str, links: ImageLinks, task
     data = []
     for image in task.result.images:
         entry: dict[str, Any] = {"revised_prompt": image.revised_prompt}
-        formats = task.response_format.split(",")
-        if "url" in formats:
+        # "b64_json" alone answers inline; UNASKED_FORMAT both; anything else (an Interactions task read
+        # here, say) the URL.
+        if task.response_format != "b64_json":
             entry["url"] = links.image_url(request, task, image)
-        if "b64_json" in formats:
+        if task.response_format in ("b64_json", UNASKED_FORMAT):
             entry["b64_json"] = await links.image_base64(image)
         data.append(entry)
     first = task.result.images[0] if task.result.images else None
