@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ConfigDict
 
+from pixelgate.api import imagen
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.deps import CatalogDep, ImageLinks, LinksDep, ServiceDep, SettingsDep
 from pixelgate.api.errors import gemini_dialect, gemini_error
@@ -278,8 +279,8 @@ async def _submit(
     model, action = split_model_action(model_action)
     if action not in ("generateContent", "streamGenerateContent"):
         raise NotFound(
-            f"models/{model}:{action} is not served: pixelgate serves :generateContent and "
-            ":streamGenerateContent (and :batchGenerateContent for batch jobs)",
+            f"models/{model}:{action} is not served: pixelgate serves :generateContent, "
+            ":streamGenerateContent and :predict (and :batchGenerateContent for batch jobs)",
             code="unknown_endpoint",
         )
     service.catalog.named_by_url(model)
@@ -420,6 +421,9 @@ async def generate_content(
     settings: SettingsDep,
     caller: CallerDep,
 ) -> Response:
+    model, action = split_model_action(model_action)
+    if action == "predict":  # the Imagen-style call (api/imagen.py)
+        return await imagen.predict(model, request, service, links, caller)
     task, streaming = await _submit(model_action, request, service, caller)
     if streaming:
         events = _stream(service, links, task, settings.stream_keepalive_seconds)
