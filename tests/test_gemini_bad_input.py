@@ -1632,8 +1632,8 @@ def test_sdk_interactions_errors_carry_the_message(server: ServerProcess) -> Non
             404,
             "UNKNOWN_ENDPOINT",
             (
-                "models/gemini-3.1-flash-image:frobnicate is not served: pixelgate serves :generateContent "
-                "and :streamGenerateContent",
+                "models/gemini-3.1-flash-image:frobnicate is not served: pixelgate serves :generateContent, "
+                ":streamGenerateContent and :predict",
             ),
         ),
         (
