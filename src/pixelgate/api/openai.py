@@ -257,17 +257,20 @@ async def _create(
     kind: Kind = "image_generation",
 ) -> Response:
     image_request = to_image_request(body, service.catalog, settings.default_model)
+    as_task = not body.stream and wants_task(body, request)  # a stream is answered as the image renders
+    task_style = as_task and body.run_async is None
+    task = await service.submit(
+        image_request,
+        references=refs,
+        mask=mask,
+        dialect="tasks" if task_style else "openai",
+        caller_waits=not as_task,
+        response_format="b64_json" if body.stream else body.response_format or UNASKED_FORMAT,
+        caller=caller,
+        idempotency_key=request.headers.get("idempotency-key"),
+        callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,
+    )
     if body.stream:
-        task = await service.submit(
-            image_request,
-            references=refs,
-            mask=mask,
-            dialect="openai",
-            caller_waits=True,
-            response_format="b64_json",
-            caller=caller,
-            idempotency_key=request.headers.get("idempotency-key"),
-        )
         events = stream_images(
             service,
             links,
@@ -278,19 +281,6 @@ async def _create(
             keepalive=settings.stream_keepalive_seconds,
         )
         return StreamingResponse(events, media_type="text/event-stream")
-    as_task = wants_task(body, request)
-    task_style = as_task and body.run_async is None
-    task = await service.submit(
-        image_request,
-        references=refs,
-        mask=mask,
-        dialect="tasks" if task_style else "openai",
-        caller_waits=not as_task,
-        response_format=body.response_format or UNASKED_FORMAT,
-        caller=caller,
-        idempotency_key=request.headers.get("idempotency-key"),
-        callback=Callback(urls=(body.callback_url,)) if body.callback_url is not None else None,
-    )
     if as_task:
         return FastJSONResponse(render_task_style(request, links, task))
     done = await service.wait_for_result(task.id)
