@@ -27,7 +27,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import MakeServer, ServerProcess, db_rows, png_bytes
+from conftest import MakeServer, ServerProcess, png_bytes
 from pixelgate.catalog import default_catalog
 
 FLASH = "gemini-3.1-flash-image"
@@ -1122,74 +1122,6 @@ def test_models_page_through_with_page_tokens(http: httpx.Client, path: str) -> 
 def test_bad_page_size_or_token_is_a_400(http: httpx.Client, query: str, param: str) -> None:
     response = http.get(f"/v1beta/models?{query}")
     assert_google_error(response, 400, "INVALID_ARGUMENT", "INVALID_PAGE", query.split("=")[1], param=param)
-
-
-# --- The chat-endpoint mistake ----------------------------------------------------------------------
-
-CHAT_PATHS = ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/responses")
-
-
-def _chat_body(path: str, model: str) -> dict[str, Any]:
-    if path == "/v1/responses":
-        return {"model": model, "input": "draw a cat wearing a hat"}
-    if path == "/v1/completions":
-        return {"model": model, "prompt": "draw a cat wearing a hat"}
-    return {"model": model, "messages": [{"role": "user", "content": "draw a cat wearing a hat"}]}
-
-
-def _openai_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}, error
-    assert error["code"] == code, error
-    return error
-
-
-def test_chat_endpoint_mistake_names_the_image_endpoints_and_creates_no_task(
-    own_server: ServerProcess,
-) -> None:
-    own = own_server
-
-    def task_count() -> int:
-        return int(db_rows(own, "SELECT count(*) FROM tasks")[0][0])
-
-    before = task_count()
-    with httpx.Client(base_url=own.url, timeout=60) as client:
-        for path in CHAT_PATHS:
-            for model in (FLASH, "gemini-2.5-flash-image-preview"):
-                error = _openai_error(client.post(path, json=_chat_body(path, model)), 400, "wrong_endpoint")
-                assert error["param"] == "model" and error["type"] == "invalid_request_error"
-                for endpoint in (
-                    "/v1/images/generations",
-                    f"/v1beta/models/{model}:generateContent",
-                    "/interactions",
-                ):
-                    assert endpoint in error["message"], (endpoint, error["message"])
-                assert path in error["message"]
-            streamed = client.post(path, json={**_chat_body(path, FLASH), "stream": True})
-            _openai_error(streamed, 400, "wrong_endpoint")
-            # A model that is not in the catalog: there is no chat here at all.
-            error = _openai_error(client.post(path, json=_chat_body(path, "gpt-4o")), 404, "wrong_endpoint")
-            assert "'gpt-4o'" in error["message"]
-            for endpoint in ("/v1/images/generations", ":generateContent", "/interactions"):
-                assert endpoint in error["message"], (endpoint, error["message"])
-        assert task_count() == before, "a chat-endpoint mistake must not create (or bill) a task"
-
-        # The count does move when something is generated.
-        made = generate(
-            client,
-            {
-                "contents": [{"parts": [{"text": "a cat"}]}],
-                "generationConfig": {"imageConfig": {"imageSize": "512"}},
-            },
-        )
-        assert made.status_code == 200, made.text
-        assert task_count() == before + 1
-        made_id = made.json()["responseId"]
-        assert db_rows(own, f"SELECT model, dialect FROM tasks WHERE id = '{made_id}'") == [(FLASH, "gemini")]
 
 
 # --- Interactions, raw -------------------------------------------------------------------------------

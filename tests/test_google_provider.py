@@ -634,6 +634,42 @@ def test_interaction_continued_by_id_sends_back_the_upstream_signature(
     assert generate_body(sim) == expected
 
 
+def test_chat_completions_restore_the_signature_that_chat_messages_cannot_carry(
+    oai: openai.OpenAI, sim: GeminiUpstream
+) -> None:
+    """A chat message has no place for a thought signature: pixelgate knows its own image by its bytes and
+    sends the upstream the signature it issued; an image it never made goes as an unsigned turn."""
+    small = {"modalities": ["image"], "image_config": {"aspect_ratio": "1:1", "image_size": "512"}}
+    first = oai.chat.completions.create(
+        model=FLASH, messages=[{"role": "user", "content": "a cat on a sofa"}], extra_body=small
+    )
+    (issued,) = sim.issued_signatures
+    images = first.choices[0].message.model_extra["images"]
+    turn_one_image = base64.b64decode(images[0]["image_url"]["url"].split(",", 1)[1])
+    assert turn_one_image == sim_image("1:1", "512")
+
+    def second_turn(image: list[dict[str, Any]]) -> Any:
+        sim.reset()
+        messages = [
+            {"role": "user", "content": "a cat on a sofa"},
+            {"role": "assistant", "content": "", "images": image},
+            {"role": "user", "content": "make the cat blue"},
+        ]
+        oai.chat.completions.create(model=FLASH, messages=messages, extra_body=small)
+        return generate_body(sim)["contents"][1]
+
+    assert second_turn(images) == {
+        "role": "model",
+        "parts": [{**inline(turn_one_image), "thoughtSignature": issued}],
+    }
+    foreign = png_bytes(32, 32)
+    foreign_image = [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(foreign)}"}}]
+    assert second_turn(foreign_image) == {
+        "role": "model",
+        "parts": [{**inline(foreign), "thoughtSignature": "skip_thought_signature_validator"}],
+    }
+
+
 # -- 6. thinking, search, sampling, text -----------------------------------------------------------------
 
 

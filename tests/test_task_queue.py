@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from pixelgate.core.request import ImageRequest
-from pixelgate.core.task import Status, Task, new_task_id
+from pixelgate.core.task import GeneratedImage, Status, Task, TaskResult, Usage, new_task_id
 from pixelgate.store.schema import metadata, tasks
 from pixelgate.tasks.bus import Bus
 from pixelgate.tasks.lifecycle import Lifecycle
@@ -76,6 +76,28 @@ async def test_a_deferred_task_waits_for_its_time_and_keeps_its_attempts(queue: 
     [again] = await queue.claim("worker-b", 10, lease_seconds=30)
     assert again.id == deferred and again.attempts == 1
     assert not await lifecycle.defer(deferred, "worker-a", time.time()), "only its holder may put it back"
+
+
+async def test_a_signed_output_is_found_by_its_bytes_for_its_owner_only(queue: TaskQueue) -> None:
+    """What chat completions use to restore a thought signature the client could not send back."""
+    lifecycle = Lifecycle(queue, Bus())
+    task = Task(
+        id=new_task_id(),
+        request=ImageRequest(model="gemini-3-pro-image", prompt="a fox"),
+        owner="alice",
+    )
+    await queue.insert(task)
+    await queue.claim("worker-a", 1, lease_seconds=30)
+    signed = GeneratedImage(f"{task.id}/out-0.png", "image/png", 8, 8, sha256="ab" * 32, signature="sig-1")
+    unsigned = GeneratedImage(f"{task.id}/out-1.png", "image/png", 8, 8)
+    assert await lifecycle.complete(task.id, "worker-a", TaskResult(images=(signed, unsigned), usage=Usage()))
+
+    assert await queue.signature_of("ab" * 32, owner="alice") == "sig-1"
+    assert await queue.signature_of("ab" * 32, owner="bob") is None
+    assert await queue.signature_of("ab" * 32, owner=None) is None
+    assert await queue.signature_of("cd" * 32, owner="alice") is None
+    await queue.delete(task.id)
+    assert await queue.signature_of("ab" * 32, owner="alice") is None, "the record goes with its task"
 
 
 async def test_the_migrations_make_the_schema_the_code_declares(queue: TaskQueue) -> None:

@@ -53,6 +53,10 @@ class ImageLinks:
     async def image_base64(self, image: GeneratedImage) -> Base64File:
         return await self.blob_base64(image.blob_key)
 
+    async def image_data_uri(self, image: GeneratedImage) -> Base64File:
+        """A stored image as a ``data:`` URI (chat completions carry images so)."""
+        return Base64File(*await self.blobs.open(image.blob_key), prefix=f"data:{image.mime_type};base64,")
+
     async def blob_base64(self, key: str) -> Base64File:
         """A stored image as a base64 string of an answer, read from its file as the answer is sent."""
         return Base64File(*await self.blobs.open(key))

@@ -28,22 +28,25 @@ class Base64File:
     (``store: false`` forgets it as soon as it is answered) still has its images sent whole.
     (Not a dataclass: orjson would render those.)"""
 
-    __slots__ = ("file", "size")
+    __slots__ = ("file", "prefix", "size")
 
-    def __init__(self, file: BinaryIO, size: int) -> None:
+    def __init__(self, file: BinaryIO, size: int, prefix: str = "") -> None:
         self.file = file
         self.size = size
+        self.prefix = prefix  # text before the base64, such as a data URI's "data:image/png;base64,"
 
     @property
     def encoded_size(self) -> int:
-        return (self.size + 2) // 3 * 4
+        return len(self.prefix) + (self.size + 2) // 3 * 4
 
     def encode(self) -> str:
         """The whole base64 text at once, for an answer that cannot be streamed (a server-sent event)."""
         with self.file:
-            return pybase64.b64encode_as_string(self.file.read())
+            return self.prefix + pybase64.b64encode_as_string(self.file.read())
 
     async def pieces(self) -> AsyncIterator[bytes]:
+        if self.prefix:
+            yield self.prefix.encode()
         with self.file:
             while piece := await asyncio.to_thread(self.file.read, PIECE_BYTES):
                 yield pybase64.b64encode(piece)

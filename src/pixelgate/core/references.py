@@ -23,12 +23,16 @@ class ReferenceInput:
 
 @dataclass(frozen=True)
 class TurnInput:
-    """An earlier conversation turn as the caller sent it (Gemini ``contents`` or Interactions steps)."""
+    """An earlier conversation turn as the caller sent it (Gemini ``contents``, Interactions steps, chat
+    messages). ``recover_signature``: the caller's wire format cannot carry a thought signature (chat
+    completions), so a model turn's is looked up by its first image's bytes among the caller's signed
+    outputs, and where none is found the turn is marked as one the upstream should not check."""
 
     role: str  # "user" or "model"
     text: str
     images: tuple[ReferenceInput, ...] = ()
     signature: str | None = None
+    recover_signature: bool = False
 
 
 @dataclass(frozen=True)

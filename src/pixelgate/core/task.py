@@ -34,6 +34,10 @@ class GeneratedImage:
     height: int
     revised_prompt: str | None = None
     text: str | None = None
+    # For an image whose generation the upstream signed: its bytes' SHA-256 and that thought signature, so
+    # that a client that sends the image back without the signature (chat completions) gets it restored.
+    sha256: str | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,21 @@ tasks = sa.Table(
 # In the claim's order (highest priority, then oldest), so that a claim reads only the rows it takes.
 sa.Index("ix_tasks_claim", tasks.c.status, tasks.c.priority.desc(), tasks.c.created_at)
 
+# The upstream's thought signature of each output image that had one, by the image's SHA-256: a client
+# whose wire format cannot carry signatures (chat completions) sends the image back, and the signature is
+# found again by its bytes (see tasks/submission.py). Rows go with their task.
+output_signatures = sa.Table(
+    "output_signatures",
+    metadata,
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_output_signatures_sha256", "sha256"),
+    sa.Index("ix_output_signatures_task", "task_id"),
+)
+
 # An Idempotency-Key (per owner: "scope") and the task its first request made (see tasks/idempotency.py).
 idempotency_keys = sa.Table(
     "idempotency_keys",

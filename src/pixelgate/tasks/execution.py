@@ -6,6 +6,7 @@ and how its run ends; these are what it runs, each a function a test can call al
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -149,7 +150,9 @@ async def store_outputs(blobs: BlobStore, task: Task, results: list[ProviderResu
         usage = usage + result.usage
         for produced in result.images:
             final = await _in_format(produced, request.output_format, request.output_compression)
-            images.append(outputs.add(final, "out", revised_prompt=request.prompt))
+            images.append(
+                outputs.add(final, "out", revised_prompt=request.prompt, signature=result.signature)
+            )
     # Thoughts of the first generation: the Gemini dialects show one turn per task. An interim image that
     # is the final one (seed 004: the last thought image is the final render) is stored once.
     first = results[0]
@@ -195,7 +198,13 @@ class _Outputs:
         self._counts: dict[str, int] = {}
         self._writes: list[Awaitable[None]] = []
 
-    def add(self, produced: ProviderImage, kind: str, revised_prompt: str | None = None) -> GeneratedImage:
+    def add(
+        self,
+        produced: ProviderImage,
+        kind: str,
+        revised_prompt: str | None = None,
+        signature: str | None = None,
+    ) -> GeneratedImage:
         known = self._stored.get(id(produced))
         if known is not None:
             return known
@@ -210,6 +219,8 @@ class _Outputs:
             height=produced.height,
             revised_prompt=revised_prompt,
             text=produced.text,
+            sha256=hashlib.sha256(produced.data).hexdigest() if signature else None,
+            signature=signature,
         )
         self._stored[id(produced)] = image
         return image

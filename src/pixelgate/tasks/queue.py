@@ -22,7 +22,7 @@ from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback, Status, Task, TaskResult
 from pixelgate.store.db import Database
 from pixelgate.store.ids import has_id_shape
-from pixelgate.store.schema import tasks
+from pixelgate.store.schema import output_signatures, tasks
 
 _CLAIMABLE_LIMIT = 500
 
@@ -224,7 +224,7 @@ class TaskQueue:
         self, conn: AsyncConnection, task_id: str, worker_id: str, result: TaskResult
     ) -> Task | None:
         now = time.time()
-        return await self._let_go(
+        ended = await self._let_go(
             conn,
             task_id,
             worker_id,
@@ -236,6 +236,35 @@ class TaskQueue:
                 "expires_at": now + self.result_ttl,
             },
         )
+        signed = [
+            {
+                "sha256": i.sha256,
+                "owner": ended.owner,
+                "task_id": task_id,
+                "signature": i.signature,
+                "created_at": now,
+            }
+            for i in result.images
+            if ended is not None and i.sha256 and i.signature
+        ]
+        if signed:
+            await conn.execute(output_signatures.insert(), signed)
+        return ended
+
+    async def signature_of(self, sha256: str, *, owner: str | None) -> str | None:
+        """The thought signature the upstream gave the output image whose bytes hash to ``sha256``, made for
+        ``owner``; None if no signed output of theirs has those bytes."""
+        mine = (
+            output_signatures.c.owner == owner if owner is not None else output_signatures.c.owner.is_(None)
+        )
+        query = (
+            sa.select(output_signatures.c.signature)
+            .where(output_signatures.c.sha256 == sha256, mine)
+            .order_by(output_signatures.c.created_at.desc())
+            .limit(1)
+        )
+        async with self.db.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
 
     async def fail(
         self, conn: AsyncConnection, task_id: str, worker_id: str, error: PixelgateError
@@ -300,6 +329,8 @@ class TaskQueue:
             condition = sa.and_(condition, tasks.c.owner == owner)
         async with self.db.transaction() as conn:
             outcome = await conn.execute(tasks.delete().where(condition))
+            if outcome.rowcount:
+                await conn.execute(output_signatures.delete().where(output_signatures.c.task_id == task_id))
         if not outcome.rowcount:
             raise _no_such_task(task_id)
 

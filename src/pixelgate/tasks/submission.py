@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from hashlib import sha256
 from itertools import count
 
 import orjson
@@ -22,7 +23,14 @@ from pixelgate.core.references import (
     VideoSource,
     load_references,
 )
-from pixelgate.core.request import ImageRequest, Limits, ReferenceImage, Turn, VideoInput
+from pixelgate.core.request import (
+    SKIP_THOUGHT_SIGNATURE,
+    ImageRequest,
+    Limits,
+    ReferenceImage,
+    Turn,
+    VideoInput,
+)
 from pixelgate.core.task import Callback, GeneratedImage, Status
 from pixelgate.store.blobs import BlobStore, extension_for
 from pixelgate.tasks.idempotency import fingerprint
@@ -61,6 +69,7 @@ class Submission:
             parts += reference(ref)
         for turn in self.history:
             parts += [turn.role, turn.text, turn.signature]
+            parts += ["recover-signature"] if turn.recover_signature else []
             for image in turn.images:
                 parts += reference(image)
         for video in self.videos:
@@ -91,10 +100,15 @@ async def load_inputs(
     """Every input image, fetched (URLs) or decoded (base64) and checked, and the conversation continued."""
 
     async def turn(sent: TurnInput) -> LoadedTurn:
-        images: list[LoadedReference | ReferenceImage] = list(
-            await load_references(list(sent.images), fetcher, limits)
-        )
-        return (sent.role, sent.text, images, sent.signature)
+        loaded = await load_references(list(sent.images), fetcher, limits)
+        signature = sent.signature
+        if sent.recover_signature and sent.role == "model" and signature is None:
+            found = (
+                await queue.signature_of(sha256(loaded[0].data).hexdigest(), owner=owner) if loaded else None
+            )
+            signature = found or SKIP_THOUGHT_SIGNATURE
+        images: list[LoadedReference | ReferenceImage] = list(loaded)
+        return (sent.role, sent.text, images, signature)
 
     earlier = (
         await conversation(queue, submission.continue_from, request, owner)
