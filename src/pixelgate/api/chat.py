@@ -50,11 +50,6 @@ class ImageConfig(BaseModel):
     image_size: str | None = None
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    include_usage: bool | None = None
-
-
 class ChatBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -64,7 +59,6 @@ class ChatBody(BaseModel):
     image_config: ImageConfig | None = None
     n: int = 1
     stream: bool | None = None
-    stream_options: StreamOptions | None = None
     seed: int | None = None
     temperature: float | None = None
     top_p: float | None = None

@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from pixelgate.api.admin import KeyChanges, NewKey
 from pixelgate.api.admin_channels import Disabling
+from pixelgate.api.chat import ChatBody
 from pixelgate.api.gemini import GenerateContentBody
 from pixelgate.api.interactions import InteractionBody
 from pixelgate.api.openai import ImageBody
@@ -29,6 +30,7 @@ JSON_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/images/edits"): ImageBody,
     ("post", "/models/{model_action}"): GenerateContentBody,
     ("post", "/interactions"): InteractionBody,
+    ("post", "/chat/completions"): ChatBody,
     ("post", "/v1/batches"): BatchBody,
     ("post", "/admin/keys"): NewKey,
     ("patch", "/admin/keys/{key_id}"): KeyChanges,
