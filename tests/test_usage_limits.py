@@ -728,12 +728,14 @@ def sqlite_pair(make_server: MakeServer, tmp_path_factory: pytest.TempPathFactor
 def redis_pair(
     make_server: MakeServer, postgres: PostgresDatabases | None, tmp_path_factory: pytest.TempPathFactory
 ) -> list[ServerProcess]:
-    """Two processes on one PostgreSQL database, sharing per-minute counts through Redis."""
+    """Two processes on one PostgreSQL database and one data dir (where the images are: a task made by one
+    is read on the other), sharing per-minute counts through Redis."""
     if postgres is None:
         pytest.skip("limits shared through Redis are tested on PostgreSQL: set PIXELGATE_TEST_DATABASE_URL")
     if not redis_answers():
         pytest.skip(f"no Redis answers at {REDIS_URL}")
     url = postgres.create()
+    data_dir = tmp_path_factory.mktemp("shared-redis")
     return [
         make_server(
             "postgres",
@@ -741,10 +743,10 @@ def redis_pair(
             "--redis-url",
             REDIS_URL,
             database_url=url,
-            data_dir=tmp_path_factory.mktemp(name),
+            data_dir=data_dir,
             env=ADMIN_ENV,
         )
-        for name in ("redis-a", "redis-b")
+        for _ in range(2)
     ]
 
 
