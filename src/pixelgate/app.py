@@ -22,6 +22,7 @@ from pixelgate.api import (
     models,
     openai,
     openai_batches,
+    openai_responses,
     tasks,
     usage,
 )
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     install_openapi(app)
     for module in (
         openai,
+        openai_responses,  # before chat: its /v1/responses answers "wrong endpoint"
         openai_batches,
         batch_paths,
         gemini_batches,  # before gemini: its :batchGenerateContent is a path gemini's catch-all takes too

@@ -156,8 +156,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: PixelgateError = NotFound(
                 f"there is no endpoint {request.method} {request.url.path}: see GET /v1/models, "
-                "POST /v1/images/generations, POST /v1/images/edits, GET /v1/tasks/{id}, "
-                "POST /v1beta/models/{model}:generateContent and POST /v1beta/interactions",
+                "POST /v1/images/generations, POST /v1/images/edits, POST /v1/chat/completions, "
+                "POST /v1/responses, GET /v1/tasks/{id}, POST /v1beta/models/{model}:generateContent and "
+                "POST /v1beta/interactions",
                 code="unknown_endpoint",
             )
         elif exc.status_code == 405:

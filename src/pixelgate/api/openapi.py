@@ -21,6 +21,7 @@ from pixelgate.api.gemini import GenerateContentBody
 from pixelgate.api.interactions import InteractionBody
 from pixelgate.api.openai import ImageBody
 from pixelgate.api.openai_batches import BatchBody
+from pixelgate.api.openai_responses import ResponseBody
 from pixelgate.api.webhooks import Rotation, WebhookInput
 
 REF = "#/components/schemas/{model}"
@@ -31,6 +32,7 @@ JSON_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("post", "/models/{model_action}"): GenerateContentBody,
     ("post", "/interactions"): InteractionBody,
     ("post", "/chat/completions"): ChatBody,
+    ("post", "/responses"): ResponseBody,
     ("post", "/v1/batches"): BatchBody,
     ("post", "/admin/keys"): NewKey,
     ("patch", "/admin/keys/{key_id}"): KeyChanges,
