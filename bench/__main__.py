@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import batch, emulator, inflight, large, memory, relay, report
 from bench.common import ROOT, machine
+from bench.litellm_proxy import DEFAULT_VENV, ensure_litellm, has_litellm
 
 SUITES = ("relay", "inflight", "large", "emulator", "batch", "memory")
 
@@ -30,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute in all")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where results go")
     parser.add_argument("--no-litellm", action="store_true", help="compare with the direct call only")
-    parser.add_argument(
-        "--litellm-venv", type=Path, default=ROOT / "bench" / ".litellm-venv", help="LiteLLM's own venv"
-    )
+    parser.add_argument("--litellm-venv", type=Path, default=DEFAULT_VENV, help="LiteLLM's own venv")
     args = parser.parse_args(argv)
     suites = args.suites or list(SUITES)
     unknown = [s for s in suites if s not in SUITES]
@@ -42,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
     litellm_exe = None
     if "relay" in suites and not args.no_litellm:
-        from bench.litellm_proxy import ensure_litellm
-
-        if args.quick and not args.litellm_venv.exists():
+        if args.quick and not has_litellm(args.litellm_venv):
             # Installing it takes about a minute, the whole budget of a quick run.
-            print(f"note: --quick without LiteLLM (no venv at {args.litellm_venv}; a full run makes it)")
+            print(
+                f"note: --quick without LiteLLM (no LiteLLM venv at {args.litellm_venv}; a full run makes it)"
+            )
         else:
             litellm_exe = ensure_litellm(args.litellm_venv)
 

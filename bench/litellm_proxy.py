@@ -1,9 +1,10 @@
 """The LiteLLM proxy as a relay in front of one OpenAI Images upstream, for the relay benchmark.
 
 LiteLLM lives in a virtual environment of its own (``ensure_litellm``), pinned, so that its dependencies
-never meet pixelgate's. The proxy runs as one process with one uvicorn worker on 127.0.0.1, from a config
-written into a work directory, and exposes one model, ``bench-image``, relayed to the upstream's
-``POST /v1/images/generations`` under the upstream model name given (``bench-image`` by default).
+never meet pixelgate's; the tests' LiteLLM client runs from the same one (``ensure_litellm_venv``). The
+proxy runs as one process with one uvicorn worker on 127.0.0.1, from a config written into a work
+directory, and exposes one model, ``bench-image``, relayed to the upstream's ``POST /v1/images/generations``
+under the upstream model name given (``bench-image`` by default).
 
 What the config and the environment do, and why:
 
@@ -43,6 +44,8 @@ after startup takes about a second (lazy imports).
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
 import os
 import subprocess
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from bench.common import Service
 
 LITELLM_VERSION = "1.106.2"
+DEFAULT_VENV = Path(__file__).resolve().parent / ".litellm-venv"  # git-ignored; the tests use it too
 MODEL = "bench-image"  # the name the proxy exposes
 UPSTREAM_API_KEY = "bench"  # sent to the upstream as Authorization: Bearer (it takes any)
 READY_PATH = "/health/readiness"  # answers {"status": "healthy", "db": "Not connected"} once started
@@ -75,23 +79,54 @@ _OFFLINE = {
 }
 
 
-def ensure_litellm(venv: Path, version: str = LITELLM_VERSION) -> Path:
-    """The ``litellm`` executable in ``venv``, installing ``litellm[proxy]==version`` there first if it is
-    missing (about a minute)."""
-    executable = venv / "bin" / "litellm"
-    if executable.exists():
-        return executable
-    print(f"installing litellm[proxy]=={version} into {venv} (about a minute)", file=sys.stderr, flush=True)
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"litellm[proxy]=={version}"], check=True
-    )
-    if not executable.exists():
-        raise RuntimeError(
-            f"pip installed litellm[proxy]=={version} into {venv} but there is no {executable}"
+def ensure_litellm_venv(
+    venv: Path = DEFAULT_VENV, version: str = LITELLM_VERSION, *, quiet: bool = False
+) -> Path:
+    """The Python of ``venv``, a virtual environment holding ``litellm[proxy]==version``: the proxy for the
+    relay benchmark, the library for the tests' LiteLLM client (``tests/litellm_scenarios.py``).
+
+    It is made, or brought to ``version``, when it lacks that version (about a minute), under a lock file
+    beside it (``<name>.lock``), so that callers at the same time (pytest-xdist workers, a benchmark)
+    install once and the others wait for it. pip inherits the lock, so it is held until pip ends even if
+    its caller dies first. ``quiet`` keeps pip's output for the ``CalledProcessError`` of a failed install
+    instead of printing it."""
+    python = venv / "bin" / "python"
+    if has_litellm(venv, version):
+        return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if has_litellm(venv, version):
+            return python  # made while this caller waited for the lock
+        if not quiet:
+            print(
+                f"installing litellm[proxy]=={version} into {venv} (about a minute)",
+                file=sys.stderr,
+                flush=True,
+            )
+        run = functools.partial(
+            subprocess.run, check=True, capture_output=quiet, text=True, pass_fds=(lock.fileno(),)
         )
-    return executable
+        if not python.exists():
+            run([sys.executable, "-m", "venv", str(venv)])
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        run([*pip, f"litellm[proxy]=={version}"])
+        if not has_litellm(venv, version):
+            raise RuntimeError(f"pip installed litellm[proxy]=={version} into {venv} but it is not there")
+    return python
+
+
+def has_litellm(venv: Path, version: str = LITELLM_VERSION) -> bool:
+    """Whether ``venv`` holds LiteLLM ``version`` and its ``litellm`` executable. pip installs a package's
+    dependencies before the package, so LiteLLM's metadata means a whole install."""
+    executable = venv / "bin" / "litellm"
+    return executable.exists() and any(venv.glob(f"lib/python3*/site-packages/litellm-{version}.dist-info"))
+
+
+def ensure_litellm(venv: Path = DEFAULT_VENV, version: str = LITELLM_VERSION) -> Path:
+    """The ``litellm`` executable in ``venv`` (``ensure_litellm_venv`` makes it first if needed)."""
+    ensure_litellm_venv(venv, version)
+    return venv / "bin" / "litellm"
 
 
 def openai_base(url: str) -> str:
