@@ -58,7 +58,14 @@ if TYPE_CHECKING:
     from bench.common import Service
 
 LITELLM_VERSION = "1.106.2"
-DEFAULT_VENV = Path(__file__).resolve().parent / ".litellm-venv"  # git-ignored; the tests use it too
+# One per machine and version, outside any checkout, so that a fresh clone (CI's) does not install it again;
+# the tests use it too. PIXELGATE_LITELLM_VENV puts it elsewhere.
+DEFAULT_VENV = Path(
+    os.environ.get("PIXELGATE_LITELLM_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "pixelgate"
+    / f"litellm-{LITELLM_VERSION}"
+)
 MODEL = "bench-image"  # the name the proxy exposes
 UPSTREAM_API_KEY = "bench"  # sent to the upstream as Authorization: Bearer (it takes any)
 READY_PATH = "/health/readiness"  # answers {"status": "healthy", "db": "Not connected"} once started

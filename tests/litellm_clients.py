@@ -1,5 +1,5 @@
 """LiteLLM as a client library, from a virtual environment of its own: the benchmark's
-(``bench/.litellm-venv``, git-ignored, made by ``bench.litellm_proxy.ensure_litellm_venv`` with the version
+(``~/.cache/pixelgate/litellm-<version>``, outside the checkout, made by ``bench.litellm_proxy.ensure_litellm_venv`` with the version
 the benchmark pins), so that LiteLLM's pinned dependencies never meet pixelgate's and one install per
 machine serves both.
 
