@@ -42,6 +42,10 @@ def serve(
         bool, typer.Option(help="Serve every catalog model from the offline emulator")
     ] = False,
     emulate_latency: Annotated[float, typer.Option(help="Seconds the emulator takes per image")] = 0.0,
+    result_ttl: Annotated[
+        float | None,
+        typer.Option(help="Seconds a result's images are kept; then they are deleted [default: 86400]"),
+    ] = None,
     emulate_faults: Annotated[
         str, typer.Option(help="Injected faults with their rates, e.g. 429:0.1,503:0.05,timeout:0.01")
     ] = "",
@@ -111,6 +115,7 @@ def serve(
         data_dir=data_dir,
         emulate=emulate,
         emulate_latency=emulate_latency,
+        result_ttl_seconds=result_ttl,
         emulate_faults=emulate_faults,
         emulate_fault_seed=emulate_fault_seed,
         run_workers=not no_workers,

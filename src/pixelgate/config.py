@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     max_history_turns: int = Field(64, ge=1)  # earlier turns a conversation may carry
     max_tasks_per_key: int = Field(10_000, ge=1)  # queued or running, for keys without their own limit
 
-    result_ttl_seconds: float = 24 * 3600
+    result_ttl_seconds: float = Field(24 * 3600, gt=0)
+    # How often the retention janitor looks for expired results to delete (tasks/janitor.py).
+    janitor_interval_seconds: float = Field(60.0, gt=0)
     # How long a batch may take before it ends "expired" (the APIs' completion window is 24 h).
     batch_completion_seconds: float = Field(24 * 3600, gt=0)
     run_workers: bool = True

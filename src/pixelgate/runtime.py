@@ -36,10 +36,12 @@ from pixelgate.routing import ChannelControls, Router, build_router
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
+from pixelgate.store.leases import Leases
 from pixelgate.tasks.batch_runner import BatchRunner
 from pixelgate.tasks.batches import BatchStore, batch_window
 from pixelgate.tasks.bus import Bus, Event, TaskCancelled
 from pixelgate.tasks.idempotency import IdempotencyKeys
+from pixelgate.tasks.janitor import Janitor
 from pixelgate.tasks.lifecycle import Admission, Lifecycle
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
@@ -189,9 +191,9 @@ def _count_cancelled(event: TaskCancelled) -> None:
 async def _run_in_background(
     settings: Settings, db: Database, bus: Bus, worker: Worker, parts: Parts, stack: AsyncExitStack
 ) -> None:
-    """The webhook sender, the worker and the batch runner that feeds it: started now, stopped in reverse
-    (the runner first, then the worker with its grace period, then the sender, which sends what the
-    worker's last tasks queued)."""
+    """The webhook sender, the worker, the batch runner that feeds it and the retention janitor: started
+    now, stopped in reverse (the janitor and the runner first, then the worker with its grace period, then
+    the sender, which sends what the worker's last tasks queued)."""
     sender = WebhookSender(
         db,
         parts.webhooks,
@@ -224,6 +226,16 @@ async def _run_in_background(
     )
     await runner.start()
     stack.push_async_callback(runner.stop)
+    janitor = Janitor(
+        db,
+        parts.service.blobs,
+        Leases(db),
+        holder=worker.id,  # one per process, never reused by the next one
+        result_ttl_seconds=settings.result_ttl_seconds,
+        interval=settings.janitor_interval_seconds,
+    )
+    await janitor.start()
+    stack.push_async_callback(janitor.stop)
 
 
 async def _shared_counts(settings: Settings, stack: AsyncExitStack) -> tuple[RequestRate, FailureGuard]:

@@ -49,6 +49,8 @@ tasks = sa.Table(
     # the time before which it is not claimed (it went back to the queue until a channel is ready).
     sa.Column("deadline_at", sa.Float, nullable=True),
     sa.Column("not_before", sa.Float, nullable=True),
+    # When the retention janitor deleted its images (tasks/janitor.py): the row stays, its result expired.
+    sa.Column("blobs_purged_at", sa.Float, nullable=True),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_batch", "batch_id", "status"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
@@ -69,6 +71,19 @@ output_signatures = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_output_signatures_sha256", "sha256"),
     sa.Index("ix_output_signatures_task", "task_id"),
+)
+
+# The janitor's work list: ended tasks whose images are still stored, oldest first.
+_unpurged = tasks.c.blobs_purged_at.is_(None)
+sa.Index("ix_tasks_unpurged", tasks.c.completed_at, postgresql_where=_unpurged, sqlite_where=_unpurged)
+
+# A named lease that one process holds at a time, across hosts (store/leases.py): the retention janitor's.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 
 # An Idempotency-Key (per owner: "scope") and the task its first request made (see tasks/idempotency.py).
