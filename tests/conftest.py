@@ -97,12 +97,14 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    cwd: Path | None = None  # where the process runs (None: the test's own working directory)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def command(self) -> list[str]:
+        """The command line ``start`` runs (a subclass may run another, such as an image's)."""
         command = [
             sys.executable,
             "-m",
@@ -118,11 +120,19 @@ class ServerProcess:
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
+        return command
+
+    def environment(self) -> dict[str, str]:
+        """The process's environment: the test's own, with ``env`` over it."""
+        return {**os.environ, **self.env}
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        command = self.command()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}-{time.time_ns()}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.environment(), cwd=self.cwd
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
