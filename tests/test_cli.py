@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -221,3 +223,50 @@ def test_help_lists_the_commands() -> None:
     result = pixelgate("--help", columns=120)
     assert result.returncode == 0
     assert {"serve", "models", "generate"} <= set(said(result).split())
+
+
+def test_serve_takes_its_settings_from_the_environment_when_no_flag_is_given(tmp_path: Path) -> None:
+    """PIXELGATE_* variables configure a container (the Dockerfile sets only a few flags): a flag's own
+    default must not hide them."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PIXELGATE_PORT": str(port),
+        "PIXELGATE_DATA_DIR": str(tmp_path / "from-env"),
+        "PIXELGATE_EMULATE": "true",
+        "PIXELGATE_EMULATE_LATENCY": "0.01",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixelgate", "serve", "--log-level", "warning"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        server = ServerProcess(data_dir=tmp_path / "from-env", port=port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                made = httpx.post(
+                    f"{server.url}/v1/images/generations",
+                    json={
+                        "model": "gemini-3.1-flash-image",
+                        "prompt": "x",
+                        "resolution": "512",
+                        "async": False,
+                    },
+                    timeout=30,
+                )
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"nothing listened on PIXELGATE_PORT {port}")
+        assert made.status_code == 200, made.text  # PIXELGATE_EMULATE: the emulator answered
+        assert (tmp_path / "from-env" / "blobs").is_dir(), "PIXELGATE_DATA_DIR holds the images"
+        assert not (tmp_path / "pixelgate-data").exists()
+    finally:
+        process.terminate()
+        process.wait(30)

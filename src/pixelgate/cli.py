@@ -30,32 +30,39 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where the SQLite database and the images live")] = Path(
-        "pixelgate-data"
-    ),
+    # Every flag defaults to None, "not given": PIXELGATE_* variables (a container's configuration) and
+    # then the settings' own defaults decide, which --help shows in brackets.
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the SQLite database and the images live [default: pixelgate-data]"),
+    ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="postgresql+asyncpg://… to keep tasks in PostgreSQL instead of SQLite")
     ] = None,
     emulate: Annotated[
-        bool, typer.Option(help="Serve every catalog model from the offline emulator")
-    ] = False,
-    emulate_latency: Annotated[float, typer.Option(help="Seconds the emulator takes per image")] = 0.0,
+        bool | None, typer.Option("--emulate", help="Serve every catalog model from the offline emulator")
+    ] = None,
+    emulate_latency: Annotated[
+        float | None, typer.Option(help="Seconds the emulator takes per image [default: 0]")
+    ] = None,
     result_ttl: Annotated[
         float | None,
         typer.Option(help="Seconds a result's images are kept; then they are deleted [default: 86400]"),
     ] = None,
     emulate_faults: Annotated[
-        str, typer.Option(help="Injected faults with their rates, e.g. 429:0.1,503:0.05,timeout:0.01")
-    ] = "",
+        str | None, typer.Option(help="Injected faults with their rates, e.g. 429:0.1,503:0.05,timeout:0.01")
+    ] = None,
     emulate_fault_seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted")] = None,
     worker_concurrency: Annotated[int | None, typer.Option(help="Tasks run at once by this process")] = None,
     lease_seconds: Annotated[
         float | None, typer.Option(help="How long a claimed task stays with a worker that stopped answering")
     ] = None,
-    no_workers: Annotated[bool, typer.Option("--no-workers", help="Accept tasks but run none here")] = False,
+    no_workers: Annotated[
+        bool | None, typer.Option("--no-workers", help="Accept tasks but run none here")
+    ] = None,
     stream_keepalive: Annotated[
         float | None, typer.Option(help="Seconds between keep-alive lines while a stream waits for its image")
     ] = None,
@@ -118,7 +125,7 @@ def serve(
         result_ttl_seconds=result_ttl,
         emulate_faults=emulate_faults,
         emulate_fault_seed=emulate_fault_seed,
-        run_workers=not no_workers,
+        run_workers=None if no_workers is None else not no_workers,
         database_url=database_url,
         max_body_bytes=max_body_bytes,
         worker_concurrency=worker_concurrency,
