@@ -227,7 +227,9 @@ def test_aliases_name_their_upstream(model_id: str, upstream: str) -> None:
 def test_official_preview_alias_offers_everything_flash_offers() -> None:
     alias, base = spec("gemini-3.1-flash-image-preview-official"), spec("gemini-3.1-flash-image")
     assert alias.image_sizes == base.image_sizes and alias.aspect_ratios == base.aspect_ratios
-    assert alias.price_per_image is None
+    # It shares its model's price: Google's $60 per 1M image output tokens x 1120 tokens for 1K
+    # (ai.google.dev/gemini-api/docs/pricing, read 2026-12-06; see models.toml).
+    assert alias.price == base.price and alias.price_per_image == base.price_per_image == 0.0672
 
 
 def test_pro_4k_alias_is_4k_only_with_six_ratios() -> None:
@@ -258,14 +260,25 @@ def test_pro_4k_alias_request_defaults_to_4k(catalog: Catalog) -> None:
 @pytest.mark.parametrize("model_id", ["gemini-2.5-flash-image-preview", "gemini-2-5-flash-image-preview"])
 def test_flash_25_preview_aliases(model_id: str) -> None:
     alias = spec(model_id)
-    assert alias.price_per_image == 0.012
+    # Google's price of gemini-2.5-flash-image, which it fronts: 1290 tokens x $30 per 1M image output
+    # tokens = $0.0387 ("$0.039 per image", ai.google.dev/gemini-api/docs/pricing, read 2026-12-06), not
+    # seed 002's reseller price of $0.012.
+    assert alias.price == spec("gemini-2.5-flash-image").price
+    assert alias.price_per_image == 0.0387
     assert alias.image_sizes == ("1K",)
     assert set(alias.aspect_ratios) == GATEWAY_RATIOS
 
 
-def test_only_the_25_previews_have_a_price(catalog: Catalog) -> None:
-    priced = {model.id for model in catalog if model.price_per_image is not None}
-    assert priced == {"gemini-2.5-flash-image-preview", "gemini-2-5-flash-image-preview"}
+def test_every_model_has_its_published_price(catalog: Catalog) -> None:
+    """Every model and alias is priced, with the page its prices are from and the day they were read; an
+    alias has its model's prices; batch rates are half the standard ones (Google's Batch API)."""
+    for model in catalog:
+        base = catalog.get(model.upstream_id)
+        assert model.price is not None and model.price == base.price, model.id
+        assert model.price.source.startswith("https://") and model.price.date == "2026-12-06", model.id
+        assert model.price.seen_on, model.id
+        standard, batch = model.price.standard, model.price.batch
+        assert batch.describe() == {k: v / 2 for k, v in standard.describe().items()}, model.id
 
 
 @pytest.mark.parametrize(
@@ -364,7 +377,14 @@ def test_models_endpoint(server: ServerProcess) -> None:
         "2K": "2752x1536",
         "4K": "5504x3072",
     }
-    assert entries["gemini-2.5-flash-image-preview"]["capabilities"]["price_per_image_usd"] == 0.012
+    # The published price (models.toml, read 2026-12-06): 1290 tokens x $30 per 1M for 2.5 Flash Image;
+    # 1120 and 2000 tokens x $120 per 1M for Pro at 1K/2K and at 4K ($0.134 and $0.24 on Google's page).
+    assert entries["gemini-2.5-flash-image-preview"]["capabilities"]["price_per_image_usd"] == 0.0387
+    pro = entries["gemini-3-pro-image"]["capabilities"]["pricing"]
+    assert pro["per_image_usd"] == {"1K": 0.1344, "2K": 0.1344, "4K": 0.24}
+    assert pro["batch_per_image_usd"] == {"1K": 0.0672, "2K": 0.0672, "4K": 0.12}
+    assert pro["usd_per_million_tokens"] == {"input": 2.0, "output_text": 12.0, "output_image": 120.0}
+    assert pro["source"] == "https://ai.google.dev/gemini-api/docs/pricing" and pro["date"] == "2026-12-06"
     assert entries["gemini-3-pro-image-preview-4k"]["capabilities"]["upstream_model"] == "gemini-3-pro-image"
 
     one = httpx.get(f"{server.url}/v1/models/gemini-3-pro-image", timeout=30)

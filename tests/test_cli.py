@@ -56,7 +56,10 @@ def test_models_lists_every_catalog_id_on_a_wide_terminal() -> None:
     assert result.returncode == 0, result.stderr
     for spec in default_catalog():
         assert spec.id in result.stdout, spec.id
-    assert "$0.012" in result.stdout
+    # Each size's published price (models.toml, read 2026-12-06 from Google's Gemini API pricing):
+    # gemini-3-pro-image is 1120 tokens at 1K/2K and 2000 at 4K, at $120 per 1M image output tokens.
+    assert "1K $0.1344 2K $0.1344 4K $0.2400" in result.stdout
+    assert "1K $0.0387" in result.stdout  # gemini-2.5-flash-image: 1290 tokens x $30 per 1M
 
 
 def test_models_lists_every_catalog_id_at_80_columns() -> None:

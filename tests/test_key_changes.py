@@ -36,7 +36,7 @@ from test_keys import (
 from test_usage_limits import REDIS_URL, redis_answers
 
 GENERATE = "/v1/images/generations"
-PRICED = "gemini-2.5-flash-image-preview"  # the one model the catalog prices ($0.012 an image)
+PRICED = "gemini-2.5-flash-image-preview"  # priced by the catalog: $0.0387 an image, plus its prompt
 
 
 def address() -> str:

@@ -113,8 +113,10 @@ def test_a_gauge_per_channel_state(workload: ServerProcess) -> None:
 
 def test_credits_reserved_and_settled(workload: ServerProcess) -> None:
     samples = scrape(workload)
-    # Four FLASH images at $0.04 and one PRO image (no price: $0) reserved; only the FLASH ones settled.
-    assert value(samples, "pixelgate_credits_reserved_usd_total") == pytest.approx(0.16)
+    # Four FLASH images at $0.04 and one PRO image reserved; only the FLASH ones settled. The PRO image is
+    # reserved at the catalog's price (Google's Gemini API pricing, read 2026-12-06; models.toml): a 1K
+    # image is 1120 tokens x $120 per 1M = $0.1344, and its 1-token prompt ("c") $2 per 1M.
+    assert value(samples, "pixelgate_credits_reserved_usd_total") == pytest.approx(0.16 + 0.1344 + 0.000002)
     assert value(samples, "pixelgate_credits_settled_usd_total") == pytest.approx(0.16)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,7 +70,15 @@ def test_generate_and_see_the_image_with_its_pixels(page: Page, playground: Serv
     page.select_option("#aspect", "16:9")
     page.select_option("#size", "512")
     expected = catalog_pixels(playground, FLASH, "16:9", "512")
-    assert page.text_content("#output") == f"Output: {expected} px"
+    # The catalog's price of a 512 image: 747 tokens x $60 per 1M image output tokens (Google's Gemini API
+    # pricing for gemini-3.1-flash-image, read 2026-12-06; models.toml), then for two.
+    plus = " (catalog price, plus input and thinking tokens)"
+    assert page.text_content("#output") == f"Output: {expected} px, $0.04482 an image{plus}"
+    page.fill("#n", "2")
+    page.dispatch_event("#n", "input")
+    assert page.text_content("#output") == f"Output: {expected} px, $0.04482 an image, $0.08964 for 2{plus}"
+    page.fill("#n", "1")
+    page.dispatch_event("#n", "input")
     page.click("#submit")
     image = page.wait_for_selector(".task[data-status='completed'] img", timeout=30_000)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
@@ -206,8 +215,13 @@ def test_templates_snippets_and_usage(page: Page, playground: ServerProcess) -> 
     assert 'model="gemini-3.1-flash-image"' in (page.text_content(f"{card} .snippet-openai") or "")
     assert "client.models.generate_content(" in (page.text_content(f"{card} .snippet-google") or "")
     page.wait_for_function("() => document.getElementById('usage').textContent.startsWith('Usage so far: ')")
-    images = int((page.text_content("#usage") or "").split()[3])
+    said = page.text_content("#usage") or ""
+    images = int(said.split()[3])
     assert images >= 1
+    # Billed at the catalog's prices (no model is free now), shown to at least four decimals.
+    assert (
+        re.fullmatch(r"Usage so far: \d+ images, \$\d+\.\d{4,9}", said) and float(said.split("$")[1]) > 0
+    ), said
 
 
 def test_the_form_works_from_the_keyboard(page: Page) -> None:

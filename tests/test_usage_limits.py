@@ -3,7 +3,8 @@
 - The ledger after a mix of succeeded, failed (an upstream that always answers 503), timed-out and
   cancelled (queued and running) tasks in both dialects and Interactions (also one forgotten or deleted
   after it was answered, which still counts): ``GET /v1/usage`` and ``pixelgate usage`` equal
-  exactly the succeeded tasks' images, tokens and price x images; nothing else costs anything.
+  exactly the succeeded tasks' images, tokens (by modality) and cost: price x images where the channel file
+  sets a price, the catalog's published token prices otherwise; nothing else costs anything.
 - ``requests_per_minute`` (task reads are not counted), ``concurrent_tasks`` under a burst of 200
   concurrent requests, ``images_per_day`` (``n`` counts, resets at 00:00 UTC), ``credit_budget_usd``
   (402 ``insufficient_quota`` in OpenAI's and Google's shapes, also through both SDKs); a failed task gives
@@ -51,13 +52,17 @@ ADMIN_ENV = {"PIXELGATE_ADMIN_KEY": ADMIN}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 FLASH = "gemini-3.1-flash-image"  # priced by the channel file: $0.04
-PREVIEW = "gemini-2.5-flash-image-preview"  # the catalog's one price: $0.012
-NANO = "gemini-2.5-flash-image"  # no price at all: free
+PREVIEW = "gemini-2.5-flash-image-preview"  # priced by the catalog, as its model NANO
+NANO = "gemini-2.5-flash-image"  # priced by the catalog (made free by the limits server's channel file)
 PRO = "gemini-3-pro-image"  # served by the "broken" channel only: always a 503
 PRO_4K = "gemini-3-pro-image-preview-4k"  # served by the "stuck" channel only: always a timeout
 LITE = "gemini-3.1-flash-lite-image"  # served by the "slow" channel only: 30 s per image
 FLASH_ALIAS = "gemini-3.1-flash-image-preview-official"  # an alias of FLASH
-PRICES = {FLASH: 0.04, PREVIEW: 0.012, NANO: 0.0, PRO: 0.25, PRO_4K: 0.3, LITE: 0.02}
+PRICES = {FLASH: 0.04, PRO: 0.25, PRO_4K: 0.3, LITE: 0.02}
+# Google's published prices of gemini-2.5-flash-image (models.toml: ai.google.dev/gemini-api/docs/pricing,
+# read 2026-12-06), USD per 1M tokens: input (text and image) $0.30, output text $2.50, output images $30
+# (1290 tokens an image: "$0.039 per image").
+NANO_RATES = {"input": 0.30, "output_text": 2.50, "output_image": 30.00}
 TERMINAL = {"completed", "failed", "cancelled"}
 BOX = str.maketrans("", "", "│╭╮╰╯─┃┏┓┗┛━")
 
@@ -85,9 +90,25 @@ options = {{ {options} }}
 """
 
 
-def channel_file(path: Path, *channels: str) -> Path:
-    path.write_text(CHANNELS_HEAD + "".join(channels))
+def channel_file(path: Path, *channels: str, prices: str = "") -> Path:
+    """CHANNELS_HEAD with more ``[prices]`` lines, if given, and the channels."""
+    path.write_text(CHANNELS_HEAD + prices + "".join(channels))
     return path
+
+
+def catalog_cost(usage: dict[str, Any], rates: dict[str, float]) -> float:
+    """What a task's answered ``usage`` (OpenAI Images' shape) costs at the vendor's token ``rates``: input at
+    the input rate, output images at the image rate, output text and thoughts at the text rate."""
+    given, made = usage["input_tokens_details"], usage["output_tokens_details"]
+    thoughts = usage["total_tokens"] - usage["input_tokens"] - usage["output_tokens"]
+    assert given["text_tokens"] + given["image_tokens"] == usage["input_tokens"], usage
+    assert made["text_tokens"] + made["image_tokens"] == usage["output_tokens"], usage
+    per_million = (
+        usage["input_tokens"] * rates["input"]
+        + (made["text_tokens"] + thoughts) * rates["output_text"]
+        + made["image_tokens"] * rates["output_image"]
+    )
+    return per_million / 1_000_000
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -279,11 +300,12 @@ def ledger_server(make_server: MakeServer, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module")
 def limits_server(make_server: MakeServer, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     """PRO fails with a 503 after 1 s (its reservation is held meanwhile); NANO takes 2 s an image (for the
-    burst); FLASH answers at once."""
+    burst) and is free (the channel file prices it at 0); FLASH answers at once."""
     path = channel_file(
         tmp_path_factory.mktemp("limits") / "pixelgate.toml",
         channel("broken", PRO, 'faults = "503:1", latency = 1.0'),
         channel("slow", NANO, "latency = 2.0"),
+        prices=f'"{NANO}" = 0.0\n',
     )
     return make_server("sqlite", "--emulate", "--auth", "--config", str(path), env=ADMIN_ENV)
 
@@ -298,18 +320,21 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
     other = new_key(server, unique("ledger-b"))
     day_before = datetime.now(UTC).strftime("%Y-%m-%d")
 
-    # (model, images, input tokens, total tokens) of every task that succeeded, as its own answer says.
-    succeeded: list[tuple[str, int, int, int]] = []
+    # (model, images, input tokens, total tokens, cost) of every task that succeeded, as its own answer
+    # says: the channel file's price x images, else the catalog's token prices on the tokens it reports.
+    succeeded: list[tuple[str, int, int, int, float]] = []
 
     def record(model: str, body: dict[str, Any]) -> None:
         assert body.get("status", "completed") == "completed", body
         assert body["data"], body
         use = body["usage"]
         assert use["total_tokens"] >= use["input_tokens"] + use["output_tokens"] > 0, use
-        succeeded.append((model, len(body["data"]), use["input_tokens"], use["total_tokens"]))
+        images = len(body["data"])
+        cost = PRICES[model] * images if model in PRICES else catalog_cost(use, NANO_RATES)
+        succeeded.append((model, images, use["input_tokens"], use["total_tokens"], cost))
 
-    # Succeeded: OpenAI async (n=2 and n=1, a priced, a catalog-priced and a free model), OpenAI sync,
-    # and Gemini's generateContent (whose responseId is the task's id).
+    # Succeeded: OpenAI async (n=2 and n=1, a priced model and two catalog-priced ones, an alias and its
+    # model), OpenAI sync, and Gemini's generateContent (whose responseId is the task's id).
     for model, n in ((FLASH, 2), (PREVIEW, 1), (NANO, 1)):
         record(model, poll(server, accepted(generate(server, key, model, n)), key))
     sync = generate(server, key, FLASH, run_async=False)
@@ -336,7 +361,9 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
         images_made = sum(1 for block in outputs if block["type"] == "image")
         assert images_made == 1, made_now
         use = made_now["usage"]
-        succeeded.append((FLASH, images_made, use["total_input_tokens"], use["total_tokens"]))
+        succeeded.append(
+            (FLASH, images_made, use["total_input_tokens"], use["total_tokens"], PRICES[FLASH] * images_made)
+        )
         if store:
             deleted = call(server, "DELETE", f"/v1beta/interactions/{made_now['id']}", key, google=True)
             assert deleted.status_code == 200, deleted.text
@@ -367,7 +394,7 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
 
     day_after = datetime.now(UTC).strftime("%Y-%m-%d")
     expected_models: dict[str, dict[str, float]] = {}
-    for model, images, input_tokens, total_tokens in succeeded:
+    for model, images, input_tokens, total_tokens, task_cost in succeeded:
         bucket = expected_models.setdefault(
             model, dict.fromkeys(("tasks", "images", "input", "total", "cost"), 0)
         )
@@ -375,13 +402,17 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
         bucket["images"] += images
         bucket["input"] += input_tokens
         bucket["total"] += total_tokens
-        bucket["cost"] += PRICES[model] * images
+        bucket["cost"] += task_cost
     tasks = sum(b["tasks"] for b in expected_models.values())
     images = sum(b["images"] for b in expected_models.values())
     input_tokens = sum(b["input"] for b in expected_models.values())
     total_tokens = sum(b["total"] for b in expected_models.values())
     cost = sum(b["cost"] for b in expected_models.values())
-    assert (tasks, images) == (7, 8) and cost == pytest.approx(6 * 0.04 + 0.012)
+    # Six FLASH images at the channel file's $0.04, and one image each of PREVIEW and NANO at Google's
+    # price: 1290 tokens x $30 per 1M = $0.0387, plus the prompt's tokens at $0.30 per 1M.
+    catalog_priced = expected_models[PREVIEW]["cost"] + expected_models[NANO]["cost"]
+    assert 2 * 0.0387 < catalog_priced < 2 * 0.0387 + 0.0001, expected_models
+    assert (tasks, images) == (7, 8) and cost == pytest.approx(6 * 0.04 + catalog_priced, abs=1e-9)
 
     report = usage(server, key)
     assert report["group_by"] == ["key", "model", "day"]
@@ -397,8 +428,15 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
         got["input"] += row["input_tokens"]
         got["total"] += row["total_tokens"]
         got["cost"] += row["cost_usd"]
-        # Output tokens in the ledger are everything the model made: images, text and thoughts.
+        # Output tokens in the ledger are everything the model made: images, text and thoughts; each
+        # split by modality as Gemini's usageMetadata splits it.
         assert row["output_tokens"] == row["total_tokens"] - row["input_tokens"], row
+        given, made = row["input_tokens_details"], row["output_tokens_details"]
+        assert given["text_tokens"] + given["image_tokens"] == row["input_tokens"], row
+        assert made["text_tokens"] + made["image_tokens"] + made["thought_tokens"] == row["output_tokens"], (
+            row
+        )
+        assert made["image_tokens"] >= 747 * row["images"], row
     assert set(by_model) == set(expected_models), "failed, timed-out and cancelled models must not appear"
     for model, want in expected_models.items():
         got = by_model[model]
@@ -450,15 +488,21 @@ def test_ledger_counts_only_succeeded_tasks(ledger_server: ServerProcess) -> Non
     assert printed.returncode == 0, said(printed)
     words = said(printed)
     assert key_id in words and all(model in words for model in expected_models), words
-    match = re.search(r"\btotal ([\d,]+) ([\d,]+) ([\d,]+) ([\d,]+) ([\d.]+)", words)
+    match = re.search(r"\btotal " + r"([\d,]+) " * 7 + r"([\d.]+)", words)
     assert match, words
-    assert [int(g.replace(",", "")) for g in match.groups()[:4]] == [
+    given, made = total["input_tokens_details"], total["output_tokens_details"]
+    assert [int(g.replace(",", "")) for g in match.groups()[:7]] == [
         tasks,
         images,
-        input_tokens,
-        total_tokens - input_tokens,
+        given["text_tokens"],
+        given["image_tokens"],
+        made["text_tokens"],
+        made["image_tokens"],
+        made["thought_tokens"],
     ], words
-    assert float(match.group(5)) == pytest.approx(cost, abs=5e-5), words
+    assert given["text_tokens"] + given["image_tokens"] == input_tokens
+    assert sum(made.values()) == total_tokens - input_tokens
+    assert float(match.group(8)) == pytest.approx(cost, abs=1e-9), words  # printed to the nano-dollar
 
 
 # --- 2. limits ----------------------------------------------------------------------------------------------
@@ -651,7 +695,7 @@ def test_credit_budget_in_both_dialects_and_sdks(limits_server: ServerProcess) -
         client.models.generate_content(model=FLASH, contents="one more")
     assert sdk.value.code == 402 and sdk.value.status == "RESOURCE_EXHAUSTED", sdk.value
 
-    # A free model costs nothing against the budget.
+    # A model the channel file prices at 0 costs nothing against the budget.
     free = accepted(generate(server, key, NANO))
     for task_id in (first, second, free):
         assert poll(server, task_id, key)["status"] == "completed"
@@ -682,7 +726,9 @@ def test_a_failed_task_returns_its_reservation(
         "tasks": 0,
         "images": 0,
         "input_tokens": 0,
+        "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
         "output_tokens": 0,
+        "output_tokens_details": {"text_tokens": 0, "image_tokens": 0, "thought_tokens": 0},
         "total_tokens": 0,
         "cost_usd": 0.0,
     }

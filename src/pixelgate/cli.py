@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pixelgate.catalog import default_catalog
+from pixelgate.catalog import ModelSpec, default_catalog
+from pixelgate.catalog.prices import usd_text
 from pixelgate.core import logs
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ def models() -> None:
     widest = max(len(spec.id) for spec in default_catalog())
     table.add_column("model", no_wrap=True, min_width=widest)
     table.add_column("upstream", no_wrap=True)
-    for column in ("sizes", "default", "aspect ratios", "refs", "price/image"):
+    for column in ("sizes", "default", "aspect ratios", "refs", "price per image"):
         table.add_column(column, overflow="fold")
     for spec in default_catalog():
         table.add_row(
@@ -221,9 +222,15 @@ def models() -> None:
             spec.default_image_size,
             " ".join(spec.aspect_ratios),
             str(spec.max_reference_images),
-            f"${spec.price_per_image:.3f}" if spec.price_per_image is not None else "-",
+            _image_prices(spec),
         )
     console.print(table)
+
+
+def _image_prices(spec: ModelSpec) -> str:
+    """The catalog's price of an image of each size (its input and thinking aside), e.g. "1K $0.1344"."""
+    priced = [(size, spec.image_price(size)) for size in spec.image_sizes]
+    return " ".join(f"{size} ${usd_text(price)}" for size, price in priced if price is not None) or "-"
 
 
 channels_app = typer.Typer(invoke_without_command=True)
@@ -755,24 +762,29 @@ def usage(
         str | None, typer.Option(envvar=["PIXELGATE_API_KEY", "PIXELGATE_ADMIN_KEY"], help="API key")
     ] = None,
 ) -> None:
-    """What has been billed: succeeded tasks only, summed by key, owner, model, dialect or day."""
+    """What has been billed: succeeded tasks only, summed by key, owner, model, dialect or day, with the
+    tokens by modality (as Gemini reports them) and the cost as billed, to the nano-dollar."""
     params = {"group_by": group_by, "start": start, "end": end, "owner": owner}
     with _client(server, api_key) as client:
         report = _call(client, "GET", "/v1/usage", params={k: v for k, v in params.items() if v})
     groups = report["group_by"]
     table = Table(title="pixelgate usage (succeeded tasks)")
-    for column in (*groups, "tasks", "images", "input tokens", "output tokens", "cost (USD)"):
+    counts = ("tasks", "images", "input text", "input images", "output text", "output images", "thoughts")
+    for column in (*groups, *counts, "cost (USD)"):
         table.add_column(column, justify="left" if column in groups else "right")
 
     def row(bucket: dict[str, Any], label: list[str]) -> list[str]:
-        return [
-            *label,
-            f"{bucket['tasks']:,}",
-            f"{bucket['images']:,}",
-            f"{bucket['input_tokens']:,}",
-            f"{bucket['output_tokens']:,}",
-            f"{bucket['cost_usd']:.4f}",
-        ]
+        given, made = bucket["input_tokens_details"], bucket["output_tokens_details"]
+        numbers = (
+            bucket["tasks"],
+            bucket["images"],
+            given["text_tokens"],
+            given["image_tokens"],
+            made["text_tokens"],
+            made["image_tokens"],
+            made["thought_tokens"],
+        )
+        return [*label, *(f"{number:,}" for number in numbers), usd_text(bucket["cost_usd"])]
 
     for bucket in report["data"]:
         table.add_row(*row(bucket, [str(bucket[g]) if bucket[g] is not None else "-" for g in groups]))

@@ -3,6 +3,12 @@
 Query: ``group_by`` (comma-separated: key, owner, model, dialect, day; default ``model,day``), ``start`` and ``end``
 (UTC days, ``YYYY-MM-DD``, both included). A key sees its owner's usage; the admin key (or a server
 without auth) sees everyone's, or one owner's with ``owner=``.
+
+Each row (and ``total``): ``tasks``, ``images``, the tokens by modality as Gemini's ``usageMetadata`` splits
+them (``input_tokens`` with ``input_tokens_details`` ``text_tokens``/``image_tokens``; ``output_tokens``
+with ``output_tokens_details`` ``text_tokens``/``image_tokens``/``thought_tokens``, thoughts being billed as
+output), ``total_tokens``, and ``cost_usd``: what was billed, at the catalog's published prices (or the
+operator's ``[prices]``), to the nano-dollar.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The usage ledger, and the limits that are counted from it.
 
-Every task has one row: *reserved* when it is accepted (its cost estimated from the catalog's price),
+Every task has one row: *reserved* when it is accepted (its cost estimated from the catalog's prices),
 *settled* with what it made when it succeeds, *released* at no cost when it fails or is cancelled. The
 settling happens in the same database transaction as the task's own change of state, so the ledger can
 never disagree with the tasks: totals are sums of settled rows, and a failure costs nothing.
@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pixelgate.catalog.prices import usd
 from pixelgate.core import metrics
 from pixelgate.core.errors import InvalidRequest, QuotaExceeded, RateLimited, one_of
 from pixelgate.core.task import Usage
@@ -161,23 +162,40 @@ class Ledger:
             _bucket(dict(zip(group_by, row[: len(group_by)], strict=True)), row[len(group_by) :])
             for row in rows
         ]
-        total = _bucket({}, [sum(d[f] for d in data) for f in ("tasks", *_SUMMED)])
+        total = _bucket({}, [sum(row[len(group_by) + i] for row in rows) for i in range(1 + len(_SUMMED))])
         return {"object": "list", "group_by": list(group_by), "data": data, "total": total}
 
 
-_SUMMED = ("images", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+MODALITIES = (
+    "input_text_tokens",
+    "input_image_tokens",
+    "output_text_tokens",
+    "output_image_tokens",
+    "thought_tokens",
+)
+_SUMMED = ("images", "input_tokens", "output_tokens", "total_tokens", *MODALITIES, "cost_usd")
 
 
 def _bucket(keys: dict[str, Any], values: Any) -> dict[str, Any]:
-    tasks, images, input_tokens, output_tokens, total_tokens, cost = values
+    """One report row: the tokens by modality as Gemini's usageMetadata splits them (input text and images,
+    output text and images, thoughts), in the shape of OpenAI's Images usage; output_tokens counts the
+    thoughts, which are billed as output; the cost to the nano-dollar, as billed."""
+    tasks, images, input_tokens, output_tokens, total_tokens, *split, cost = values
+    text_in, image_in, text_out, image_out, thoughts = (int(v) for v in split)
     return {
         **keys,
         "tasks": int(tasks),
         "images": int(images),
         "input_tokens": int(input_tokens),
+        "input_tokens_details": {"text_tokens": text_in, "image_tokens": image_in},
         "output_tokens": int(output_tokens),
+        "output_tokens_details": {
+            "text_tokens": text_out,
+            "image_tokens": image_out,
+            "thought_tokens": thoughts,
+        },
         "total_tokens": int(total_tokens),
-        "cost_usd": round(float(cost), 6),
+        "cost_usd": usd(float(cost)),
     }
 
 
@@ -256,6 +274,11 @@ async def settle(conn: AsyncConnection, task_id: str, made: Usage | None, now: f
             input_tokens=made.input_tokens,
             output_tokens=made.output_tokens + made.thought_tokens,
             total_tokens=made.total_tokens,
+            input_text_tokens=made.input_text_tokens,
+            input_image_tokens=made.input_image_tokens,
+            output_text_tokens=made.output_text_tokens,
+            output_image_tokens=made.output_image_tokens,
+            thought_tokens=made.thought_tokens,
             cost_usd=made.cost_usd,
         )
     settled = await conn.execute(

@@ -16,7 +16,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from pixelgate.catalog.prices import PER_MILLION, ModelPrice, Prices, TokenRates, usd
 from pixelgate.core.errors import InvalidRequest, NotFound, one_of
+
+__all__ = ["Catalog", "ModelPrice", "ModelSpec", "Prices", "TokenRates", "default_catalog", "load_catalog"]
 
 REFERENCE_KINDS = ("object", "character", "style")
 
@@ -41,7 +44,8 @@ class ModelSpec:
     video_input: bool = False
     interleaved_text: bool = False
     multi_turn: bool = True
-    price_per_image: float | None = None
+    # The vendor's published prices (catalog/prices.py); an alias shares its model's.
+    price: ModelPrice | None = field(default=None, repr=False)
     source: str = "seed 004"
     default_aspect_ratio: str = "1:1"
     # An operator's alias (``[aliases]`` in pixelgate.toml): the catalog model it stands for. Upstreams and
@@ -63,6 +67,19 @@ class ModelSpec:
 
     def tokens_for(self, image_size: str) -> int:
         return self.tokens_per_image[image_size]
+
+    def image_price(self, image_size: str | None = None, *, batch: bool = False) -> float | None:
+        """The vendor's price of one output image of ``image_size`` (default: the model's default size):
+        its output image tokens at the image-output rate, its input and thinking aside (None: no price)."""
+        if self.price is None:
+            return None
+        tokens = self.tokens_for(image_size or self.default_image_size)
+        return usd(tokens * self.price.rates(batch=batch).output_image / PER_MILLION)
+
+    @property
+    def price_per_image(self) -> float | None:
+        """The price of an image of the default size (see ``image_price``)."""
+        return self.image_price()
 
     def nearest_aspect_ratio(self, width: int, height: int) -> str:
         """The offered aspect ratio closest to ``width:height`` (compared on a log scale, so 2:1 and 1:2
@@ -103,7 +120,23 @@ class ModelSpec:
             "interleaved_text": self.interleaved_text,
             "multi_turn": self.multi_turn,
             "price_per_image_usd": self.price_per_image,
+            "pricing": self._describe_price(),
             "source": self.source,
+        }
+
+    def _describe_price(self) -> dict[str, Any] | None:
+        """The published prices: per image of each size (input and thinking aside), per million tokens,
+        standard and batch, and where and when they were read."""
+        if self.price is None:
+            return None
+        return {
+            "billed_by": "tokens",
+            "per_image_usd": {size: self.image_price(size) for size in self.image_sizes},
+            "batch_per_image_usd": {size: self.image_price(size, batch=True) for size in self.image_sizes},
+            "usd_per_million_tokens": self.price.standard.describe(),
+            "batch_usd_per_million_tokens": self.price.batch.describe(),
+            "source": self.price.source,
+            "date": self.price.date,
         }
 
 
@@ -202,7 +235,7 @@ def load_catalog(data: dict[str, Any]) -> Catalog:
                 video_input=bool(raw.get("video_input", False)),
                 interleaved_text=bool(raw.get("interleaved_text", False)),
                 multi_turn=bool(raw.get("multi_turn", True)),
-                price_per_image=raw.get("price_per_image"),
+                price=ModelPrice.from_record(raw),
                 source=raw.get("source", "seed 004"),
             )
         )
@@ -213,31 +246,3 @@ def load_catalog(data: dict[str, Any]) -> Catalog:
 def default_catalog() -> Catalog:
     text = resources.files(__package__).joinpath("models.toml").read_text(encoding="utf-8")
     return load_catalog(tomllib.loads(text))
-
-
-@dataclass(frozen=True)
-class Prices:
-    """USD per output image: the catalog's, overridden per model by the channel file's ``[prices]``. An
-    override of a model also prices its aliases (they are the same model upstream), unless an alias has
-    an override of its own."""
-
-    overrides: dict[str, float] = field(default_factory=dict)
-    # The channel file's ``[batch_prices]``: what a batch line's image costs, where it differs.
-    batch: dict[str, float] = field(default_factory=dict)
-
-    def price_of(self, spec: ModelSpec, *, batch: bool = False) -> float | None:
-        names = (spec.id, spec.model_name, spec.upstream_id)  # the most particular first
-        if batch and (found := _first(self.batch, names)) is not None:
-            return found
-        found = _first(self.overrides, names)
-        return spec.price_per_image if found is None else found
-
-    def cost_of(self, spec: ModelSpec, images: int, *, batch: bool = False) -> float | None:
-        """What ``images`` images of ``spec`` cost, in USD (None: the model has no price): the estimate
-        reserved when a task is accepted, and what it is charged when it ends."""
-        price = self.price_of(spec, batch=batch)
-        return None if price is None else round(price * images, 6)
-
-
-def _first(prices: Mapping[str, float], names: tuple[str, ...]) -> float | None:
-    return next((prices[name] for name in names if name in prices), None)

@@ -70,7 +70,7 @@ class Usage:
             output_text_tokens=self.output_text_tokens + other.output_text_tokens,
             thought_tokens=self.thought_tokens + other.thought_tokens,
             images=self.images + other.images,
-            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+            cost_usd=round(self.cost_usd + other.cost_usd, 9),  # nano-dollars (catalog/prices.py)
         )
 
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from pixelgate.catalog import ModelSpec
 from pixelgate.core.request import ImageRequest, Turn
 from pixelgate.core.task import SearchStep, Usage
+from pixelgate.core.tokens import estimate_text_tokens, known_usage
 
 # The message a worker stops a generation with from outside: the process stops or another worker took
 # the task over (which resumes its upstream task, see ``Generation.resume``), or the task was cancelled
@@ -120,32 +121,14 @@ def idempotent(generation: Generation) -> dict[str, str] | None:
     return {"Idempotency-Key": generation.idempotency_key} if generation.idempotency_key else None
 
 
-def estimate_text_tokens(text: str) -> int:
-    # About four bytes of UTF-8 per token: the usual rule of thumb for Gemini's tokenizer.
-    return max(1, (len(text.encode()) + 3) // 4)
-
-
-def image_input_tokens(width: int, height: int) -> int:
-    """Gemini's count for an input image: 258 tokens if both sides are at most 384 px, else 258 per
-    768x768 tile."""
-    if width <= 384 and height <= 384:
-        return 258
-    return 258 * (-(-width // 768)) * (-(-height // 768))
-
-
 def estimated_usage(generation: Generation, *, images: int = 1, text: str | None = None) -> Usage:
-    """The catalog's count, for an upstream that reports no usage (and for the emulator): the prompt and
-    the conversation's text, every input image by its tiles, the model's tokens per output image."""
+    """The catalog's count, for an upstream that reports no usage (and for the emulator): what is known
+    before the model answers (``core/tokens.py``: the prompt and the conversation's text, every input image
+    by its tiles, the model's tokens per output image) and the text it answered with, if any."""
     request, spec = generation.request, generation.spec
-    history_images = [image for past in generation.history for image in past.turn.images]
-    return Usage(
-        input_text_tokens=estimate_text_tokens(
-            " ".join([request.prompt, *(p.turn.text for p in generation.history)])
-        ),
-        input_image_tokens=sum(
-            image_input_tokens(r.width, r.height) for r in [*request.references, *history_images]
-        ),
-        output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size) * images,
-        output_text_tokens=estimate_text_tokens(text) if text else 0,
+    known = known_usage(
+        request,
+        output_image_tokens=spec.tokens_for(request.image_size or spec.default_image_size),
         images=images,
     )
+    return known + Usage(output_text_tokens=estimate_text_tokens(text) if text else 0)

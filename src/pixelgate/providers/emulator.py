@@ -32,12 +32,12 @@ from pixelgate.core.images import encode_image
 from pixelgate.core.request import SKIP_THOUGHT_SIGNATURE
 from pixelgate.core.task import SearchStep, Usage
 from pixelgate.core.thumbnails import thumbnail
+from pixelgate.core.tokens import estimate_text_tokens
 from pixelgate.providers.base import (
     Generation,
     ProviderImage,
     ProviderResult,
     ProviderThought,
-    estimate_text_tokens,
     estimated_usage,
 )
 from pixelgate.providers.registry import ProviderKind

@@ -249,6 +249,13 @@ usage = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("settled_at", sa.Float, nullable=True),
+    # The tokens by modality, as Gemini's usageMetadata splits them and as they are priced (0001-0013 rows
+    # whose task was gone by 0014 have only the totals above).
+    sa.Column("input_text_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("input_image_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("output_text_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("output_image_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("thought_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Index("ix_usage_key_state", "key_id", "state"),
     sa.Index("ix_usage_owner_day", "owner", "day"),
 )

@@ -173,10 +173,10 @@ async def store_outputs(blobs: BlobStore, task: Task, results: list[ProviderResu
 
 
 def priced(outcome: TaskResult, cost_usd: float | None) -> TaskResult:
-    """``outcome`` with its cost (None: the model has no price)."""
+    """``outcome`` with its cost (None: the model has no price), as ``Prices.cost`` puts it."""
     if cost_usd is None:
         return outcome
-    return replace(outcome, usage=outcome.usage + Usage(cost_usd=cost_usd))
+    return replace(outcome, usage=replace(outcome.usage, cost_usd=cost_usd))
 
 
 async def _in_format(image: ProviderImage, output_format: str, compression: int | None) -> ProviderImage:

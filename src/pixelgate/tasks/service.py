@@ -148,7 +148,7 @@ class TaskService:
             batch_id=submission.batch_id,
             deadline_at=None if submission.caller_waits else time.time() + self.queue_deadline_seconds,
         )
-        estimate = self.prices.cost_of(spec, request.n, batch=task.batch_id is not None) or 0.0
+        estimate = self.prices.cost_of(spec, request, batch=task.batch_id is not None) or 0.0
         await self._accept(task, Admission(caller, estimate, claim), files)
         metrics.credits_reserved.inc(estimate)
         logs.event(

@@ -263,7 +263,7 @@ class Worker:
             await self._fail(task, error)
             return
         outcome = await store_outputs(self.blobs, task, results)
-        cost = self.prices.cost_of(spec, len(outcome.images), batch=task.batch_id is not None)
+        cost = self.prices.cost(spec, outcome.usage, len(outcome.images), batch=task.batch_id is not None)
         await self._complete(task, priced(outcome, cost))
 
     async def _progress(self, task: Task, done: int) -> None:

@@ -54,9 +54,20 @@ function showOutput() {
   if (!caps) return;
   const pixels = caps.output_pixels?.[$("aspect").value]?.[$("size").value];
   const n = Number($("n").value) || 1;
-  const price = caps.price_per_image_usd;
-  const cost = price == null ? "" : `, $${(price * n).toFixed(3)}`;
-  $("output").textContent = pixels ? `Output: ${pixels} px${cost}` : "";
+  // The catalog's published price of an image of this size (its output image tokens); the prompt's and
+  // the input images' tokens and the model's thoughts are billed besides, as the vendor bills them.
+  const price = caps.pricing?.per_image_usd?.[$("size").value];
+  const each = price == null ? "" : `, $${usd(price)} an image`;
+  const all = price == null || n === 1 ? "" : `, $${usd(price * n)} for ${n}`;
+  const plus = price == null ? "" : " (catalog price, plus input and thinking tokens)";
+  $("output").textContent = pixels ? `Output: ${pixels} px${each}${all}${plus}` : "";
+}
+
+// An amount as billed, to the nano-dollar, with at least four decimals (as the CLI shows it).
+function usd(amount) {
+  const whole = amount.toFixed(9);
+  const dot = whole.indexOf(".");
+  return whole.slice(0, Math.max(whole.replace(/0+$/, "").length, dot + 5));
 }
 
 function showError(message) {
@@ -290,7 +301,7 @@ async function refreshUsage() {
     const report = await call("GET", "/v1/usage?group_by=model");
     const images = report.data.reduce((sum, row) => sum + row.images, 0);
     const cost = report.data.reduce((sum, row) => sum + (row.cost_usd || 0), 0);
-    $("usage").textContent = `Usage so far: ${images} images, $${cost.toFixed(3)}`;
+    $("usage").textContent = `Usage so far: ${images} images, $${usd(cost)}`;
   } catch {
     $("usage").textContent = "";
   }
