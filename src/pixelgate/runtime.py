@@ -148,7 +148,7 @@ async def _service(
         catalog=default_catalog().with_aliases(config.aliases),
         limits=settings.limits,
         lifecycle=lifecycle,
-        waiters=Waiters(lifecycle.queue, lifecycle.bus, max_poll_interval=settings.poll_interval),
+        waiters=Waiters(lifecycle.queue, lifecycle.bus, poll_interval=settings.poll_interval),
         blobs=BlobStore(settings.data_dir / "blobs"),
         router=router,
         fetcher=fetcher,
