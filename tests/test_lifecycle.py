@@ -135,6 +135,56 @@ async def test_release_and_defer_give_a_task_back_without_ending_it(rig: tuple[L
     assert recorder.seen == [], "no hook ran and nothing was published"
 
 
+class Changes:
+    """An ``on_change`` hook that writes down each change, and refuses the one named in ``refuse``."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, list[str]]] = []
+        self.refuse: str | None = None
+
+    async def __call__(self, conn: Any, change: str, task_ids: Sequence[str]) -> None:
+        if change == self.refuse:
+            raise Conflict(f"{change} refused by a hook")
+        self.seen.append((change, list(task_ids)))
+
+
+async def test_every_change_runs_the_change_hooks_with_what_its_tasks_became(queue: TaskQueue) -> None:
+    changes = Changes()
+    lifecycle = Lifecycle(queue, Bus(), on_change=[changes])
+    made, failed, given_back, cancelled = tasks_ = [new_task() for _ in range(4)]
+    for task in tasks_:
+        await lifecycle.accept(task, Admission(ANONYMOUS, 0.0))
+    await lifecycle.claim("worker-a", 3, lease_seconds=30)
+    await lifecycle.complete(made.id, "worker-a", TaskResult(images=(), usage=Usage(images=1)))
+    await lifecycle.fail(failed.id, "worker-a", UpstreamError("down"))
+    await lifecycle.release(given_back.id, "worker-a")
+    await lifecycle.claim("worker-b", 1, lease_seconds=30)
+    await lifecycle.defer(given_back.id, "worker-b", time.time())
+    await lifecycle.cancel(cancelled.id)
+    assert not await lifecycle.release(given_back.id, "worker-b"), "worker-b holds it no longer"
+    assert changes.seen == [
+        *[("queued", [task.id]) for task in tasks_],
+        ("ended", [made.id]),
+        ("ended", [failed.id]),
+        ("requeued", [given_back.id]),
+        ("requeued", [given_back.id]),
+        ("cancelled", [cancelled.id]),
+    ], "a change that changed nothing runs no hook"
+
+
+async def test_a_change_hook_that_fails_undoes_the_change(queue: TaskQueue) -> None:
+    """The hooks run in the change's own transaction: what they send (a NOTIFY) goes with it or not at all."""
+    changes = Changes()
+    lifecycle = Lifecycle(queue, Bus(), on_change=[changes])
+    task = new_task()
+    await lifecycle.accept(task, Admission(ANONYMOUS, 0.0))
+    await lifecycle.claim("worker-a", 1, lease_seconds=30)
+    changes.refuse = "ended"
+    with pytest.raises(Conflict):
+        await lifecycle.complete(task.id, "worker-a", TaskResult(images=(), usage=Usage(images=1)))
+    assert (await queue.get(task.id)).status is Status.RUNNING
+
+
 def test_a_listener_that_fails_does_not_stop_the_others() -> None:
     bus = Bus()
     heard: list[str] = []

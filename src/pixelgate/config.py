@@ -109,7 +109,15 @@ class Settings(BaseSettings):
     run_workers: bool = True
     worker_concurrency: int = 256
     lease_seconds: float = 30.0
-    poll_interval: float = 1.0
+    # How often a process looks in the database for what other processes sharing it changed (tasks to
+    # claim, tasks ended, channels switched by an admin, batches, webhooks)...
+    poll_interval: float = Field(1.0, gt=0)
+    # ...and, on PostgreSQL while its LISTEN connection is up, how often the worker and the waiting requests
+    # still look for tasks: NOTIFY wakes them at once, this is the safety net (tasks/wakeups.py says why).
+    notified_poll_interval: float = Field(10.0, gt=0)
+    # LISTEN for other processes' task changes (PostgreSQL). Off for a connection pooler that keeps no
+    # session (PgBouncer in transaction mode): the process then polls every poll_interval. It still NOTIFYs.
+    listen: bool = True
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
     stream_keepalive_seconds: float = Field(10.0, gt=0)

@@ -2,9 +2,10 @@
 it uses in its constructor, listens on the bus for what it reacts to, and is closed in reverse order of
 starting (an ``AsyncExitStack``). ``app.py`` only mounts the routers on what this builds.
 
-The order is the order of need: the database; the bus; the router; the lifecycle, with the ledger and the
-webhook outbox joining its transactions; the service; the parts that run in the background (the webhook
-sender, the worker, the batch runner), which run only where ``run_workers`` says so.
+The order is the order of need: the database; the bus; the router; the lifecycle, with the ledger, the
+webhook outbox and (on PostgreSQL) the NOTIFY of other processes joining its transactions; the service; the
+parts that run in the background (the webhook sender, the worker, the batch runner), which run only where
+``run_workers`` says so; and, once whoever it wakes has subscribed, the LISTEN of other processes' NOTIFYs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pixelgate.tasks.lifecycle import Admission, Lifecycle
 from pixelgate.tasks.queue import TaskQueue
 from pixelgate.tasks.service import TaskService
 from pixelgate.tasks.waiting import Waiters
+from pixelgate.tasks.wakeups import Wakeups, connector
 from pixelgate.tasks.webhook_registry import WebhookRegistry
 from pixelgate.tasks.webhook_sender import WebhookSender
 from pixelgate.tasks.webhooks import TaskOutbox
@@ -85,11 +87,13 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
         bus.subscribe(TaskCancelled, _count_cancelled)
         ledger = Ledger(db, max_tasks_per_key=settings.max_tasks_per_key)
         idempotency = IdempotencyKeys(db)
+        wakeups = _wakeups(settings, db, bus)
         lifecycle = Lifecycle(
             TaskQueue(db, result_ttl=settings.result_ttl_seconds),
             bus,
             on_accept=[_keeps_its_key(idempotency), _reserves(ledger)],
             on_end=[_settles, TaskOutbox({"interactions": WEBHOOK_EVENTS}).task_ended],
+            on_change=[wakeups.announce] if wakeups is not None else [],
         )
         rate, failures = await _shared_counts(settings, stack)
         service = await _service(settings, config, lifecycle, router, idempotency, rate, stack)
@@ -124,6 +128,10 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
             idempotency=idempotency,
             worker=worker,
         )
+        # Only now: the worker and the waiters have subscribed, so they hear that it listens.
+        if wakeups is not None and settings.listen:
+            await wakeups.start()
+            stack.push_async_callback(wakeups.stop)
         if worker is not None:
             await _run_in_background(settings, db, bus, worker, parts, stack)
         log.info(
@@ -150,7 +158,7 @@ async def _service(
         catalog=default_catalog().with_aliases(config.aliases),
         limits=settings.limits,
         lifecycle=lifecycle,
-        waiters=Waiters(lifecycle.queue, lifecycle.bus, max_poll_interval=settings.poll_interval),
+        waiters=Waiters(lifecycle.queue, lifecycle.bus, poll_interval=settings.poll_interval),
         blobs=BlobStore(settings.data_dir / "blobs"),
         router=router,
         fetcher=fetcher,
@@ -181,6 +189,18 @@ def _worker(
         poll_interval=settings.poll_interval,
         max_attempts=settings.max_attempts,
         prices=service.prices,
+    )
+
+
+def _wakeups(settings: Settings, db: Database, bus: Bus) -> Wakeups | None:
+    """On PostgreSQL, what tells the other processes of this one's task changes, and this one of theirs."""
+    if not db.is_postgres:
+        return None
+    return Wakeups(
+        connector(db.engine),
+        bus,
+        poll_interval=settings.poll_interval,
+        notified_poll_interval=settings.notified_poll_interval,
     )
 
 

@@ -7,8 +7,9 @@ does not wake the webhook sender, a dialect does not wake the batch runner. Each
     bus.subscribe(TaskQueued, lambda event: worker.wake())
 
 Handlers run at once, in the publisher's task, in the order they subscribed: they must be quick and must
-not block (wake a loop, cancel an asyncio task, resolve a future). Events are this process's only: other
-processes sharing the database find the same changes by polling it.
+not block (wake a loop, cancel an asyncio task, resolve a future). Events are this process's only: what
+other processes sharing the database change arrives, on PostgreSQL, as ``Task…Elsewhere`` events (only a
+task id: ``wakeups.py`` hears them by LISTEN/NOTIFY), and is otherwise found by polling the database.
 """
 
 from __future__ import annotations
@@ -59,7 +60,42 @@ class WebhooksQueued:
     count: int
 
 
-Event = TaskQueued | TaskEnded | TaskCancelled | BatchChanged | WebhooksQueued
+@dataclass(frozen=True)
+class TaskQueuedElsewhere:
+    """Another process sharing the database queued a task, or gave one back to the queue: a worker here may
+    claim it."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class TaskEndedElsewhere:
+    """Another process ended a task (succeeded, failed or cancelled): whoever waits for it here reads it;
+    a worker here that still runs it no longer holds it."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class WakeupsChanged:
+    """Whether this process hears other processes' changes changed (PostgreSQL's LISTEN connection came up,
+    or dropped). Who looks for those changes in the database looks every ``poll_interval`` seconds from now,
+    and once at once, for what was changed while nobody listened."""
+
+    listening: bool
+    poll_interval: float
+
+
+Event = (
+    TaskQueued
+    | TaskEnded
+    | TaskCancelled
+    | BatchChanged
+    | WebhooksQueued
+    | TaskQueuedElsewhere
+    | TaskEndedElsewhere
+    | WakeupsChanged
+)
 E = TypeVar("E", bound=Event)
 
 

@@ -14,6 +14,9 @@ when the runtime is built, and what must follow it is published on the bus once 
   queues the event) in the transaction that ends the task. Whatever events those hooks return
   (``WebhooksQueued``) are published after it, with ``TaskEnded`` or ``TaskCancelled``.
 - ``release`` and ``defer`` give a running task back to the queue; its reservation stands.
+- Every one of these changes runs the ``on_change`` hooks in its transaction, with what the tasks became
+  (``queued``, ``requeued``, ``ended``, ``cancelled``): on PostgreSQL that is how the other processes
+  sharing the database hear of it (``wakeups.py``).
 
 The SQL of each change is ``queue.py``'s. Every change a worker makes is conditional on its still holding
 the task, so a task ends exactly once even if two workers ever ran it.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,6 +53,10 @@ AcceptHook = Callable[[AsyncConnection, Task, Admission], Awaitable[None]]
 # Run in the transaction that ends a task, with what it made (None: failed or cancelled, nothing); returns
 # what to publish once the transaction is committed.
 EndHook = Callable[[AsyncConnection, Task, Usage | None], Awaitable[Sequence[Event]]]
+# What a change made of its tasks: accepted, given back to the queue, ended (succeeded or failed), cancelled.
+Change = Literal["queued", "requeued", "ended", "cancelled"]
+# Run in the transaction of every change of state, with the ids of the tasks it changed.
+ChangeHook = Callable[[AsyncConnection, Change, Sequence[str]], Awaitable[None]]
 
 
 class Lifecycle:
@@ -59,17 +67,20 @@ class Lifecycle:
         *,
         on_accept: Sequence[AcceptHook] = (),
         on_end: Sequence[EndHook] = (),
+        on_change: Sequence[ChangeHook] = (),
     ) -> None:
         self.queue = queue
         self.bus = bus
         self.on_accept = tuple(on_accept)
         self.on_end = tuple(on_end)
+        self.on_change = tuple(on_change)
 
     async def accept(self, task: Task, admission: Admission) -> None:
         async with self.queue.db.transaction() as conn:
             for hook in self.on_accept:
                 await hook(conn, task, admission)
             await self.queue.insert(task, conn=conn)
+            await self._changed(conn, "queued", [task.id])
         self.bus.publish(TaskQueued(task))
 
     async def claim(
@@ -108,11 +119,17 @@ class Lifecycle:
 
     async def release(self, task_id: str, worker_id: str) -> bool:
         async with self.queue.db.transaction() as conn:
-            return await self.queue.release(conn, task_id, worker_id) is not None
+            released = await self.queue.release(conn, task_id, worker_id)
+            if released is not None:
+                await self._changed(conn, "requeued", [task_id])
+        return released is not None
 
     async def defer(self, task_id: str, worker_id: str, until: float) -> bool:
         async with self.queue.db.transaction() as conn:
-            return await self.queue.defer(conn, task_id, worker_id, until) is not None
+            deferred = await self.queue.defer(conn, task_id, worker_id, until)
+            if deferred is not None:
+                await self._changed(conn, "requeued", [task_id])
+        return deferred is not None
 
     async def _end(
         self,
@@ -126,8 +143,15 @@ class Lifecycle:
             for task in ended:
                 for hook in self.on_end:
                     follow += await hook(conn, task, made if task.status is Status.SUCCEEDED else None)
+            await self._changed(conn, "cancelled", [t.id for t in ended if t.status is Status.CANCELLED])
+            await self._changed(conn, "ended", [t.id for t in ended if t.status is not Status.CANCELLED])
         for task in ended:
             self.bus.publish(TaskCancelled(task) if task.status is Status.CANCELLED else TaskEnded(task))
         for event in follow:
             self.bus.publish(event)
         return ended
+
+    async def _changed(self, conn: AsyncConnection, change: Change, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            for hook in self.on_change:
+                await hook(conn, change, task_ids)

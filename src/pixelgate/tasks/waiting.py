@@ -1,23 +1,38 @@
-"""Waiting for a task to finish: at once when it ends in this process (``TaskEnded``, ``TaskCancelled``
-on the bus), by polling the database with backoff when another process ends it."""
+"""Waiting for a task to finish: at once when it ends in this process (``TaskEnded``, ``TaskCancelled`` on
+the bus) or when another process says it ended it (``TaskEndedElsewhere``, PostgreSQL's NOTIFY); else by
+reading it from the database now and then.
+
+How often depends on whether other processes are heard (``WakeupsChanged``). While they are not (SQLite, or
+the LISTEN connection is down), a waiter reads its task after 50 ms, then twice as long each time, up to
+``poll_interval``: a quick task is found quickly without a query per millisecond. While they are, every end
+is told, and reading is only the safety net, every ``poll_interval`` of the event (10 s by default).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 
 from pixelgate.core.task import Task
-from pixelgate.tasks.bus import Bus, TaskCancelled, TaskEnded
+from pixelgate.tasks.bus import Bus, TaskCancelled, TaskEnded, TaskEndedElsewhere, WakeupsChanged
 from pixelgate.tasks.queue import TaskQueue
+
+_FIRST_POLL = 0.05
 
 
 class Waiters:
-    def __init__(self, queue: TaskQueue, bus: Bus, *, max_poll_interval: float = 1.0) -> None:
+    def __init__(self, queue: TaskQueue, bus: Bus, *, poll_interval: float = 1.0) -> None:
         self.queue = queue
-        self.max_poll_interval = max_poll_interval
-        self._waiters: dict[str, list[asyncio.Future[Task]]] = defaultdict(list)
+        self.poll_interval = poll_interval
+        self.listening = False
+        # Resolved with the task when it ended here; with None when it is to be read again (it ended
+        # elsewhere, or what tells us of other processes' changes came up or went down).
+        self._waiters: dict[str, list[asyncio.Future[Task | None]]] = defaultdict(list)
         bus.subscribe(TaskEnded, lambda event: self.finished(event.task))
         bus.subscribe(TaskCancelled, lambda event: self.finished(event.task))
+        bus.subscribe(TaskEndedElsewhere, lambda event: self._look(event.task_id))
+        bus.subscribe(WakeupsChanged, self._repace)
 
     def finished(self, task: Task) -> None:
         """``task`` reached a terminal state here: its waiters have it at once."""
@@ -25,22 +40,40 @@ class Waiters:
             if not future.done():
                 future.set_result(task)
 
+    def _look(self, task_id: str) -> None:
+        for future in self._waiters.pop(task_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    def _repace(self, event: WakeupsChanged) -> None:
+        self.listening = event.listening
+        self.poll_interval = event.poll_interval
+        for task_id in list(self._waiters):
+            self._look(task_id)
+
     async def wait(self, task_id: str) -> Task:
-        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
-        self._waiters[task_id].append(future)
-        try:
-            interval = 0.05
-            while True:
-                try:
-                    return await asyncio.wait_for(asyncio.shield(future), timeout=interval)
-                except TimeoutError:
-                    task = await self.queue.get(task_id)
-                    if task.status.is_terminal:
-                        return task
-                    interval = min(interval * 2, self.max_poll_interval)
-        finally:
-            waiters = self._waiters.get(task_id)
-            if waiters and future in waiters:
-                waiters.remove(future)
-                if not waiters:
-                    del self._waiters[task_id]
+        interval = _FIRST_POLL
+        while True:
+            future: asyncio.Future[Task | None] = asyncio.get_running_loop().create_future()
+            self._waiters[task_id].append(future)
+            try:
+                # Read after registering: an end told before this registration is seen in the row, one told
+                # after it resolves the future.
+                task = await self.queue.get(task_id)
+                if task.status.is_terminal:
+                    return task
+                timeout = self.poll_interval if self.listening else min(interval, self.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    ended = await asyncio.wait_for(future, timeout=timeout)
+                    if ended is not None:
+                        return ended
+                interval *= 2
+            finally:
+                self._forget(task_id, future)
+
+    def _forget(self, task_id: str, future: asyncio.Future[Task | None]) -> None:
+        waiters = self._waiters.get(task_id)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[task_id]

@@ -2,8 +2,10 @@
 the lifecycle.
 
 One worker runs in each server process (``run_workers``); any number of processes may share a database.
-A lease heartbeat keeps the tasks this worker runs; a task cancelled through the API (in this process or
-another) is noticed at the next heartbeat, or at once when the cancel came through this process.
+A task queued in this process is claimed at once; one queued in another is claimed at once when that process
+says so (PostgreSQL's NOTIFY, ``wakeups.py``), else at the next poll. A lease heartbeat keeps the tasks this
+worker runs; a task cancelled through the API is stopped at once when the cancel came through this process
+or was told by another, else at the next heartbeat.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from pixelgate.core.task import Task, TaskResult
 from pixelgate.providers.base import LEFT_TO_OTHERS
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore
-from pixelgate.tasks.bus import Bus, TaskCancelled, TaskQueued
+from pixelgate.tasks.bus import (
+    Bus,
+    TaskCancelled,
+    TaskEndedElsewhere,
+    TaskQueued,
+    TaskQueuedElsewhere,
+    WakeupsChanged,
+)
 from pixelgate.tasks.execution import UpstreamTasks, generate_all, load_inputs, priced, store_outputs
 from pixelgate.tasks.lifecycle import Lifecycle
 
@@ -55,6 +64,9 @@ class Worker:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        # How long an idle claim loop waits for a wake-up before it looks anyway: ``poll_interval``, or
+        # longer while other processes' changes are heard (``WakeupsChanged``).
+        self.idle_wait = poll_interval
         self.max_attempts = max_attempts
         self.prices = prices or Prices()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -66,10 +78,15 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
-        # A task queued in this process is claimed now rather than at the next poll; one cancelled here
-        # stops running here at once (it is noticed at the next heartbeat if cancelled elsewhere).
+        # A task queued here or told of by another process is claimed now rather than at the next poll;
+        # one cancelled here stops running here at once, and so does one that another process ended (this
+        # worker no longer holds it: it was cancelled, or taken over after a lease ran out). Else the next
+        # heartbeat notices.
         bus.subscribe(TaskQueued, lambda event: self._wake.set())
+        bus.subscribe(TaskQueuedElsewhere, lambda event: self._wake.set())
         bus.subscribe(TaskCancelled, lambda event: self.cancel_local(event.task.id))
+        bus.subscribe(TaskEndedElsewhere, lambda event: self.cancel_local(event.task_id))
+        bus.subscribe(WakeupsChanged, self._repace)
 
     @property
     def alive(self) -> bool:
@@ -110,6 +127,10 @@ class Worker:
             self._cancelled.add(task_id)
             running.cancel(LEFT_TO_OTHERS)
 
+    def _repace(self, event: WakeupsChanged) -> None:
+        self.idle_wait = event.poll_interval
+        self._wake.set()  # and claim now what was queued while nobody listened
+
     async def _claim_loop(self) -> None:
         while not self._stopping:
             free = self.concurrency - len(self._running)
@@ -118,6 +139,7 @@ class Worker:
                 await self._slot_free.wait()
                 continue
             self._wake.clear()
+            wait = self.idle_wait
             try:
                 claimed = await self.lifecycle.claim(
                     self.id,
@@ -126,7 +148,8 @@ class Worker:
                     batch_limit=max(0, self.batch_slots - len(self._running_batch)),
                 )
             except Exception:
-                log.exception("claiming tasks failed; retrying in %.1f s", self.poll_interval)
+                wait = self.poll_interval
+                log.exception("claiming tasks failed; retrying in %.1f s", wait)
                 claimed = []
             for task in claimed:
                 self._running[task.id] = asyncio.create_task(self._run(task), name=f"task-{task.id}")
@@ -134,7 +157,7 @@ class Worker:
                     self._running_batch.add(task.id)
             if not claimed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_seconds / 3
@@ -235,6 +258,8 @@ class Worker:
             return False
         if not await self.lifecycle.defer(task.id, self.id, until):
             return True  # another worker holds the task now: what becomes of it is theirs
+        # Claim it again when it is due, whatever the idle wait: nobody tells when a deferral runs out.
+        asyncio.get_running_loop().call_later(max(0.0, until - time.time()), self._wake.set)
         logs.event(
             log,
             "task.deferred",
