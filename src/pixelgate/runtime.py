@@ -33,9 +33,10 @@ from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
 from pixelgate.core.references import ImageFetcher
 from pixelgate.core.task import Task, Usage
 from pixelgate.routing import ChannelControls, Router, build_router
-from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.store.blobs import UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
+from pixelgate.store.local_blobs import LocalBlobStore
 from pixelgate.tasks.batch_runner import BatchRunner
 from pixelgate.tasks.batches import BatchStore, batch_window
 from pixelgate.tasks.bus import Bus, Event, TaskCancelled
@@ -149,7 +150,7 @@ async def _service(
         limits=settings.limits,
         lifecycle=lifecycle,
         waiters=Waiters(lifecycle.queue, lifecycle.bus, max_poll_interval=settings.poll_interval),
-        blobs=BlobStore(settings.data_dir / "blobs"),
+        blobs=LocalBlobStore(settings.data_dir / "blobs"),
         router=router,
         fetcher=fetcher,
         idempotency=idempotency,
