@@ -1,7 +1,7 @@
-"""``pixelgate serve --blob-store s3://…`` end to end, on moto's S3 server: the official SDKs' calls with their
-images in the bucket, pixelgate's signed URLs and the bucket's presigned ones, an edit's reference, a batch
-file written and read there, a bad bucket refused at start, and an outage that fails tasks (unbilled) and
-reads (503) but never stops the server.
+"""``pixelgate serve --blob-store s3://…`` end to end, on moto's S3 server: the official SDKs' calls with
+their images in the bucket, pixelgate's signed URLs and the bucket's presigned ones, an edit's reference, a
+batch file written and read there, a bad bucket refused at start, and an outage that fails tasks (unbilled)
+and reads (503) but never stops the server.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def images_billed(server: ServerProcess) -> int:
 
 
 def task_of(url: str) -> str:
-    """The task id in an image URL, pixelgate's (/blobs/{task}/…) or the bucket's (/{bucket}/{prefix}/{task}/…)."""
+    """The task id in an image URL: pixelgate's (/blobs/{task}/…) or the bucket's (…/{prefix}/{task}/…)."""
     return httpx.URL(url).path.rstrip("/").split("/")[-2]
 
 
@@ -238,6 +238,19 @@ def test_blob_settings_that_cannot_work_are_refused(tmp_path: Path, args: list[s
     result = serve(tmp_path, *args)
     assert result.returncode == 2, said(result)
     assert words in said(result)
+
+
+def test_presigned_urls_cannot_outlive_sigv4s_seven_days(s3: S3Service, tmp_path: Path) -> None:
+    eight_days = str(8 * 24 * 3600)
+    result = serve(
+        tmp_path,
+        *s3.store_args("x"),
+        "--blob-urls",
+        "presigned",
+        env={"PIXELGATE_RESULT_TTL_SECONDS": eight_days},
+    )
+    assert result.returncode == 2, said(result)
+    assert "a presigned URL lives at most 604800 s (7 days)" in said(result) and eight_days in said(result)
 
 
 # --- an outage ----------------------------------------------------------------------------------------------

@@ -72,8 +72,8 @@ def serve(
     blob_store: Annotated[
         str | None,
         typer.Option(
-            help="Where images and batch files live: s3://bucket/prefix (an S3-compatible bucket; credentials "
-            "and region from AWS_*), or a folder (default: DATA_DIR/blobs)"
+            help="Where images and batch files live: s3://bucket/prefix (an S3-compatible bucket; "
+            "credentials and region from AWS_*), or a folder (default: DATA_DIR/blobs)"
         ),
     ] = None,
     s3_endpoint_url: Annotated[
@@ -128,7 +128,7 @@ def serve(
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     from pixelgate.app import create_app
     from pixelgate.config import ConfigError, resolve_config
-    from pixelgate.store.blob_location import check_blobs
+    from pixelgate.store.blob_location import BlobStoreRefused, check_blobs
 
     settings = _settings(
         host=host,
@@ -159,7 +159,7 @@ def serve(
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings, channels)
         check_blobs(settings.blob_location, endpoint_url=settings.s3_endpoint_url)
-    except ConfigError as exc:
+    except (ConfigError, BlobStoreRefused) as exc:
         _refuse(exc)
     if not channels.channels:
         console.print(

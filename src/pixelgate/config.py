@@ -52,12 +52,11 @@ from pixelgate.core.errors import one_of
 from pixelgate.core.faults import FaultSpec
 from pixelgate.core.request import Limits
 from pixelgate.core.safe_urls import AddressPolicy
-from pixelgate.store.blob_location import S3Location, parse_blob_store
+from pixelgate.store.blob_location import MAX_PRESIGN_SECONDS, S3Location, parse_blob_store
 
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
 MIN_ADMIN_KEY_CHARS = 16
 BLOB_URLS = ("pixelgate", "presigned")
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit on a presigned URL's life
 
 
 class Settings(BaseSettings):
@@ -167,8 +166,8 @@ class Settings(BaseSettings):
     def _blob_urls(cls, value: str) -> str:
         if value not in BLOB_URLS:
             raise ValueError(
-                f"blob URLs {value!r} are not known: use pixelgate (pixelgate's own signed URLs) or presigned "
-                "(the bucket's presigned URLs, with an s3:// blob store)"
+                f"blob URLs {value!r} are not known: use pixelgate (pixelgate's own signed URLs) or "
+                "presigned (the bucket's presigned URLs, with an s3:// blob store)"
             )
         return value
 

@@ -3,8 +3,8 @@ it uses in its constructor, listens on the bus for what it reacts to, and is clo
 starting (an ``AsyncExitStack``). ``app.py`` only mounts the routers on what this builds.
 
 The order is the order of need: the database; the blob store; the bus; the router; the lifecycle, with the
-ledger and the webhook outbox joining its transactions; the service; the parts that run in the background (the webhook
-sender, the worker, the batch runner), which run only where ``run_workers`` says so.
+ledger and the webhook outbox joining its transactions; the service; the parts that run in the background
+(the webhook sender, the worker, the batch runner), which run only where ``run_workers`` says so.
 """
 
 from __future__ import annotations

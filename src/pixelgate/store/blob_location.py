@@ -16,6 +16,7 @@ from pathlib import Path
 from pixelgate.store.blobs import BlobStore, Presigner
 from pixelgate.store.local_blobs import LocalBlobStore
 
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit on a presigned URL's life
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -47,6 +48,10 @@ def parse_blob_store(value: str) -> Path | S3Location:
     return Path(value)
 
 
+class BlobStoreRefused(ValueError):
+    """A bucket this server cannot use; the message names the setting and what the service said."""
+
+
 @dataclass(frozen=True)
 class Blobs:
     store: BlobStore
@@ -67,7 +72,7 @@ async def open_blobs(
 
 
 def check_blobs(location: Path | S3Location, *, endpoint_url: str | None) -> None:
-    """Refuse (``ConfigError``) a bucket this server could not use: run before it starts, so that a wrong
+    """Refuse (``BlobStoreRefused``) a bucket this server could not use: run before it starts, so that a wrong
     name, key or endpoint stops ``serve`` with a message rather than failing every task later."""
     if isinstance(location, S3Location):
         from pixelgate.store.s3_connect import check

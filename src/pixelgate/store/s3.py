@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pixelgate.config import MAX_PRESIGN_SECONDS
 from pixelgate.core.errors import NotFound, StorageUnavailable
-from pixelgate.store.blob_location import S3Location
+from pixelgate.store.blob_location import MAX_PRESIGN_SECONDS, S3Location
 from pixelgate.store.blobs import KEY, StoredBlob, checked_key, checked_prefix, content_type, gone
 
 if TYPE_CHECKING:

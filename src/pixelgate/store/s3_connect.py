@@ -17,8 +17,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from pixelgate.config import ConfigError
-from pixelgate.store.blob_location import S3Location
+from pixelgate.store.blob_location import BlobStoreRefused, S3Location
 from pixelgate.store.s3 import PART_BYTES, S3BlobStore, read_body
 
 
@@ -65,7 +64,8 @@ async def connect(
 
 async def check(location: S3Location, *, endpoint_url: str | None) -> None:
     """Whether this server can use the bucket: it exists (HeadBucket), and a probe object can be written,
-    read and deleted (a read-only key would otherwise fail every task). ``ConfigError`` says what failed."""
+    read and deleted (a read-only key would otherwise fail every task). ``BlobStoreRefused`` says what
+    failed."""
     where = f"--blob-store {location}" + (f" at --s3-endpoint-url {endpoint_url}" if endpoint_url else "")
     async with connect(location, endpoint_url=endpoint_url) as store:
         client, bucket = store.client, store.bucket
@@ -81,16 +81,16 @@ async def check(location: S3Location, *, endpoint_url: str | None) -> None:
             await client.delete_object(Bucket=bucket, Key=probe)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise ConfigError(
+            raise BlobStoreRefused(
                 _refusal(where, bucket, step, str(error.get("Code")), error.get("Message"))
             ) from None
         except NoCredentialsError:
-            raise ConfigError(
+            raise BlobStoreRefused(
                 f"{where}: no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(and AWS_SESSION_TOKEN for temporary ones)"
             ) from None
         except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
-            raise ConfigError(
+            raise BlobStoreRefused(
                 f"{where}: the S3 service did not answer while {step}: {exc or type(exc).__name__}: check "
                 "the endpoint URL (PIXELGATE_S3_ENDPOINT_URL; AWS itself when unset) and that it runs"
             ) from None
