@@ -1,5 +1,5 @@
 """Shared fixtures: real pixelgate servers in their own processes, on loopback ports, on SQLite and on
-PostgreSQL.
+PostgreSQL; and an S3-compatible service (moto's server) for the blob stores in a bucket.
 
 PostgreSQL runs take their URL from ``PIXELGATE_TEST_DATABASE_URL`` (``.ci/run`` sets it, so CI never skips
 them); each server gets a database of its own, made and dropped here.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import os
 import signal
 import socket
@@ -34,6 +35,15 @@ from pixelgate.tasks.queue import TaskQueue
 
 POSTGRES_URL_ENV = "PIXELGATE_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgres"]
+# Dummy credentials for moto, and no ~/.aws of whoever runs the tests: every process (pixelgate servers
+# inherit the environment) talks to the test bucket only.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
 
 
 def free_port() -> int:
@@ -208,6 +218,55 @@ class PostgresDatabases:
     def drop_all(self) -> None:
         for name in self.made:
             self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class S3Service:
+    """moto's S3 server in a thread of the test process, with one bucket made; objects of every test live
+    under prefixes of their own."""
+
+    endpoint_url: str
+    bucket: str
+    server: Any  # moto.server.ThreadedMotoServer
+
+    def store_args(self, prefix: str, bucket: str | None = None) -> list[str]:
+        """``pixelgate serve`` flags that keep its blobs under ``prefix`` in the bucket."""
+        return [
+            "--blob-store",
+            f"s3://{bucket or self.bucket}/{prefix}",
+            "--s3-endpoint-url",
+            self.endpoint_url,
+        ]
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1")
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Service]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL"):
+            patch.delenv(name, raising=False)
+        for name, value in S3_ENV.items():
+            patch.setenv(name, value)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        service = S3Service(f"http://127.0.0.1:{port}", "pixelgate-test", server)
+        service.client().create_bucket(Bucket=service.bucket)
+        try:
+            yield service
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     key it names that is not set) raises ``ConfigError`` here, before anything starts."""
     settings = settings or Settings()
     settings.check_auth()
+    settings.check_storage()
     channels = config or resolve_config(settings, default_catalog())
     check_channels(channels)  # here, so that a bad option is refused before anything starts
 

@@ -81,6 +81,30 @@ def serve(
         str | None,
         typer.Option(help="redis://host:6379: processes share requests-per-minute and failed-key counts"),
     ] = None,
+    blob_store: Annotated[
+        str | None,
+        typer.Option(
+            help="Where images and batch files live: s3://bucket/prefix (an S3-compatible bucket; "
+            "credentials and region from AWS_*), or a folder (default: DATA_DIR/blobs)"
+        ),
+    ] = None,
+    s3_endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="The S3-compatible service when it is not AWS: MinIO, R2 (http://127.0.0.1:9000)"),
+    ] = None,
+    blob_urls: Annotated[
+        str | None,
+        typer.Option(
+            help="pixelgate (default: its own signed URLs, bytes streamed through it) or presigned (the "
+            "bucket's presigned GET URLs, with an s3:// blob store)"
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where clients reach this server (https://images.example.com), for the URLs it signs"
+        ),
+    ] = None,
     auth: Annotated[
         bool | None,
         typer.Option(
@@ -116,6 +140,7 @@ def serve(
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     from pixelgate.app import create_app
     from pixelgate.config import ConfigError, resolve_config
+    from pixelgate.store.blob_location import BlobStoreRefused, check_blobs
 
     settings = _settings(
         host=host,
@@ -136,13 +161,18 @@ def serve(
         sync_wait_seconds=sync_wait,
         auth=auth,
         redis_url=redis_url,
+        blob_store=blob_store,
+        s3_endpoint_url=s3_endpoint_url,
+        blob_urls=blob_urls,
+        public_url=public_url,
         fetch_allow=fetch_allow or None,
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
     try:
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings, channels)
-    except ConfigError as exc:
+        check_blobs(settings.blob_location, endpoint_url=settings.s3_endpoint_url)
+    except (ConfigError, BlobStoreRefused) as exc:
         _refuse(exc)
     if not channels.channels:
         console.print(

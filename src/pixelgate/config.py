@@ -52,9 +52,11 @@ from pixelgate.core.errors import one_of
 from pixelgate.core.faults import FaultSpec
 from pixelgate.core.request import Limits
 from pixelgate.core.safe_urls import AddressPolicy
+from pixelgate.store.blob_location import MAX_PRESIGN_SECONDS, S3Location, parse_blob_store
 
 DEFAULT_CONFIG_FILE = Path("pixelgate.toml")
 MIN_ADMIN_KEY_CHARS = 16
+BLOB_URLS = ("pixelgate", "presigned")
 
 
 class Settings(BaseSettings):
@@ -79,6 +81,15 @@ class Settings(BaseSettings):
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     redis_url: str | None = None  # shares requests-per-minute and failed-key counts between processes
+    # Where images, references and batch files live (PIXELGATE_BLOB_STORE): a folder, or s3://bucket/prefix
+    # for an S3-compatible bucket, its credentials and region from the standard AWS_* variables. None:
+    # DATA_DIR/blobs. Several processes on one database need one store they all reach: a bucket.
+    blob_store: str | None = None
+    s3_endpoint_url: str | None = None  # the bucket's service when it is not AWS: MinIO, R2, moto
+    # How answers point at images: "pixelgate", its own signed URLs (the bytes streamed through it from the
+    # store), or "presigned", the bucket's presigned GET URLs (an S3 store only), valid until the result
+    # expires, so that image bytes never pass through pixelgate again.
+    blob_urls: str = "pixelgate"
     # Networks and host names that image URLs may point at besides public addresses (PIXELGATE_FETCH_ALLOW,
     # comma-separated): a private host of images, say. Loopback and cloud metadata stay refused otherwise.
     fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -153,6 +164,33 @@ class Settings(BaseSettings):
             )
         return delays
 
+    @field_validator("blob_store")
+    @classmethod
+    def _blob_store(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_blob_store(value)
+        return value
+
+    @field_validator("blob_urls")
+    @classmethod
+    def _blob_urls(cls, value: str) -> str:
+        if value not in BLOB_URLS:
+            raise ValueError(
+                f"blob URLs {value!r} are not known: use pixelgate (pixelgate's own signed URLs) or "
+                "presigned (the bucket's presigned URLs, with an s3:// blob store)"
+            )
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s?#]+/?", value):
+            raise ValueError(
+                f"S3 endpoint URL {value!r} is not valid: give the service's scheme, host and port, such as "
+                "http://127.0.0.1:9000 (MinIO) or https://<account>.r2.cloudflarestorage.com (R2)"
+            )
+        return value.rstrip("/") if value else value
+
     @field_validator("fetch_allow", mode="before")
     @classmethod
     def _fetch_allow_entries(cls, value: Any) -> Any:
@@ -208,6 +246,29 @@ class Settings(BaseSettings):
                 f"{MIN_ADMIN_KEY_CHARS} (any characters, any prefix). Make a random one with "
                 "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or unset it and one is "
                 f"made on the first start and written to {self.admin_key_file}"
+            )
+
+    @property
+    def blob_location(self) -> Path | S3Location:
+        return parse_blob_store(self.blob_store) if self.blob_store else self.data_dir / "blobs"
+
+    def check_storage(self) -> None:
+        """Refuse settings that only make sense with a bucket when the blobs are in a folder."""
+        location = self.blob_location
+        if not isinstance(location, S3Location):
+            asked = ["--blob-urls presigned"] if self.blob_urls == "presigned" else []
+            if self.s3_endpoint_url:
+                asked.append(f"--s3-endpoint-url {self.s3_endpoint_url}")
+            if asked:
+                raise ConfigError(
+                    f"{' and '.join(asked)}: only an S3 blob store takes this, but the blob store is the "
+                    f"folder {location}: give --blob-store s3://bucket/prefix (PIXELGATE_BLOB_STORE), or drop it"
+                )
+        elif self.blob_urls == "presigned" and self.result_ttl_seconds > MAX_PRESIGN_SECONDS:
+            raise ConfigError(
+                f"--blob-urls presigned makes URLs that live as long as results, {self.result_ttl_seconds:g} s "
+                f"(PIXELGATE_RESULT_TTL_SECONDS), but a presigned URL lives at most {MAX_PRESIGN_SECONDS} s "
+                "(7 days): keep results for 7 days or less, or use --blob-urls pixelgate"
             )
 
     @property

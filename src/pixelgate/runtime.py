@@ -2,10 +2,11 @@
 it uses in its constructor, listens on the bus for what it reacts to, and is closed in reverse order of
 starting (an ``AsyncExitStack``). ``app.py`` only mounts the routers on what this builds.
 
-The order is the order of need: the database; the bus; the router; the lifecycle, with the ledger, the
-webhook outbox and (on PostgreSQL) the NOTIFY of other processes joining its transactions; the service; the
-parts that run in the background (the webhook sender, the worker, the batch runner), which run only where
-``run_workers`` says so; and, once whoever it wakes has subscribed, the LISTEN of other processes' NOTIFYs.
+The order is the order of need: the database; the blob store; the bus; the router; the lifecycle, with
+the ledger, the webhook outbox and (on PostgreSQL) the NOTIFY of other processes joining its
+transactions; the service; the parts that run in the background (the webhook sender, the worker, the
+batch runner), which run only where ``run_workers`` says so; and, once whoever it wakes has subscribed,
+the LISTEN of other processes' NOTIFYs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
 from pixelgate.core.references import ImageFetcher
 from pixelgate.core.task import Task, Usage
 from pixelgate.routing import ChannelControls, Router, build_router
+from pixelgate.store.blob_location import open_blobs
 from pixelgate.store.blobs import BlobStore, UrlSigner
 from pixelgate.store.db import Database, sqlite_url
 from pixelgate.store.files import FileStore
@@ -79,6 +81,13 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
             settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
         )
         stack.push_async_callback(db.close)
+        blobs = await stack.enter_async_context(
+            open_blobs(
+                settings.blob_location,
+                endpoint_url=settings.s3_endpoint_url,
+                presigned=settings.blob_urls == "presigned",
+            )
+        )
         bus = Bus()
         router = build_router(config)
         stack.push_async_callback(router.close)
@@ -96,7 +105,7 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
             on_change=[wakeups.announce] if wakeups is not None else [],
         )
         rate, failures = await _shared_counts(settings, stack)
-        service = await _service(settings, config, lifecycle, router, idempotency, rate, stack)
+        service = await _service(settings, config, lifecycle, router, idempotency, rate, blobs.store, stack)
         controls = ChannelControls(db, router, poll_interval=settings.poll_interval)
         await controls.start()
         stack.push_async_callback(controls.stop)
@@ -115,7 +124,8 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
                 public_url=settings.public_url,
                 result_ttl_seconds=settings.result_ttl_seconds,
                 signer=UrlSigner(await db.secret("url_signing_secret")),
-                blobs=service.blobs,
+                blobs=blobs.store,
+                presigner=blobs.presigner,
             ),
             keys=keys,
             auth_enabled=exposure.enabled,
@@ -135,8 +145,9 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
         if worker is not None:
             await _run_in_background(settings, db, bus, worker, parts, stack)
         log.info(
-            "pixelgate ready: %s; channels from %s: %s",
+            "pixelgate ready: %s; blobs in %s; channels from %s: %s",
             "PostgreSQL" if db.is_postgres else "SQLite",
+            blobs.store.description,
             config.source,
             ", ".join(f"{c.name} ({c.provider})" for c in config.channels) or "none",
         )
@@ -150,6 +161,7 @@ async def _service(
     router: Router,
     idempotency: IdempotencyKeys,
     rate: RequestRate,
+    blobs: BlobStore,
     stack: AsyncExitStack,
 ) -> TaskService:
     fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
@@ -159,7 +171,7 @@ async def _service(
         limits=settings.limits,
         lifecycle=lifecycle,
         waiters=Waiters(lifecycle.queue, lifecycle.bus, poll_interval=settings.poll_interval),
-        blobs=BlobStore(settings.data_dir / "blobs"),
+        blobs=blobs,
         router=router,
         fetcher=fetcher,
         idempotency=idempotency,

@@ -3,7 +3,8 @@
 ``runtime.py`` builds the parts once and hands them to the app as one frozen :class:`Parts`; a handler
 names only the parts it uses (``service: ServiceDep, links: LinksDep``), so its signature says what it
 touches and a test can see which parts a route needs. :class:`ImageLinks` is how a stored image reaches
-an answer: a signed URL, or its bytes as base64 read from the file as the answer is sent.
+an answer: a URL (pixelgate's own signed one, or the bucket's presigned one), or its bytes as base64 read
+from the blob store as the answer is sent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pixelgate.catalog import Catalog
 from pixelgate.config import Settings
 from pixelgate.core.task import GeneratedImage, Task
 from pixelgate.routing import ChannelControls
-from pixelgate.store.blobs import BlobStore, UrlSigner
+from pixelgate.store.blobs import BlobStore, Presigner, UrlSigner
 from pixelgate.store.files import FileStore
 from pixelgate.tasks.batches import BatchStore
 from pixelgate.tasks.idempotency import IdempotencyKeys
@@ -37,17 +38,24 @@ class ImageLinks:
     result_ttl_seconds: float
     signer: UrlSigner
     blobs: BlobStore
+    # The bucket's own URLs (--blob-urls presigned): image bytes then never pass through pixelgate. None:
+    # pixelgate's signed URLs, whose bytes it streams from the store.
+    presigner: Presigner | None = None
 
     def base_url(self, request: Request) -> str:
         """Where this server is reached: the configured public URL, else the one the request came to."""
         return (self.public_url or str(request.base_url)).rstrip("/")
 
-    def image_url(self, request: Request | str, task: Task, image: GeneratedImage) -> str:
+    async def image_url(self, request: Request | str, task: Task, image: GeneratedImage) -> str:
         """A signed URL of a task's image; ``request`` is the request being answered, or the base URL
-        that a batch saved when it was made (its results are written with no request at hand)."""
-        base = request.rstrip("/") if isinstance(request, str) else self.base_url(request)
-        # A URL expires with the task's result, so that every poll of a task hands out the same URL.
+        that a batch saved when it was made (its results are written with no request at hand). This is
+        the one place image URLs are made."""
+        # A URL expires with the task's result, so that every poll of a task hands out the same URL (a
+        # presigned one is signed anew each time, but expires at the same moment).
         expires = int(task.expires_at or task.created_at + self.result_ttl_seconds)
+        if self.presigner is not None:
+            return await self.presigner.presign_get(image.blob_key, expires)
+        base = request.rstrip("/") if isinstance(request, str) else self.base_url(request)
         return f"{base}/blobs/{image.blob_key}?{self.signer.query(image.blob_key, expires)}"
 
     async def image_base64(self, image: GeneratedImage) -> Base64File:
@@ -55,11 +63,11 @@ class ImageLinks:
 
     async def image_data_uri(self, image: GeneratedImage) -> Base64File:
         """A stored image as a ``data:`` URI (chat completions carry images so)."""
-        return Base64File(*await self.blobs.open(image.blob_key), prefix=f"data:{image.mime_type};base64,")
+        return Base64File(await self.blobs.open(image.blob_key), prefix=f"data:{image.mime_type};base64,")
 
     async def blob_base64(self, key: str) -> Base64File:
-        """A stored image as a base64 string of an answer, read from its file as the answer is sent."""
-        return Base64File(*await self.blobs.open(key))
+        """A stored image as a base64 string of an answer, read from the store as the answer is sent."""
+        return Base64File(await self.blobs.open(key))
 
 
 @dataclass(frozen=True)

@@ -516,12 +516,13 @@ class GeminiBatches:
         if batch.input_file_id is None:
             return {}  # inline: the responses are rendered from the lines' tasks when asked for
         file_id = new_file_id()
-        with self.files.writing(file_id) as out:
+        async with self.files.writing(file_id) as out:
             async for result in results:
                 line = {"key": result.line.custom_id, **await _line_outcome(self.links, batch, result)}
-                out.write(json.dumps(await inline_files(line)).encode() + b"\n")
+                await out.write(json.dumps(await inline_files(line)).encode() + b"\n")
         await self.files.register(
             file_id,
+            size=out.size,
             owner=batch.owner,
             purpose="batch_output",
             filename=f"{batch.id}_responses.jsonl",

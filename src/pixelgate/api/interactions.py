@@ -384,7 +384,7 @@ async def _image_block(
 ) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "image", "mime_type": image.mime_type}
     if task.response_format == "uri":
-        block["uri"] = links.image_url(request, task, image)
+        block["uri"] = await links.image_url(request, task, image)
     else:
         block["data"] = await links.image_base64(image)
     return block
@@ -510,7 +510,9 @@ async def create_interaction(
     done = await service.wait_for_result(task.id)
     answer = await render_interaction(links, request, done)
     if body.store is False:
-        await service.delete(task.id)  # the answer's image files are open already
+        # Forgotten now; its images once the answer, which reads them as it is sent, is out.
+        await service.delete(task.id, keep_images=True)
+        return ImageJSONResponse(answer, then=partial(service.delete_images, task.id))
     return ImageJSONResponse(answer)
 
 

@@ -282,7 +282,7 @@ async def _create(
         )
         return StreamingResponse(events, media_type="text/event-stream")
     if as_task:
-        return FastJSONResponse(render_task_style(request, links, task))
+        return FastJSONResponse(await render_task_style(request, links, task))
     done = await service.wait_for_result(task.id)
     return ImageJSONResponse(await render_images_response(request, links, done))
 

@@ -387,16 +387,17 @@ class OpenAIBatches:
         output_id, error_id = new_file_id(), new_file_id()
         written = {"output": 0, "error": 0}
         base_url = batch.options.get("base_url", "")
-        with self.files.writing(output_id) as output, self.files.writing(error_id) as errors:
+        async with self.files.writing(output_id) as output, self.files.writing(error_id) as errors:
             async for result in results:
                 line, kind = await self._line(batch, result, base_url)
-                (output if kind == "output" else errors).write(json.dumps(line).encode() + b"\n")
+                await (output if kind == "output" else errors).write(json.dumps(line).encode() + b"\n")
                 written[kind] += 1
         values: dict[str, Any] = {}
-        for kind, file_id in (("output", output_id), ("error", error_id)):
+        for kind, file_id, writer in (("output", output_id, output), ("error", error_id, errors)):
             if written[kind]:
                 await self.files.register(
                     file_id,
+                    size=writer.size,
                     owner=batch.owner,
                     purpose="batch_output",
                     filename=f"{batch.id}_{kind}.jsonl",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -449,7 +450,9 @@ async def create_response(
     done = await service.wait_for_result(task.id)
     answer = await render_response(links, done)
     if body.store is False:
-        await service.delete(task.id)  # the answer's image files are open already
+        # Forgotten now; its images once the answer, which reads them as it is sent, is out.
+        await service.delete(task.id, keep_images=True)
+        return ImageJSONResponse(answer, then=partial(service.delete_images, task.id))
     return ImageJSONResponse(answer)
 
 

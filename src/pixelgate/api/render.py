@@ -53,7 +53,7 @@ def _has_live_result(task: Task) -> bool:
     return task.status is Status.SUCCEEDED and task.result is not None and not task.result_expired()
 
 
-def render_task_style(request: Request, links: ImageLinks, task: Task) -> dict[str, Any]:
+async def render_task_style(request: Request, links: ImageLinks, task: Task) -> dict[str, Any]:
     body = _task_head(task, TASK_STYLE_STATUS[task.status])
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
@@ -61,7 +61,7 @@ def render_task_style(request: Request, links: ImageLinks, task: Task) -> dict[s
         assert task.result is not None
         data = [
             {
-                "url": links.image_url(request, task, image),
+                "url": await links.image_url(request, task, image),
                 "width": image.width,
                 "height": image.height,
                 "mime_type": image.mime_type,
@@ -95,7 +95,7 @@ async def render_images_response(request: Request | str, links: ImageLinks, task
         # "b64_json" alone answers inline; UNASKED_FORMAT both; anything else (an Interactions task read
         # here, say) the URL.
         if task.response_format != "b64_json":
-            entry["url"] = links.image_url(request, task, image)
+            entry["url"] = await links.image_url(request, task, image)
         if task.response_format in ("b64_json", UNASKED_FORMAT):
             entry["b64_json"] = await links.image_base64(image)
         data.append(entry)

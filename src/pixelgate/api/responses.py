@@ -1,55 +1,59 @@
-"""JSON answers, rendered by orjson, with images sent as base64 straight from their files.
+"""JSON answers, rendered by orjson, with images sent as base64 straight from the blob store.
 
 An answer carrying a 4K image as base64 is tens of megabytes of one string: the standard library's encoder
 scans it character by character (about 40x slower than orjson), and even orjson needs the image, its base64
 text and the rendered answer in memory at once. So an answer's images are ``Base64File`` values: the rest
 of the answer is rendered around them, and each is read and encoded piece by piece while the answer is
-sent, with the length known in advance (a client sees an ordinary ``Content-Length`` answer).
+sent, with the length known in advance (a client sees an ordinary ``Content-Length`` answer). A piece is
+what the process holds of an image at a time, from a file or from a bucket alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, BinaryIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
 import pybase64
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-# Read this much of a file at a time: a multiple of 3, so that each piece encodes to base64 on its own.
+from pixelgate.store.blobs import BlobReader
+
+log = logging.getLogger("pixelgate")
+
+# Read this much of a blob at a time: a multiple of 3, so that each piece encodes to base64 on its own.
 PIECE_BYTES = 3 * 256 * 1024
 
 
 class Base64File:
-    """A JSON string value that is the base64 of a file, opened beforehand: a task deleted meanwhile
-    (``store: false`` forgets it as soon as it is answered) still has its images sent whole.
-    (Not a dataclass: orjson would render those.)"""
+    """A JSON string value that is the base64 of a blob, opened beforehand: its size is known, and a task
+    deleted meanwhile still has its images sent whole. (Not a dataclass: orjson would render those.)"""
 
-    __slots__ = ("file", "prefix", "size")
+    __slots__ = ("blob", "prefix")
 
-    def __init__(self, file: BinaryIO, size: int, prefix: str = "") -> None:
-        self.file = file
-        self.size = size
+    def __init__(self, blob: BlobReader, prefix: str = "") -> None:
+        self.blob = blob
         self.prefix = prefix  # text before the base64, such as a data URI's "data:image/png;base64,"
 
     @property
     def encoded_size(self) -> int:
-        return len(self.prefix) + (self.size + 2) // 3 * 4
+        return len(self.prefix) + (self.blob.size + 2) // 3 * 4
 
-    def encode(self) -> str:
+    async def encode(self) -> str:
         """The whole base64 text at once, for an answer that cannot be streamed (a server-sent event)."""
-        with self.file:
-            return self.prefix + pybase64.b64encode_as_string(self.file.read())
+        data = await self.blob.read_all()
+        return self.prefix + await asyncio.to_thread(pybase64.b64encode_as_string, data)
 
     async def pieces(self) -> AsyncIterator[bytes]:
         if self.prefix:
             yield self.prefix.encode()
-        with self.file:
-            while piece := await asyncio.to_thread(self.file.read, PIECE_BYTES):
-                yield pybase64.b64encode(piece)
+        async for piece in self.blob.chunks(PIECE_BYTES):
+            yield pybase64.b64encode(piece)
 
 
 class FastJSONResponse(JSONResponse):
@@ -67,11 +71,26 @@ class ImageJSONResponse(StreamingResponse):
         content: Any,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
+        *,
+        then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``then``: run once the answer is sent, or its client is gone (``store: false`` deletes the
+        task's images so: a bucket's objects are read only as the answer is sent)."""
         pieces = _render_around_files(content)
         length = sum(len(p) if isinstance(p, bytes) else p.encoded_size for p in pieces)
         super().__init__(_send(pieces), status_code, headers, media_type="application/json")
         self.headers["content-length"] = str(length)
+        self._then = then
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._then is not None:
+                try:
+                    await asyncio.shield(self._then())
+                except Exception:  # the answer is out: what is left to undo is logged, not raised
+                    log.exception("cleaning up after an answer failed")
 
 
 def _render_around_files(content: Any) -> list[bytes | Base64File]:
@@ -112,7 +131,7 @@ async def inline_files(content: Any) -> Any:
     if isinstance(content, list):
         return [await inline_files(value) for value in content]
     if isinstance(content, Base64File):
-        return await asyncio.to_thread(content.encode)
+        return await content.encode()
     return content
 
 

@@ -29,7 +29,9 @@ router = APIRouter(dependencies=[Depends(openai_dialect), Depends(authenticate)]
 async def get_task_style(
     task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
-    return FastJSONResponse(render_task_style(request, links, await service.get(task_id, owner=caller.owner)))
+    return FastJSONResponse(
+        await render_task_style(request, links, await service.get(task_id, owner=caller.owner))
+    )
 
 
 @router.get("/v1/tasks/{task_id}")
@@ -55,5 +57,5 @@ async def cancel_task_style(
     task_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
     return FastJSONResponse(
-        render_task_style(request, links, await service.cancel(task_id, owner=caller.owner))
+        await render_task_style(request, links, await service.cancel(task_id, owner=caller.owner))
     )

@@ -11,12 +11,15 @@
     ├── MethodNotAllowed                 405    invalid_request_error
     ├── Conflict                         409    conflict_error (e.g. cancelling a finished task)
     ├── PayloadTooLarge                  413    request_too_large
+    ├── RangeNotSatisfiable              416    invalid_request_error (a Range past a stored image's end)
     ├── RateLimited                      429    rate_limit_exceeded (carries retry_after seconds)
     ├── UpstreamError                    502    upstream_error (another channel may succeed)
     │   └── UpstreamTimeout              504    upstream_timeout
     ├── StillRunning                     504    still_running (a synchronous wait ran out; the task goes on)
     ├── NoUpstreamConfigured             503    model_not_configured
     ├── ServiceUnavailable               503    service_unavailable (a store pixelgate needs is down)
+    │   ├── ChannelsUnavailable          503    service_unavailable (no channel can take it now)
+    │   └── StorageUnavailable           503    service_unavailable (the blob store did not answer)
     └── TaskCancelled                    499    cancelled (a waiter whose task was cancelled)
 
 A message always says what was wrong, the value received and what is allowed. ``param`` names the
@@ -121,6 +124,12 @@ class PayloadTooLarge(PixelgateError):
     default_code = "request_too_large"
 
 
+class RangeNotSatisfiable(PixelgateError):
+    status = 416
+    kind = "invalid_request_error"
+    default_code = "range_not_satisfiable"
+
+
 class RateLimited(PixelgateError):
     status = 429
     kind = "rate_limit_exceeded"
@@ -174,6 +183,13 @@ class ChannelsUnavailable(ServiceUnavailable):
     task goes back to the queue until then instead of failing."""
 
     default_code = "channels_unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The blob store (an S3-compatible bucket) did not answer, or refused: a task that needed it fails
+    unbilled, a read of an image is a 503; the server goes on, and so does the store once it is back."""
+
+    default_code = "storage_unavailable"
 
 
 _BY_KIND: dict[str, type[PixelgateError]] = {

@@ -1,26 +1,30 @@
-"""Blob storage for input and output images, and the signed, expiring URLs they are served at.
+"""Blob storage for input and output images and batch files, and the signed, expiring URLs they are served at.
 
-Blobs are files under ``DATA_DIR/blobs``; keys look like ``task_img_…/out-0.png``. Writes go to a
-temporary file and are renamed into place, so a crash never leaves half an image under a real key.
-File I/O runs in a thread: a 4K PNG is tens of megabytes and must not stall the event loop.
+A blob's key is ``{task or file id}/{name}``: ``task_img_…/out-0.png``, ``file-…/content``. Two stores keep
+them behind one protocol, :class:`BlobStore`: a folder (``local_blobs.py``; ``DATA_DIR/blobs`` by default)
+and an S3-compatible bucket (``s3.py``), chosen by ``--blob-store`` (``blob_location.py``). Callers never
+see which: they put and get bytes, open a blob to stream it (its size known before the first byte, its bytes
+read piece by piece while an answer is sent), copy, append, write in pieces, delete a task's blobs, and list
+what is stored with its time (for a retention sweep and a migration between stores).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import os
 import re
-import shutil
 import time
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Protocol
 from urllib.parse import urlencode
 
 from pixelgate.core.errors import NotFound
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}/[A-Za-z0-9_.-]{1,80}$")
+KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}/[A-Za-z0-9_.-]{1,80}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 CONTENT_TYPES = {
     ".png": "image/png",
@@ -42,63 +46,106 @@ def extension_for(mime_type: str) -> str:
     return EXTENSIONS.get(mime_type, ".bin")
 
 
-class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+def content_type(key: str) -> str:
+    return CONTENT_TYPES.get(PurePath(key).suffix, "application/octet-stream")
 
-    def path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key:
-            raise NotFound(f"no stored image is called {key!r}", code="image_not_found")
-        return self.root / key
 
-    async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._put, self.path(key), data)
+def checked_key(key: str) -> str:
+    """``key`` if it is a blob key: two plain names, so that no key reaches outside its store's root."""
+    if not KEY.match(key) or ".." in key:
+        raise NotFound(f"no stored image is called {key!r}", code="image_not_found")
+    return key
 
-    @staticmethod
-    def _put(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
 
-    async def get(self, key: str) -> bytes:
-        path = self.path(key)
-        try:
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found") from None
+def checked_prefix(prefix: str) -> str:
+    """``prefix`` if it is the first half of a key (a task's or a file's id)."""
+    if not _PREFIX.match(prefix):
+        raise ValueError(f"{prefix!r} is not a blob prefix: a task or file id, letters, digits, '_' or '-'")
+    return prefix
 
-    async def open(self, key: str) -> tuple[BinaryIO, int]:
-        """A blob opened for reading, and its size: still readable if the blob is deleted meanwhile."""
-        path = self.path(key)
-        try:
-            file = await asyncio.to_thread(path.open, "rb")
-        except FileNotFoundError:
-            raise NotFound(f"the stored image {key!r} no longer exists", code="image_not_found") from None
-        return file, os.fstat(file.fileno()).st_size
+
+def gone(key: str) -> NotFound:
+    return NotFound(f"the stored image {key!r} no longer exists", code="image_not_found")
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as a listing sees it."""
+
+    key: str
+    size: int
+    modified: float  # Unix time of its last write
+
+    @property
+    def prefix(self) -> str:
+        """The task or file it belongs to."""
+        return self.key.partition("/")[0]
+
+
+class BlobReader(Protocol):
+    """A blob opened for reading: its size is known now, its bytes come as they are read. Read it once
+    (``chunks`` or ``read_all``), or close it unread."""
+
+    size: int
+
+    def chunks(self, piece_bytes: int, start: int = 0, stop: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``stop`` (exclusive; None: to the end) in pieces of exactly ``piece_bytes``
+        but the last; the reader is closed when they end or the iteration stops."""
+        ...
+
+    async def read_all(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlobWriter(Protocol):
+    size: int  # bytes written so far
+
+    async def write(self, data: bytes) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Where blobs live. A missing blob is ``NotFound`` (``image_not_found``); a store that does not answer
+    is ``StorageUnavailable`` (503)."""
+
+    description: str  # where the blobs are, for messages and logs: a folder, or s3://bucket/prefix
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def open(self, key: str) -> BlobReader:
+        """The blob, still readable whole if it is deleted once this returned (a folder's file stays open;
+        a bucket's object is read after an answer is sent, and is deleted only after it, see
+        ``ImageJSONResponse``'s ``then``)."""
+        ...
 
     async def copy(self, source: str, target: str) -> None:
-        """Store ``source``'s bytes under ``target`` too: a hard link where the file system allows, so
-        a long conversation costs no extra disk for the images it carries from turn to turn."""
-        await asyncio.to_thread(self._copy, self.path(source), self.path(target))
+        """``source``'s bytes under ``target`` too, without passing them through this process."""
+        ...
 
-    @staticmethod
-    def _copy(source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            raise NotFound(f"the stored image {source.parent.name}/{source.name} no longer exists") from None
-        except OSError:
-            shutil.copyfile(source, target)
+    async def append(self, key: str, data: bytes) -> None:
+        """``data`` added at the end of an existing blob (a resumable upload's next piece)."""
+        ...
+
+    def writing(self, key: str) -> AbstractAsyncContextManager[BlobWriter]:
+        """A blob written in pieces: stored under ``key`` only if the block ends without an error."""
+        ...
 
     async def delete_prefix(self, prefix: str) -> None:
-        """Remove every blob of one task (``prefix`` is the task id)."""
-        target = self.path(f"{prefix}/x").parent
-        await asyncio.to_thread(shutil.rmtree, target, True)
+        """Remove every blob of one task or file (``prefix`` is its id); nothing there is no error."""
+        ...
+
+    def listing(self, prefix: str = "") -> AsyncIterator[StoredBlob]:
+        """Every blob whose key starts with ``prefix``, in key order (a task's blobs together)."""
+        ...
+
+
+class Presigner(Protocol):
+    """A store that hands out URLs of its own (a bucket's presigned GET), so that image bytes never pass
+    through pixelgate (``--blob-urls presigned``)."""
+
+    async def presign_get(self, key: str, expires_at: float) -> str: ...
 
 
 _CANONICAL_EXPIRES = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)  # str(int) of a Unix time, 18 digits at most

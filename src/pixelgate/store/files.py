@@ -5,20 +5,17 @@ what a batch writes back (its results). A row in ``files`` describes one; its by
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import sqlalchemy as sa
 
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound
-from pixelgate.store.blobs import BlobStore
+from pixelgate.store.blobs import BlobStore, BlobWriter
 from pixelgate.store.db import Database, listed_after
 from pixelgate.store.schema import files
 
@@ -128,7 +125,7 @@ class FileStore:
                 param="X-Goog-Upload-Header-Content-Length",
                 code="upload_too_long",
             )
-        await asyncio.to_thread(_append, self.blobs.path(stored.blob_key), data)
+        await self.blobs.append(stored.blob_key, data)
         state = ACTIVE if finalize else UPLOADING
         async with self.db.transaction() as conn:
             await conn.execute(files.update().where(files.c.id == file_id).values(bytes=size, state=state))
@@ -224,27 +221,12 @@ class FileStore:
     async def read(self, stored: StoredFile) -> bytes:
         return await self.blobs.get(stored.blob_key)
 
-    async def open(self, stored: StoredFile) -> tuple[BinaryIO, int]:
-        return await self.blobs.open(stored.blob_key)
-
-    @contextmanager
-    def writing(self, file_id: str) -> Iterator[BinaryIO]:
-        """A file written in place of ``{file_id}/content``: renamed there only if the block succeeds."""
-        path = self.blobs.path(f"{file_id}/content")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".content.tmp")
-        with tmp.open("wb") as out:
-            yield out
-        tmp.replace(path)
+    def writing(self, file_id: str) -> AbstractAsyncContextManager[BlobWriter]:
+        """The bytes of ``{file_id}/content`` written in pieces: stored only if the block succeeds."""
+        return self.blobs.writing(f"{file_id}/content")
 
     async def register(
-        self, file_id: str, *, owner: str | None, purpose: str, filename: str, mime_type: str
+        self, file_id: str, *, size: int, owner: str | None, purpose: str, filename: str, mime_type: str
     ) -> StoredFile:
-        """Describe a file already written with :meth:`writing`."""
-        size = self.blobs.path(f"{file_id}/content").stat().st_size
+        """Describe a file already written with :meth:`writing` (``size``: the writer's)."""
         return await self._insert(file_id, owner, purpose, filename, mime_type, size, None, ACTIVE, None)
-
-
-def _append(path: Path, data: bytes) -> None:
-    with path.open("ab") as out:
-        out.write(data)

@@ -242,9 +242,14 @@ class TaskService:
             logs.event(log, "batch.lines_cancelled", batch_id=batch_id, tasks=len(cancelled))
         return len(cancelled)
 
-    async def delete(self, task_id: str, *, owner: str | None = None) -> None:
-        """Forget a task and its images; one still running is cancelled first."""
+    async def delete(self, task_id: str, *, owner: str | None = None, keep_images: bool = False) -> None:
+        """Forget a task and its images; one still running is cancelled first. ``keep_images``: the
+        caller deletes them with :meth:`delete_images` once an answer that reads them is sent."""
         with contextlib.suppress(Conflict):
             await self.cancel(task_id, owner=owner)
         await self.queue.delete(task_id, owner=owner)
+        if not keep_images:
+            await self.delete_images(task_id)
+
+    async def delete_images(self, task_id: str) -> None:
         await self.blobs.delete_prefix(task_id)

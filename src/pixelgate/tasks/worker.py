@@ -272,24 +272,27 @@ class Worker:
         return True
 
     async def _execute(self, task: Task) -> None:
-        """Run a task: its inputs, its images, its outputs stored and priced, then its end."""
-        spec = self.catalog.get(task.request.model)
-        inputs = await load_inputs(self.blobs, task.request)
-        upstream = UpstreamTasks(self.queue, task, self.id)
+        """Run a task to its end: completed, failed (unbilled), or back in the queue to wait for a channel."""
         try:
-            results = await generate_all(
-                self.router, task, spec, inputs, upstream, partial(self._progress, task)
-            )
+            outcome = await self._produce(task)
         except (ChannelsUnavailable, RateLimited) as unavailable:
             if not await self._defer(task, unavailable):
                 await self._fail(task, unavailable)
             return
-        except PixelgateError as error:
+        except PixelgateError as error:  # an upstream's, or the blob store's (storage_unavailable)
             await self._fail(task, error)
             return
+        await self._complete(task, outcome)
+
+    async def _produce(self, task: Task) -> TaskResult:
+        """A task's inputs read, its images made, stored and priced."""
+        spec = self.catalog.get(task.request.model)
+        inputs = await load_inputs(self.blobs, task.request)
+        upstream = UpstreamTasks(self.queue, task, self.id)
+        results = await generate_all(self.router, task, spec, inputs, upstream, partial(self._progress, task))
         outcome = await store_outputs(self.blobs, task, results)
         cost = self.prices.cost(spec, outcome.usage, len(outcome.images), batch=task.batch_id is not None)
-        await self._complete(task, priced(outcome, cost))
+        return priced(outcome, cost)
 
     async def _progress(self, task: Task, done: int) -> None:
         await self.queue.set_progress(task.id, self.id, 100 * done // task.request.n)
