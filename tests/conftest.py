@@ -325,11 +325,15 @@ class Servers:
         if backend == "postgres" and database_url is None:
             assert self.postgres is not None
             database_url = self.postgres.create()
+        env = dict(env or {})
+        if backend == "postgres":
+            # Two xdist workers' servers share one PostgreSQL of a hundred connections.
+            env.setdefault("PIXELGATE_DATABASE_MAX_CONNECTIONS", "8")
         server = ServerProcess(
             data_dir=data_dir or self.tmp_path_factory.mktemp(f"pixelgate-{backend}"),
             database_url=database_url,
             args=list(args),
-            env=dict(env or {}),
+            env=env,
         )
         self.started.append(server)
         return server.start() if start else server

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     port: int = 8000
     data_dir: Path = Path("pixelgate-data")
     database_url: str | None = None
+    # Connections this process opens to PostgreSQL at most (5 kept while idle; on PostgreSQL one more
+    # listens for other processes' NOTIFYs). Hosts sharing a database need theirs to add up to less than its
+    # max_connections (100 by default).
+    database_max_connections: int = Field(20, ge=2)
     public_url: str | None = Field(None, description="Base of the image URLs the server hands out")
     default_model: str = "gemini-3.1-flash-image"
     config: Path | None = Field(None, description="The channel file (default: ./pixelgate.toml if present)")

@@ -78,7 +78,9 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
         DECODED_PIXELS.resize(settings.max_decoded_pixels)  # one budget for the process, whatever decodes
         return_large_blocks()  # and what a decode frees leaves the process
         db = await Database.open(
-            settings.database_url or sqlite_url(settings.data_dir), data_dir=settings.data_dir
+            settings.database_url or sqlite_url(settings.data_dir),
+            data_dir=settings.data_dir,
+            max_connections=settings.database_max_connections,
         )
         stack.push_async_callback(db.close)
         blobs = await stack.enter_async_context(

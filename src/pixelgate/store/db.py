@@ -79,7 +79,8 @@ class Database:
             engine = create_async_engine(url, pool_size=max_connections, max_overflow=0)
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            overflow = max(0, max_connections - pool_size)
+            pool_size = min(pool_size, max_connections)
+            overflow = max_connections - pool_size
             engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
         db = cls(engine)
         await db.migrate(data_dir)
