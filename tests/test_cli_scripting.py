@@ -8,11 +8,16 @@ a child process, as a user would, against a real server with keys on.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
 import secrets
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from pixelgate.catalog import default_catalog
 
 ADMIN = "pga_" + secrets.token_urlsafe(32)
 FLASH = "gemini-3.1-flash-image"
+SOURCE = str(Path(pixelgate.__file__).resolve().parents[1])
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_NO_SERVER = 0, 1, 2, 3, 4, 5
 
 
@@ -36,6 +42,8 @@ def pixelgate_cli(
     full_env = {**os.environ, "NO_COLOR": "1"}
     for name in ("COLUMNS", "LINES", "PIXELGATE_SERVER", "PIXELGATE_ADMIN_KEY", "PIXELGATE_API_KEY"):
         full_env.pop(name, None)
+    # This checkout's code, also from another working directory (PYTHONPATH=src is relative).
+    full_env["PYTHONPATH"] = os.pathsep.join([SOURCE, *filter(None, [os.environ.get("PYTHONPATH")])])
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pixelgate", *args],
@@ -46,6 +54,33 @@ def pixelgate_cli(
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+def at_terminal(*args: str, columns: int) -> str:
+    """What a user sees running the command at a terminal ``columns`` wide (a pseudo-terminal)."""
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixelgate", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        env={**env, "PYTHONPATH": SOURCE, "TERM": "xterm-256color"},
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(parent, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(parent)
+    assert process.wait(60) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
 
 
 def words(text: str) -> str:
@@ -135,7 +170,7 @@ def test_models_through_a_pipe_keeps_every_column() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")},
+        env={**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}, "PYTHONPATH": SOURCE},
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -143,15 +178,17 @@ def test_models_through_a_pipe_keeps_every_column() -> None:
     for column in ("model", "upstream", "sizes", "default", "aspect ratios", "refs", "price/image"):
         assert column in header, (column, header)
     for spec in default_catalog():
-        (row,) = [line for line in lines if f" {spec.id} " in line]
+        (row,) = [line for line in lines if line.startswith(f"│ {spec.id} ")]
         assert " ".join(spec.image_sizes) in row and " ".join(spec.aspect_ratios) in row, row
         price = f"${spec.price_per_image:.3f}" if spec.price_per_image is not None else "-"
         assert price in row, row
 
 
-def test_tasks_through_a_pipe_keep_every_column(gateway: ServerProcess, user_key: dict[str, Any]) -> None:
+def test_tasks_through_a_pipe_keep_every_column(
+    gateway: ServerProcess, user_key: dict[str, Any], tmp_path: Path
+) -> None:
     made = pixelgate_cli(
-        "generate", "a heron", "--resolution", "512", "-o", ".", env=as_user(gateway, user_key)
+        "generate", "a heron", "--resolution", "512", "-o", str(tmp_path), env=as_user(gateway, user_key)
     )
     assert made.returncode == 0, made.stderr
     result = pixelgate_cli("tasks", "list", env=as_admin(gateway))
@@ -173,6 +210,26 @@ def test_tasks_through_a_pipe_keep_every_column(gateway: ServerProcess, user_key
         assert f" {column} " in header, (column, header)
     row = next(line for line in lines if "task_img_" in line)
     assert "succeeded" in row and FLASH in row and "scripts" in row and "emulator" in row, row
+
+
+def test_models_at_a_narrow_terminal_is_one_block_per_model() -> None:
+    """80 columns cannot hold seven columns and whole ids: each model becomes a block of lines."""
+    seen = at_terminal("models", columns=80)
+    lines = seen.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    for spec in default_catalog():
+        at = lines.index(next(line for line in lines if line.split()[-1:] == [spec.id]))
+        block = " ".join(" ".join(line.split()) for line in lines[at : at + 8])
+        assert f"sizes {' '.join(spec.image_sizes)}" in block, block
+        assert f"aspect ratios {' '.join(spec.aspect_ratios)}" in block, block
+        assert f"refs {spec.max_reference_images}" in block, block
+
+
+def test_models_at_a_wide_terminal_is_a_table() -> None:
+    lines = at_terminal("models", columns=200).splitlines()
+    header = next(line for line in lines if "price/image" in line)
+    assert all(column in header for column in ("model", "upstream", "sizes", "default", "aspect ratios"))
+    assert all(len(line) <= 200 for line in lines)
 
 
 # --- --json -------------------------------------------------------------------------------------------------
@@ -244,9 +301,9 @@ def test_every_listing_has_json(gateway: ServerProcess, user_key: dict[str, Any]
         ("generate", "a fox", "-o", "."),
     ],
 )
-def test_a_server_that_is_down(args: tuple[str, ...]) -> None:
+def test_a_server_that_is_down(args: tuple[str, ...], tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = pixelgate_cli(*args, "--server", url)
+    result = pixelgate_cli(*args, "--server", url, cwd=tmp_path)
     failed_cleanly(result, EXIT_NO_SERVER, f"cannot reach {url}", "pixelgate serve")
 
 
@@ -397,6 +454,22 @@ def test_generate_into_a_folder_it_cannot_write(
     result = pixelgate_cli("generate", "a fox", "-o", str(locked), env=as_user(gateway, user_key))
     failed_cleanly(result, EXIT_USAGE, "is not writable")
     assert task_count(gateway) == before
+
+
+def test_a_folder_it_cannot_write_is_refused_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In process, so that it holds for root too (root may write in any folder)."""
+    import typer
+
+    from pixelgate.cli import saving
+
+    monkeypatch.setattr(saving.os, "access", lambda path, mode: False)
+    for output in (tmp_path, tmp_path / "fox.png"):
+        with pytest.raises(typer.Exit) as stopped:
+            saving.destination(output, n=1, name=None, fmt=None, overwrite=False)
+        assert stopped.value.exit_code == EXIT_USAGE
+        assert "is not writable: give a folder you may write in" in words(capsys.readouterr().err)
 
 
 # --- tasks and usage on the admin views ---------------------------------------------------------------------
