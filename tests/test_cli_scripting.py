@@ -14,10 +14,13 @@ import os
 import pty
 import re
 import secrets
+import signal
+import socket
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +345,36 @@ def test_a_failed_task(make_server: MakeServer, tmp_path: Path) -> None:
     failing = make_server("sqlite", "--emulate", "--emulate-faults", "503:1")
     result = pixelgate_cli("generate", "x", "-o", str(tmp_path), "--server", failing.url)
     failed_cleanly(result, EXIT_FAILED, "failed: the emulated upstream answered HTTP 503")
+
+
+def interrupted(args: tuple[str, ...], after: float, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command, sent SIGINT (Ctrl-C) ``after`` seconds."""
+    full_env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": SOURCE, **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixelgate", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_ctrl_c_is_130(make_server: MakeServer, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        listing = interrupted(("tasks", "list", "--server", url), 2.0, {})
+    assert listing.returncode == 130 and "Traceback" not in listing.stderr, listing.stderr
+    slow = make_server("sqlite", "--emulate", "--emulate-latency", "8")
+    waiting = interrupted(("generate", "a slow fox", "-o", str(tmp_path), "--server", slow.url), 3.0, {})
+    assert waiting.returncode == 130, waiting.stderr
+    assert "goes on on the server" in words(waiting.stderr) and waiting.stdout == ""
 
 
 # --- generate in the API's words ----------------------------------------------------------------------------
