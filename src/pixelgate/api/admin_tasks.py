@@ -27,7 +27,7 @@ from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep
 from pixelgate.api.errors import openai_dialect
 from pixelgate.api.paging import PageSize
 from pixelgate.api.parsing import check_text, shown
-from pixelgate.api.redaction import redact, redact_url
+from pixelgate.api.redaction import redact
 from pixelgate.api.responses import list_page
 from pixelgate.api.times import read_time
 from pixelgate.core.errors import InvalidRequest, NotFound, one_of
@@ -183,9 +183,7 @@ def describe_task(request: Request, links: ImageLinks, task: Task, row: TaskRow)
     result = task.result
     live = task.status is Status.SUCCEEDED and result is not None and not task.result_expired()
     usage_made = result.usage if result is not None else None
-    webhook = task.callback.to_record() if task.callback is not None else None
-    if webhook is not None:
-        webhook = {**redact(webhook), "urls": [redact_url(url) for url in webhook["urls"]]}
+    webhook = redact(task.callback.to_record()) if task.callback is not None else None  # URLs too
     return {
         **row.describe(),
         "request": redact(task.request.model_dump(mode="json")),
