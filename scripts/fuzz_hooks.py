@@ -70,8 +70,10 @@ def real_values(path: str, name: str) -> list[str]:
             return ids("channels")
         if "/models/" in path:
             return ids("models")
+    if name == "channel":
+        return ids("channels")
     if name in ("after", "pageToken", "page_token"):
-        kind = next((k for k in ("batches", "files", "webhooks", "deliveries") if k in path), None)
+        kind = next((k for k in ("batches", "files", "webhooks", "deliveries", "tasks") if k in path), None)
         return ids(kind) if kind else []
     return []
 

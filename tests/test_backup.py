@@ -79,11 +79,11 @@ def test_a_backup_taken_under_load_is_served_whole(make_server: MakeServer, tmp_
 def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     missing = backup(tmp_path / "nothing-here", tmp_path / "copy")
     assert missing.returncode == 2
-    assert "holds no pixelgate.db: give the --data-dir a server runs with" in " ".join(missing.stdout.split())
+    assert "holds no pixelgate.db: give the --data-dir a server runs with" in " ".join(missing.stderr.split())
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "something").write_text("x")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "pixelgate.db").write_bytes(b"")
     occupied = backup(tmp_path / "data", tmp_path / "full")
     assert occupied.returncode == 2
-    assert "is not empty: back up into a new folder" in " ".join(occupied.stdout.split())
+    assert "is not empty: back up into a new folder" in " ".join(occupied.stderr.split())

@@ -296,7 +296,8 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     lines = tmp_path / "prompts.jsonl"
     lines.write_text('{"prompt": "a fox"}\n')
     result = pixelgate_batch(str(lines), "-o", str(tmp_path / "out"), "--server", url)
-    assert result.returncode == 2
+    assert result.returncode == 5
+    assert result.stdout == "", "errors go to stderr"
     message = said(result)
     assert f"cannot reach {url}" in message and "pixelgate serve --emulate" in message
     assert "Traceback" not in message

@@ -293,4 +293,5 @@ def test_the_cli_shows_and_steers_the_running_server(pair: Any) -> None:
     reset = cli("reset", "dead")
     assert reset.returncode == 0 and "channel dead is ready" in reset.stdout, reset.stdout
     unknown = cli("reset", "nope")
-    assert unknown.returncode == 1 and "no channel is named 'nope'" in unknown.stdout, unknown.stdout
+    assert unknown.returncode == 3 and "no channel is named 'nope'" in unknown.stderr, unknown.stderr
+    assert unknown.stdout == "", "errors go to stderr"

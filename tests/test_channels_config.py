@@ -734,13 +734,15 @@ def test_channels_with_none_configured_says_how(tmp_path: Path) -> None:
     done = pixelgate("channels", "--offline", cwd=tmp_path, env=clean_env())
     assert done.returncode == 1
     for phrase in ("No channels (the environment)", "GEMINI_API_KEY", "pixelgate.toml", "--emulate"):
-        assert says(done.stdout, phrase), done.stdout
+        assert says(done.stderr, phrase), done.stderr
+    assert done.stdout == ""
 
 
 def test_channels_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     """Without --offline (or --check, --config, --emulate) it asks the running server."""
     server = f"http://127.0.0.1:{free_port()}"
     done = pixelgate("channels", "--server", server, cwd=tmp_path, env=clean_env())
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert says(done.stdout, f"cannot reach {server}"), done.stdout
-    assert says(done.stdout, "pixelgate serve"), done.stdout
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert says(done.stderr, f"cannot reach {server}"), done.stderr
+    assert says(done.stderr, "pixelgate serve"), done.stderr
+    assert done.stdout == ""

@@ -74,8 +74,9 @@ def test_models_lists_every_catalog_id_at_80_columns() -> None:
 
 def test_generate_saves_n_images_of_the_catalog_size(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    out.mkdir()
     result = pixelgate(
-        "generate", "a red fox", "--model", "gemini-3.1-flash-image", "--aspect", "16:9", "--size", "512",
+        "generate", "a red fox", "--model", "gemini-3.1-flash-image", "--aspect", "16:9", "--resolution", "512",
         "-n", "2", "-o", str(out), "--server", server.url,
     )  # fmt: skip
     assert result.returncode == 0, said(result)
@@ -92,8 +93,9 @@ def test_generate_with_a_reference(server: ServerProcess, tmp_path: Path) -> Non
     reference = tmp_path / "ref.png"
     reference.write_bytes(png_bytes(64, 48, (255, 0, 0)))
     out = tmp_path / "out"
+    out.mkdir()
     result = pixelgate(
-        "generate", "this, as a poster", "--size", "512", "-r", str(reference), "--seed", "5",
+        "generate", "this, as a poster", "--resolution", "512", "-r", str(reference), "--seed", "5",
         "-o", str(out), "--server", server.url,
     )  # fmt: skip
     assert result.returncode == 0, said(result)
@@ -111,29 +113,28 @@ def test_generate_with_a_missing_reference_file(server: ServerProcess, tmp_path:
     assert "nope.png" in said(result).replace(" ", "") and "does not exist" in said(result)
 
 
-def test_unsupported_size_exits_with_the_servers_message(server: ServerProcess, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    result = pixelgate("generate", "x", "--size", "8K", "-o", str(out), "--server", server.url)
-    assert result.returncode == 1
+def test_unsupported_resolution_exits_with_the_servers_message(server: ServerProcess, tmp_path: Path) -> None:
+    result = pixelgate("generate", "x", "--resolution", "8K", "-o", str(tmp_path), "--server", server.url)
+    assert result.returncode == 2, "input the server refused is bad usage"
     assert (
         "400: resolution '8K' is not valid for gemini-3.1-flash-image: use 512, 1K, 2K or 4K (uppercase K)"
         in said(result)
     )
-    assert not out.exists()
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
 
 
 def test_unsupported_aspect_exits_with_the_servers_message(server: ServerProcess) -> None:
     result = pixelgate(
         "generate", "x", "--model", "gemini-2.5-flash-image", "--aspect", "1:8", "--server", server.url
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "aspect ratio 1:8 is not offered by gemini-2.5-flash-image: use 1:1, 2:3, 3:2" in said(result)
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = pixelgate("generate", "x", "-o", str(tmp_path / "out"), "--server", url)
-    assert result.returncode == 2
+    result = pixelgate("generate", "x", "-o", str(tmp_path), "--server", url)
+    assert result.returncode == 5
     message = said(result)
     assert f"cannot reach {url}" in message
     assert "pixelgate serve --emulate" in message
@@ -146,12 +147,11 @@ def failing_server(backend: str, make_server: MakeServer) -> ServerProcess:
 
 
 def test_failed_task_exits_with_its_error(failing_server: ServerProcess, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    result = pixelgate("generate", "x", "-o", str(out), "--server", failing_server.url)
+    result = pixelgate("generate", "x", "-o", str(tmp_path), "--server", failing_server.url)
     assert result.returncode == 1
     message = said(result)
     assert "failed: the emulated upstream answered HTTP 503 (injected fault)" in message
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture()
@@ -181,8 +181,8 @@ def not_pixelgate() -> Iterator[str]:
 
 
 def test_a_server_that_is_not_pixelgate(not_pixelgate: str, tmp_path: Path) -> None:
-    result = pixelgate("generate", "x", "-o", str(tmp_path / "out"), "--server", not_pixelgate)
-    assert result.returncode != 0
+    result = pixelgate("generate", "x", "-o", str(tmp_path), "--server", not_pixelgate)
+    assert result.returncode == 5
     message = said(result)
     assert "Traceback" not in message and "JSONDecodeError" not in message
     assert "404" in message

@@ -1044,7 +1044,7 @@ def test_keys_commands_with_a_wrong_or_missing_admin_key(main: ServerProcess) ->
     unreachable = pixelgate(
         "keys", "list", "--server", f"http://127.0.0.1:{free_port()}", "--admin-key", ADMIN
     )
-    assert unreachable.returncode == 2 and "cannot reach" in said(unreachable), said(unreachable)
+    assert unreachable.returncode == 5 and "cannot reach" in said(unreachable), said(unreachable)
     assert "Traceback" not in wrong.stderr + missing.stderr + unreachable.stderr
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pixelgate.api import (
     admin,
     admin_channels,
+    admin_tasks,
     batch_paths,
     chat,
     files,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         metrics,
         admin,
         admin_channels,
+        admin_tasks,
         usage,
     ):
         app.include_router(module.router)

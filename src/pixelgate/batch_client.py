@@ -43,6 +43,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pixelgate.batch_input import BatchError, Defaults, Row, read_rows
+from pixelgate.cli import exits
 
 ENDPOINT = "/v1/images/generations"
 STATE_FILE = ".pixelgate-batch.json"
@@ -164,11 +165,16 @@ class Server:
             body = response.json()
         except ValueError:
             raise BatchError(
-                f"{response.status_code}: {response.url} did not answer with JSON (is it a pixelgate server?)"
+                f"{response.status_code}: {response.url} did not answer with JSON (is it a pixelgate server?)",
+                exit_code=exits.NO_SERVER,
             ) from None
         if response.status_code >= 400:
             message = body.get("error", {}).get("message", body) if isinstance(body, dict) else body
-            raise BatchError(f"{response.status_code}: {message}", status=response.status_code)
+            raise BatchError(
+                f"{response.status_code}: {message}",
+                exit_code=exits.for_status(response.status_code),
+                status=response.status_code,
+            )
         if not isinstance(body, dict):
             raise BatchError(f"{response.url} answered {str(body)[:200]!r}, not a JSON object")
         return body
@@ -186,7 +192,8 @@ class Server:
 
     def _unreachable(self, exc: Exception) -> BatchError:
         return BatchError(
-            f"cannot reach {self.url}: {exc}. Start one with `pixelgate serve --emulate`.", exit_code=2
+            f"cannot reach {self.url}: {exc}. Start one with `pixelgate serve --emulate`.",
+            exit_code=exits.NO_SERVER,
         )
 
 
@@ -217,13 +224,15 @@ class BatchRun:
         server: Server,
         console: Console,
         poll_seconds: float,
+        progress_console: Console | None = None,
     ) -> None:
         self.input_path = input_path
         self.folder = folder
         self.rows = rows
         self.by_id = {row.id: row for row in rows}
         self.server = server
-        self.console = console
+        self.console = console  # the summary: the command's result
+        self.progress_console = progress_console or console  # the bar and what happens on the way
         self.poll_seconds = poll_seconds
         self.records = load_results(folder)
         self.state = State.load(folder, server.url)
@@ -235,7 +244,7 @@ class BatchRun:
         self._check_server_matches()
         input_hash = hashlib.sha256(self.input_path.read_bytes()).hexdigest()
         if self.state.batches and self.state.input_sha256 != input_hash:
-            self.console.print(
+            self.progress_console.print(
                 f"{self.input_path} changed since the last run: rows are matched by id, and only new, edited, "
                 "failed or unfinished ones are sent"
             )
@@ -271,7 +280,7 @@ class BatchRun:
             TextColumn("${task.fields[cost]:.4f}"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=self.console) as progress:
+        with Progress(*columns, console=self.progress_console) as progress:
             bar = progress.add_task("starting", total=len(self.rows), completed=self.ended_rows, cost=0.0)
             tried: set[str] = set()
             # A batch left running by an earlier run is collected first; its rows are not sent twice (and
@@ -431,12 +440,12 @@ class BatchRun:
     def _say_how_to_resume(self) -> None:
         pending = self.state.pending()
         if pending:
-            self.console.print(
+            self.progress_console.print(
                 f"\n[yellow]interrupted: batch {pending[0].id} keeps running on {self.server.url}. Run the same "
                 "command again to follow it and save its images.[/]"
             )
         else:
-            self.console.print("\n[yellow]interrupted: run the same command again to go on.[/]")
+            self.progress_console.print("\n[yellow]interrupted: run the same command again to go on.[/]")
 
     def _summary(self, elapsed: float) -> int:
         done = [row for row in self.rows if is_done(row, self.records, self.folder)]
@@ -506,15 +515,16 @@ def run_batch(
     api_key: str | None,
     poll_seconds: float,
     console: Console,
+    progress_console: Console | None = None,
 ) -> int:
     """The whole command; returns its exit status (0: every row done, 1: some failed, 130: interrupted),
-    or raises ``BatchError`` (2 for bad input or an unreachable server)."""
+    or raises ``BatchError`` with the status of ``cli/exits.py`` (2 for bad input, 5 for no server)."""
     rows = read_rows(input_path, defaults)
     if folder.exists() and not folder.is_dir():
         raise BatchError(f"-o {folder} is a file: give a folder (it is made if missing)", exit_code=2)
     folder.mkdir(parents=True, exist_ok=True)
     server = Server(server_url, api_key)
     try:
-        return BatchRun(input_path, folder, rows, server, console, poll_seconds).run()
+        return BatchRun(input_path, folder, rows, server, console, poll_seconds, progress_console).run()
     finally:
         server.close()

@@ -54,6 +54,7 @@ tasks = sa.Table(
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_batch", "batch_id", "status"),
     sa.Index("ix_tasks_lease", "status", "lease_expires_at"),
+    sa.Index("ix_tasks_created", "created_at", "id"),  # the admin's list, newest first (api/admin_tasks.py)
 )
 # In the claim's order (highest priority, then oldest), so that a claim reads only the rows it takes.
 sa.Index("ix_tasks_claim", tasks.c.status, tasks.c.priority.desc(), tasks.c.created_at)
@@ -258,6 +259,7 @@ usage = sa.Table(
     sa.Column("thought_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Index("ix_usage_key_state", "key_id", "state"),
     sa.Index("ix_usage_owner_day", "owner", "day"),
+    sa.Index("ix_usage_created", "created_at"),  # the admin's usage series (auth/usage_series.py)
 )
 
 # The admin's hand on the channels, shared by every process (see routing/controls.py): one row per channel

@@ -1,0 +1,75 @@
+"""``pixelgate batch`` (a file of prompts as one batch, into a folder: ``batch_client.py``) and
+``pixelgate backup`` (a SQLite data dir copied while the server runs: ``store/backup.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pixelgate.cli.client import DEFAULT_SERVER, ApiKeyOption, ServerOption
+from pixelgate.cli.output import console, err_console, fail, refuse
+
+
+def batch(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The prompts: JSONL (one object per line) or CSV (a header row), with prompt and options"
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the images and results.jsonl")],
+    model: Annotated[str | None, typer.Option(help="Model of the rows that name none")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Size (WxH or an aspect ratio) of the rows that give neither")
+    ] = None,
+    resolution: Annotated[
+        str | None, typer.Option(help="Resolution (512, 1K, 2K, 4K) of the rows that give none")
+    ] = None,
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between looks at the batch")] = 1.0,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Run a file of prompts as one batch (batch prices) and save the images in a folder.
+
+    The same command again resumes: it follows a batch still running and sends only the rows not yet
+    done. Exit status 1 when some row failed."""
+    from pixelgate.batch_client import run_batch
+    from pixelgate.batch_input import BatchError, Defaults
+
+    try:
+        status = run_batch(
+            file,
+            output,
+            defaults=Defaults(model=model, size=size, resolution=resolution),
+            server_url=server,
+            api_key=api_key,
+            poll_seconds=poll,
+            console=console,
+            progress_console=err_console,
+        )
+    except BatchError as exc:
+        fail(exc.message, exc.exit_code)
+    raise typer.Exit(status)
+
+
+def backup(
+    target: Annotated[Path, typer.Argument(help="A new folder for the copy")],
+    data_dir: Annotated[
+        Path, typer.Option(envvar="PIXELGATE_DATA_DIR", help="The data dir the server runs with")
+    ] = Path("pixelgate-data"),
+) -> None:
+    """Copy a SQLite data dir while the server runs: the database as one snapshot, then the images.
+
+    With PostgreSQL, back up the database with pg_dump and copy the data dir's blobs/ folder."""
+    from pixelgate.store.backup import backup_data_dir
+
+    try:
+        report = backup_data_dir(data_dir, target)
+    except (FileNotFoundError, FileExistsError) as exc:
+        refuse(exc)
+    console.print(
+        f"backed up {report.tasks} tasks and {report.images} images ({report.bytes:,} bytes) to {target}",
+        soft_wrap=True,
+    )
