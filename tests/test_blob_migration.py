@@ -4,14 +4,19 @@ bytes differ is not counted as moved."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from conftest import S3Service
+from conftest import MakeServer, S3Service
 from pixelgate.core.errors import StorageUnavailable
 from pixelgate.store.blob_location import S3Location, open_blobs
 from pixelgate.store.blob_migration import migrate, read_journal
@@ -109,3 +114,77 @@ async def test_a_copy_with_other_bytes_is_not_counted_as_moved(
     assert bad not in read_journal(journal)
     assert (await migrate(folder, bucket, journal)).moved == 1
     assert await bucket.get(bad) == BLOBS[bad]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pixelgate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
+    )
+
+
+def test_a_data_dir_moves_into_a_bucket_and_its_server_carries_on_there(
+    make_server: MakeServer, s3: S3Service, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    before = make_server("sqlite", "--emulate", data_dir=data_dir)
+    made = httpx.post(
+        f"{before.url}/v1/images/generations",
+        json={"model": "gemini-3.1-flash-image", "prompt": "a kite", "resolution": "512", "async": False},
+        timeout=60,
+    ).json()
+    first = httpx.post(
+        f"{before.url}/v1beta/interactions",
+        json={"model": "gemini-3-pro-image", "input": "a house"},
+        timeout=60,
+    ).json()
+    image = httpx.get(made["data"][0]["url"], timeout=30).content
+    before.stop()
+
+    bucket = f"s3://{s3.bucket}/moved-{uuid.uuid4().hex[:8]}"
+    endpoint = ("--s3-endpoint-url", s3.endpoint_url)
+    moved = cli("blobs", "migrate", "--to", bucket, "--data-dir", str(data_dir), *endpoint, "--json")
+    assert moved.returncode == 0, moved.stderr
+    report = json.loads(moved.stdout)
+    assert report["moved"] >= 2 and report["failed"] == [] and report["already"] == 0
+    again = json.loads(
+        cli("blobs", "migrate", "--to", bucket, "--data-dir", str(data_dir), *endpoint, "--json").stdout
+    )
+    assert (again["moved"], again["already"]) == (0, report["moved"])
+
+    for blob in (data_dir / "blobs").rglob("*"):  # the server that follows must read the bucket, not these
+        if blob.is_file():
+            blob.unlink()
+    after = make_server("sqlite", "--emulate", "--blob-store", bucket, *endpoint, data_dir=data_dir)
+    task = httpx.get(
+        f"{after.url}/v1/tasks/{made['data'][0]['url'].split('/blobs/')[1].split('/')[0]}", timeout=30
+    )
+    assert task.status_code == 200, task.text
+    (entry,) = task.json()["data"]
+    assert httpx.get(entry["url"], timeout=30).content == image  # from the bucket, through the new server
+    assert base64.b64decode(entry["b64_json"]) == image
+    second = httpx.post(
+        f"{after.url}/v1beta/interactions",
+        json={"model": "gemini-3-pro-image", "input": "at night", "previous_interaction_id": first["id"]},
+        timeout=60,
+    ).json()
+    assert second["status"] == "completed", second
+    after.stop()
+
+    backup = cli("backup", str(tmp_path / "backup"), "--data-dir", str(data_dir), "--blob-store", bucket)
+    assert backup.returncode == 0, backup.stderr
+    assert f"the images are in {bucket}, not in this backup" in backup.stderr
+    assert not (tmp_path / "backup" / "blobs").exists()
+
+
+@pytest.mark.parametrize(
+    ("to", "says"),
+    [("/tmp/elsewhere", "is a folder"), ("s3://Bad_Bucket/x", "is not an S3 bucket name")],
+)
+def test_migrate_refuses_what_is_not_a_bucket(to: str, says: str, tmp_path: Path) -> None:
+    (tmp_path / "blobs").mkdir()
+    result = cli("blobs", "migrate", "--to", to, "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and says in result.stderr and not result.stdout, result

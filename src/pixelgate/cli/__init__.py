@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 import pixelgate
-from pixelgate.cli import channels, keys, tasks
+from pixelgate.cli import blobs, channels, keys, tasks
 from pixelgate.cli.batch import backup, batch
 from pixelgate.cli.exits import EXIT_CODES_HELP
 from pixelgate.cli.generate import generate
@@ -44,3 +44,4 @@ for command in (serve, models, generate, batch, usage, backup):
 app.add_typer(channels.app, name="channels")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(blobs.app, name="blobs")

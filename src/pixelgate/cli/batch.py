@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pixelgate.cli.client import DEFAULT_SERVER, ApiKeyOption, ServerOption
-from pixelgate.cli.output import console, err_console, fail, refuse
+from pixelgate.cli.output import console, err_console, fail, note, refuse
 
 
 def batch(
@@ -59,17 +59,36 @@ def backup(
     data_dir: Annotated[
         Path, typer.Option(envvar="PIXELGATE_DATA_DIR", help="The data dir the server runs with")
     ] = Path("pixelgate-data"),
+    blob_store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PIXELGATE_BLOB_STORE", help="The server's --blob-store, if it keeps images in a bucket"
+        ),
+    ] = None,
 ) -> None:
     """Copy a SQLite data dir while the server runs: the database as one snapshot, then the images.
 
-    With PostgreSQL, back up the database with pg_dump and copy the data dir's blobs/ folder."""
+    With PostgreSQL, back up the database with pg_dump and copy the data dir's blobs/ folder. With
+    --blob-store s3://…, the images are in the bucket: only the database is copied, and the bucket is
+    backed up by its own means (versioning, replication, or aws s3 sync)."""
     from pixelgate.store.backup import backup_data_dir
+    from pixelgate.store.blob_location import S3Location, parse_blob_store
 
     try:
-        report = backup_data_dir(data_dir, target)
+        bucket = parse_blob_store(blob_store) if blob_store else None
+    except ValueError as exc:
+        refuse(exc)
+    in_bucket = isinstance(bucket, S3Location)
+    try:
+        report = backup_data_dir(data_dir, target, with_images=not in_bucket)
     except (FileNotFoundError, FileExistsError) as exc:
         refuse(exc)
     console.print(
         f"backed up {report.tasks} tasks and {report.images} images ({report.bytes:,} bytes) to {target}",
         soft_wrap=True,
     )
+    if in_bucket:
+        note(
+            f"the images are in {bucket}, not in this backup: keep the bucket's own copies (versioning or "
+            f"replication), or copy them beside it with: aws s3 sync {bucket} {target}/blobs"
+        )

@@ -28,7 +28,9 @@ class BackupReport:
     bytes: int
 
 
-def backup_data_dir(source: Path, target: Path) -> BackupReport:
+def backup_data_dir(source: Path, target: Path, *, with_images: bool = True) -> BackupReport:
+    """``with_images`` False: the images live in a bucket (``--blob-store s3://…``), and only the database is
+    copied; the bucket is backed up by its own means (versioning, replication, ``aws s3 sync``)."""
     database = source / DATABASE
     if not database.is_file():
         raise FileNotFoundError(f"{source} holds no {DATABASE}: give the --data-dir a server runs with")
@@ -38,7 +40,7 @@ def backup_data_dir(source: Path, target: Path) -> BackupReport:
     with sqlite3.connect(database) as live, sqlite3.connect(target / DATABASE) as copy:
         live.backup(copy)
         tasks = copy.execute("SELECT count(*) FROM tasks").fetchone()[0]
-    images, size = _copy_images(source / "blobs", target / "blobs")
+    images, size = _copy_images(source / "blobs", target / "blobs") if with_images else (0, 0)
     return BackupReport(tasks=tasks, images=images, bytes=size + (target / DATABASE).stat().st_size)
 
 
