@@ -12,6 +12,7 @@ upstream simulated on loopback. Then the image's HEALTHCHECK command is run agai
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import json
@@ -36,7 +37,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from PIL import Image
 
-from conftest import PostgresDatabases, ServerProcess, db_rows, free_port
+from conftest import PostgresDatabases, S3Service, ServerProcess, db_rows, free_port
 from pixelgate.config import Settings
 from test_usage_limits import REDIS_URL, redis_answers
 from upstreams import GeminiSimulator
@@ -48,8 +49,7 @@ CADDYFILE = ROOT / "deploy" / "Caddyfile"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
-# The S3 blob store's settings (issue 22): pixelgate does not read them yet, and the MinIO they name is not
-# here, so the run leaves them out until the ``image`` fixture is given a local S3 (one line there).
+# The S3 blob store's settings: the MinIO they name is replaced here by the tests' S3 server (moto's).
 S3_SETTINGS = frozenset(
     {
         "PIXELGATE_BLOB_STORE",
@@ -392,7 +392,7 @@ def test_both_pixelgates_share_one_database_redis_and_bucket() -> None:
         minio["MINIO_ROOT_USER"],
         minio["MINIO_ROOT_PASSWORD"],
     )
-    assert first["PIXELGATE_BLOB_URLS"] in ("signed", "presigned")
+    assert first["PIXELGATE_BLOB_URLS"] in ("pixelgate", "presigned")
     assert len(first["PIXELGATE_ADMIN_KEY"]) >= 16
 
 
@@ -468,7 +468,10 @@ def gemini() -> Iterator[GeminiSimulator]:
 
 @pytest.fixture(scope="module")
 def image(
-    postgres: PostgresDatabases | None, gemini: GeminiSimulator, tmp_path_factory: pytest.TempPathFactory
+    postgres: PostgresDatabases | None,
+    gemini: GeminiSimulator,
+    s3: S3Service,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ImageProcess]:
     if postgres is None:
         pytest.skip("the image runs on PostgreSQL here: set PIXELGATE_TEST_DATABASE_URL")
@@ -476,14 +479,20 @@ def image(
         pytest.skip(f"no Redis answers at {REDIS_URL}")
     variables = {**filled_in(), "GEMINI_API_KEY": gemini.api_key or "", "GOOGLE_GEMINI_BASE_URL": gemini.url}
     database_url = postgres.create()
-    # Once the S3 store exists: {"PIXELGATE_S3_ENDPOINT_URL": <a local S3 with the bucket>}, and the run
-    # takes every S3 setting compose gives.
-    local_s3: dict[str, str] = {}
-    # The compose hosts (postgres, redis, minio) are these, on this machine.
-    local = {"PIXELGATE_DATABASE_URL": database_url, "PIXELGATE_REDIS_URL": REDIS_URL, **local_s3}
+    # The compose hosts (postgres, redis, minio) are these, on this machine; the bucket is the one compose's
+    # minio-init makes, made here in the S3 server instead.
+    local = {
+        "PIXELGATE_DATABASE_URL": database_url,
+        "PIXELGATE_REDIS_URL": REDIS_URL,
+        "PIXELGATE_S3_ENDPOINT_URL": s3.endpoint_url,
+    }
     given = service_env(PIXELGATES[0], variables)
     assert local.keys() <= given.keys()
-    settings = {k: v for k, v in {**given, **local}.items() if local_s3 or k not in S3_SETTINGS}
+    bucket = urlsplit(given["PIXELGATE_BLOB_STORE"]).hostname
+    assert bucket
+    with contextlib.suppress(Exception):  # made already by an earlier run of this module
+        s3.client().create_bucket(Bucket=bucket)
+    settings = {**given, **local}
     data_dir = tmp_path_factory.mktemp("image-data")
     port = free_port()
     argv = replace_option(replace_option(IMAGE_COMMAND, "--port", str(port)), "--data-dir", str(data_dir))
@@ -529,7 +538,7 @@ def test_the_image_starts_with_keys_on_and_is_ready(image: ImageProcess) -> None
 
 
 def test_a_generation_with_the_admin_key_reaches_the_upstream(
-    image: ImageProcess, gemini: GeminiSimulator
+    image: ImageProcess, gemini: GeminiSimulator, s3: S3Service
 ) -> None:
     admin_key = image.container_env["PIXELGATE_ADMIN_KEY"]
     client = openai.OpenAI(base_url=f"{image.url}/v1", api_key=admin_key, max_retries=0, timeout=60)
@@ -541,6 +550,11 @@ def test_a_generation_with_the_admin_key_reaches_the_upstream(
     assert len(gemini.calls(":generateContent")) == 1, "the upstream the environment named"
     assert db_rows(image, "SELECT count(*) FROM tasks") == [(1,)], "kept in PostgreSQL, not in SQLite"
     assert not (image.data_dir / "pixelgate.db").exists()
+    store = urlsplit(image.container_env["PIXELGATE_BLOB_STORE"])
+    task_id = response.data[0].url.split("/blobs/")[1].split("/")[0]
+    listed = s3.client().list_objects_v2(Bucket=store.hostname, Prefix=f"{store.path.strip('/')}/{task_id}/")
+    assert listed.get("Contents"), "the image went to the bucket compose names"
+    assert not (image.data_dir / "blobs").exists()
 
 
 def test_the_healthcheck_command_passes_against_the_server_and_fails_without_one(image: ImageProcess) -> None:
