@@ -5,7 +5,8 @@ ran (an unknown path, a body refused by middleware) the dialect is guessed from 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from pixelgate.core.errors import (
+    Conflict,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -195,3 +197,17 @@ async def render_plain_error(scope: Scope, receive: Receive, send: Send, error: 
     )
     response = JSONResponse(RENDERERS[dialect](error), status_code=error.status, headers=headers)
     await response(scope, receive, send)
+
+
+@contextmanager
+def task_called(noun: str, task_id: str, *, param: str) -> Iterator[None]:
+    """The queue's "no such task" 404 and "already ended" 409 in a dialect's own words: a task is an
+    interaction to the Interactions API and a response to the Responses API."""
+    try:
+        yield
+    except NotFound as exc:
+        if exc.code != "task_not_found":
+            raise
+        raise NotFound(f"no {noun} has the id {task_id!r}", param=param, code=f"{noun}_not_found") from None
+    except Conflict as exc:
+        raise Conflict(exc.message.replace("task", noun, 1), param=param, code=exc.code) from None

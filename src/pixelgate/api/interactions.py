@@ -14,8 +14,6 @@ forgets it once answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -24,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.deps import ImageLinks, LinksDep, ServiceDep, SettingsDep
-from pixelgate.api.errors import gemini_dialect
+from pixelgate.api.errors import gemini_dialect, task_called
 from pixelgate.api.gemini_common import (
     API_VERSIONS,
     ImageConfig,
@@ -40,7 +38,7 @@ from pixelgate.api.gemini_common import (
 from pixelgate.api.interaction_stream import stream_interaction
 from pixelgate.api.parsing import read_json_object
 from pixelgate.api.responses import ImageJSONResponse
-from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
+from pixelgate.core.errors import InvalidRequest, one_of
 from pixelgate.core.references import ReferenceInput, TurnInput, VideoSource
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Callback, GeneratedImage, Status, Task
@@ -516,26 +514,11 @@ async def create_interaction(
     return ImageJSONResponse(answer)
 
 
-@contextmanager
-def _interaction_named(interaction_id: str) -> Iterator[None]:
-    """The queue's "no task" 404, in this API's words."""
-    try:
-        yield
-    except NotFound as exc:
-        if exc.code != "task_not_found":
-            raise
-        raise NotFound(
-            f"no interaction has the id {interaction_id!r}", param="id", code="interaction_not_found"
-        ) from None
-    except Conflict as exc:
-        raise Conflict(exc.message.replace("task", "interaction", 1), param="id", code=exc.code) from None
-
-
 async def get_interaction(
     interaction_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
     include_input = request.query_params.get("include_input", "").lower() == "true"
-    with _interaction_named(interaction_id):
+    with task_called("interaction", interaction_id, param="id"):
         task = await service.get(interaction_id, owner=caller.owner)
     return ImageJSONResponse(await render_interaction(links, request, task, include_input=include_input))
 
@@ -543,13 +526,13 @@ async def get_interaction(
 async def cancel_interaction(
     interaction_id: str, request: Request, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
-    with _interaction_named(interaction_id):
+    with task_called("interaction", interaction_id, param="id"):
         task = await service.cancel(interaction_id, owner=caller.owner)
     return ImageJSONResponse(await render_interaction(links, request, task))
 
 
 async def delete_interaction(interaction_id: str, service: ServiceDep, caller: CallerDep) -> dict[str, Any]:
-    with _interaction_named(interaction_id):
+    with task_called("interaction", interaction_id, param="id"):
         await service.delete(interaction_id, owner=caller.owner)
     return {}
 

@@ -46,14 +46,14 @@ from pydantic import BaseModel, ConfigDict
 
 from pixelgate.api.auth import CallerDep, authenticate
 from pixelgate.api.deps import LinksDep, ServiceDep, SettingsDep
-from pixelgate.api.errors import openai_dialect
+from pixelgate.api.errors import openai_dialect, task_called
 from pixelgate.api.openai import ImageBody
 from pixelgate.api.openai import to_image_request as images_request
 from pixelgate.api.openai_responses_render import render_response, stream_response
 from pixelgate.api.parsing import parse_model, read_json_object, shown
 from pixelgate.api.responses import ImageJSONResponse
 from pixelgate.catalog import Catalog
-from pixelgate.core.errors import Conflict, InvalidRequest, NotFound, one_of
+from pixelgate.core.errors import InvalidRequest, NotFound, one_of
 from pixelgate.core.references import ReferenceInput
 from pixelgate.core.request import OUTPUT_FORMATS, ImageRequest
 
@@ -388,23 +388,6 @@ def _previous_named() -> Iterator[None]:
         ) from None
 
 
-@contextmanager
-def _response_named(response_id: str) -> Iterator[None]:
-    """The queue's "no task" 404, in this API's words."""
-    try:
-        yield
-    except NotFound as exc:
-        if exc.code != "task_not_found":
-            raise
-        raise NotFound(
-            f"no response has the id {response_id!r}", param="response_id", code="response_not_found"
-        ) from None
-    except Conflict as exc:
-        raise Conflict(
-            exc.message.replace("task", "response", 1), param="response_id", code=exc.code
-        ) from None
-
-
 async def create_response(
     request: Request, service: ServiceDep, links: LinksDep, settings: SettingsDep, caller: CallerDep
 ) -> Response:
@@ -457,7 +440,7 @@ async def create_response(
 
 
 async def get_response(response_id: str, service: ServiceDep, links: LinksDep, caller: CallerDep) -> Response:
-    with _response_named(response_id):
+    with task_called("response", response_id, param="response_id"):
         task = await service.get(response_id, owner=caller.owner)
     return ImageJSONResponse(await render_response(links, task))
 
@@ -465,13 +448,13 @@ async def get_response(response_id: str, service: ServiceDep, links: LinksDep, c
 async def cancel_response(
     response_id: str, service: ServiceDep, links: LinksDep, caller: CallerDep
 ) -> Response:
-    with _response_named(response_id):
+    with task_called("response", response_id, param="response_id"):
         task = await service.cancel(response_id, owner=caller.owner)
     return ImageJSONResponse(await render_response(links, task))
 
 
 async def delete_response(response_id: str, service: ServiceDep, caller: CallerDep) -> dict[str, Any]:
-    with _response_named(response_id):
+    with task_called("response", response_id, param="response_id"):
         await service.delete(response_id, owner=caller.owner)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 

@@ -13,19 +13,14 @@ import orjson
 
 from pixelgate.api.deps import ImageLinks
 from pixelgate.api.gemini_common import keepalive_until_done
+from pixelgate.api.interactions import STATUS as INTERACTION_STATUS
 from pixelgate.api.openai_stream import KEEPALIVE
 from pixelgate.api.responses import inline_files
 from pixelgate.core.errors import PixelgateError, TaskCancelled
 from pixelgate.core.task import Status, Task, Usage
 from pixelgate.tasks.service import TaskService
 
-STATUS = {
-    Status.QUEUED: "queued",
-    Status.RUNNING: "in_progress",
-    Status.SUCCEEDED: "completed",
-    Status.FAILED: "failed",
-    Status.CANCELLED: "cancelled",
-}
+STATUS = INTERACTION_STATUS  # the Responses API's words for a task's states are the Interactions API's
 
 # --- rendering ------------------------------------------------------------------------------------------
 
