@@ -37,6 +37,7 @@ from pixelgate.catalog import default_catalog
 from pixelgate.config import GatewayConfig, Settings, resolve_config
 from pixelgate.routing import check_channels
 from pixelgate.runtime import build_runtime
+from pixelgate.web.console import install_console
 from pixelgate.web.playground import install_playground
 
 log = logging.getLogger("pixelgate")
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     ):
         app.include_router(module.router)
     install_playground(app)
+    install_console(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(QueryTextMiddleware)
     app.add_middleware(RequestLogMiddleware)  # outermost: a refused body is logged with its id too
