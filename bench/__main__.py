@@ -1,4 +1,4 @@
-"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [batch] [memory] [--quick]``.
+"""pixelgate's benchmarks: ``python -m bench [relay] [inflight] [large] [emulator] [batch] [memory] [storage] [--quick]``.
 
 Prints a table per benchmark and writes the figures to ``bench/results/<name>.json`` (``--out``), with
 plots where a picture helps when matplotlib is installed. Every figure is a ratio against a baseline run in
@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import batch, emulator, inflight, large, memory, relay, report
+from bench import batch, emulator, inflight, large, memory, relay, report, storage
 from bench.common import ROOT, machine
 from bench.litellm_proxy import DEFAULT_VENV, ensure_litellm, has_litellm
 
-SUITES = ("relay", "inflight", "large", "emulator", "batch", "memory")
+SUITES = ("relay", "inflight", "large", "emulator", "batch", "memory", "storage")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                 results[suite] = emulator.run(workdir, quick=args.quick)
             elif suite == "memory":
                 results[suite] = memory.run(workdir, quick=args.quick)
+            elif suite == "storage":
+                results[suite] = storage.run(workdir, quick=args.quick)
             else:
                 results[suite] = batch.run(workdir, quick=args.quick)
             results[suite]["seconds"] = round(time.perf_counter() - started, 1)
             results[suite]["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            results[suite]["machine"] = machine()  # the file's "machine" is its latest run's
             path.write_text(json.dumps(results, indent=2) + "\n")  # kept as each suite ends
     markdown = report.tables(results)
     (args.out / f"{name}.md").write_text(markdown)

@@ -47,9 +47,16 @@ def pixelgate_serve(workdir: Path, name: str, *args: str, env: dict[str, str] | 
 
 
 def pixelgate(
-    workdir: Path, upstream_url: str, *, concurrency: int = 1024, worker_concurrency: int = 1024
+    workdir: Path,
+    upstream_url: str,
+    *args: str,
+    concurrency: int = 1024,
+    worker_concurrency: int = 1024,
+    name: str = "pixelgate",
+    env: dict[str, str] | None = None,
 ) -> Service:
-    """pixelgate relaying to ``upstream_url`` (an OpenAI Images API) through one ``openai`` channel."""
+    """pixelgate relaying to ``upstream_url`` (an OpenAI Images API) through one ``openai`` channel;
+    ``args``: more ``serve`` flags (``--blob-store s3://…``)."""
     config = workdir / f"pixelgate-{free_port()}.toml"
     config.write_text(
         f"""
@@ -65,13 +72,14 @@ timeout = 600
     )
     return pixelgate_serve(
         workdir,
-        "pixelgate",
+        name,
         "--no-auth",  # a real upstream's channel would require keys, which the load clients do not send
         "--config",
         str(config),
         "--worker-concurrency",
         str(worker_concurrency),
-        env={"BENCH_UPSTREAM_KEY": "bench"},
+        *args,
+        env={"BENCH_UPSTREAM_KEY": "bench", **(env or {})},
     )
 
 

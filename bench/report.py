@@ -13,7 +13,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def tables(results: dict[str, Any]) -> str:
-    suites = ("relay", "inflight", "large", "emulator", "batch", "memory")
+    suites = ("relay", "inflight", "large", "emulator", "batch", "memory", "storage")
     dates = sorted({results[s]["date"] for s in suites if s in results})
     out = [
         f"Run {' to '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '?'} on {results['machine']}"
@@ -221,7 +221,110 @@ def tables(results: dict[str, Any]) -> str:
             )
         )
         out.append("")
+    if "storage" in results:
+        out += storage_tables(results["storage"])
     return "\n".join(out)
+
+
+def storage_tables(s: dict[str, Any]) -> list[str]:
+    out = [
+        "**The blob store** (pixelgate with its images in a folder, in an S3 bucket, and in the bucket with "
+        "presigned URLs; a `url` answer includes the client's download of the URL; added p50 = the "
+        f"gateway's p50 minus the direct call's; CPU per image from /proc). Note: {s['note']}.",
+        "",
+        _table(
+            [
+                "image",
+                "format",
+                "clients",
+                "vs local",
+                "req/s ratio",
+                "added p50 ratio",
+                "CPU ratio",
+                "CPU ratio with moto",
+            ],
+            [
+                [
+                    r["image"],
+                    r["response_format"],
+                    r["clients"],
+                    f"{r['vs_local']}/local",
+                    r["throughput_ratio"],
+                    r["added_p50_ratio"],
+                    r["server_cpu_ratio"],
+                    r["server_and_moto_cpu_ratio"],
+                ]
+                for r in s["ratios"]
+            ],
+        ),
+        "",
+        _table(
+            [
+                "image",
+                "format",
+                "clients",
+                "target",
+                "req/s",
+                "p50 ms",
+                "added p50",
+                "CPU ms/image",
+                "moto CPU ms/image",
+                "errors",
+            ],
+            [
+                [
+                    r["image"],
+                    r["response_format"],
+                    r["clients"],
+                    r["target"],
+                    r["throughput_rps"],
+                    r["p50_ms"],
+                    r["added_p50_ms"],
+                    r["server_cpu_ms_per_image"],
+                    r["moto_cpu_ms_per_image"],
+                    sum(r["errors"].values()) or "",
+                ]
+                for r in s["rows"]
+            ],
+        ),
+        "",
+    ]
+    if s["memory"]:
+        within = s["s3_within_two_copies"]
+        out += [
+            "Peak memory per 4K result in flight (a fresh server per line; growth over its idle level "
+            f"divided by the clients). With the S3 store: {'within' if within else 'NOT within'} two copies.",
+            "",
+            _table(
+                [
+                    "store",
+                    "format",
+                    "clients",
+                    "payload MiB",
+                    "idle MiB",
+                    "peak MiB",
+                    "MiB per result",
+                    "copies",
+                    "errors",
+                ],
+                [
+                    [
+                        r["store"],
+                        r["response_format"],
+                        r["clients"],
+                        r["payload_mib"],
+                        r["idle_rss_mib"],
+                        r["peak_rss_mib"],
+                        r["memory_per_request_mib"],
+                        r["payload_copies"],
+                        sum(r["errors"].values()) or "",
+                    ]
+                    for r in s["memory"]
+                ],
+            ),
+            "",
+        ]
+    return out
 
 
 def plots(results: dict[str, Any], out: Path, name: str) -> None:
