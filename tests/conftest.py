@@ -364,9 +364,18 @@ def session_servers(
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, session_servers: Servers) -> ServerProcess:
-    """One emulator server per backend, shared by the tests that only read and write their own tasks."""
-    return session_servers.make(backend, "--emulate")
+def shared_servers(session_servers: Servers) -> dict[str, ServerProcess]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(backend: str, session_servers: Servers, shared_servers: dict[str, ServerProcess]) -> ServerProcess:
+    """One emulator server per backend for the whole session, shared by the tests that only read and write
+    their own tasks. (Not a session fixture of its own: pytest would set it up again, and leave the last one
+    running, each time the tests switch backends.)"""
+    if backend not in shared_servers:
+        shared_servers[backend] = session_servers.make(backend, "--emulate")
+    return shared_servers[backend]
 
 
 @pytest.fixture()

@@ -35,7 +35,7 @@ def batch(
 
     The same command again resumes: it follows a batch still running and sends only the rows not yet
     done. Exit status 1 when some row failed."""
-    from pixelgate.batch_client import run_batch
+    from pixelgate.cli.batch_client import run_batch
     from pixelgate.batch_input import BatchError, Defaults
 
     try:
