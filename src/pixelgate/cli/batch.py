@@ -35,8 +35,8 @@ def batch(
 
     The same command again resumes: it follows a batch still running and sends only the rows not yet
     done. Exit status 1 when some row failed."""
-    from pixelgate.cli.batch_client import run_batch
     from pixelgate.batch_input import BatchError, Defaults
+    from pixelgate.cli.batch_client import run_batch
 
     try:
         status = run_batch(
