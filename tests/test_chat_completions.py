@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from conftest import ServerProcess, db_rows, png_bytes
+from conftest import MakeServer, ServerProcess, db_rows, png_bytes
 
 PRO = "gemini-3-pro-image"  # always thinks
 FLASH = "gemini-3.1-flash-image"
@@ -221,13 +220,8 @@ def test_legacy_text_completions_are_a_404_naming_the_image_endpoints(server: Se
 
 
 @pytest.fixture(scope="module")
-def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        data_dir=tmp_path_factory.mktemp("slow-chat"),
-        args=["--emulate", "--emulate-latency", "1", "--stream-keepalive", "0.2"],
-    ).start()
-    yield server
-    server.stop()
+def slow(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate", "--emulate-latency", "1", "--stream-keepalive", "0.2")
 
 
 def test_a_slow_image_is_kept_alive(slow: ServerProcess) -> None:
@@ -240,12 +234,8 @@ def test_a_slow_image_is_kept_alive(slow: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        data_dir=tmp_path_factory.mktemp("failing-chat"), args=["--emulate", "--emulate-faults", "503:1"]
-    ).start()
-    yield server
-    server.stop()
+def failing(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate", "--emulate-faults", "503:1")
 
 
 def test_a_failure_after_the_stream_began_is_raised_by_the_sdk(failing: ServerProcess) -> None:

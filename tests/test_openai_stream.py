@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import openai
 import pytest
 from PIL import Image
 
-from conftest import ServerProcess, png_bytes
+from conftest import MakeServer, ServerProcess, png_bytes
 
 PRO = "gemini-3-pro-image"  # always thinks: a draft and the final render as interim images
 FLASH = "gemini-3.1-flash-image"  # thinks hard only at thinking_level high
@@ -109,13 +108,8 @@ def test_bad_stream_fields_are_400s_before_any_event(
 
 
 @pytest.fixture(scope="module")
-def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        data_dir=tmp_path_factory.mktemp("slow"),
-        args=["--emulate", "--emulate-latency", "1", "--stream-keepalive", "0.2"],
-    ).start()
-    yield server
-    server.stop()
+def slow(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate", "--emulate-latency", "1", "--stream-keepalive", "0.2")
 
 
 def test_a_slow_image_is_kept_alive_and_the_sdk_reads_through(slow: ServerProcess) -> None:
@@ -132,12 +126,8 @@ def test_a_slow_image_is_kept_alive_and_the_sdk_reads_through(slow: ServerProces
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        data_dir=tmp_path_factory.mktemp("failing"), args=["--emulate", "--emulate-faults", "503:1"]
-    ).start()
-    yield server
-    server.stop()
+def failing(make_server: MakeServer) -> ServerProcess:
+    return make_server("sqlite", "--emulate", "--emulate-faults", "503:1")
 
 
 def test_a_failure_after_the_stream_began_is_raised_by_the_sdk(failing: ServerProcess) -> None:

@@ -236,16 +236,18 @@ class TaskQueue:
                 "expires_at": now + self.result_ttl,
             },
         )
+        if ended is None:
+            return None  # another worker's task now: its outputs are its own
         signed = [
             {
-                "sha256": i.sha256,
+                "sha256": image.sha256,
                 "owner": ended.owner,
                 "task_id": task_id,
-                "signature": i.signature,
+                "signature": image.signature,
                 "created_at": now,
             }
-            for i in result.images
-            if ended is not None and i.sha256 and i.signature
+            for image in result.images
+            if image.sha256 and image.signature
         ]
         if signed:
             await conn.execute(output_signatures.insert(), signed)
