@@ -110,6 +110,21 @@ class Service:
         self.stop()
         raise RuntimeError(f"{self.name} did not answer at {self.health_url} within {timeout:g} s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the process and its children have used so far, from /proc."""
+        if self.memory is None:
+            return 0.0
+        total = 0.0
+        try:
+            processes = [self.memory.process, *self.memory.process.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         if self.memory is not None:
             self.memory.stop()

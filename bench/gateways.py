@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from bench.common import Service, free_port, python_command
 
 MODEL = "gemini-3.1-flash-image"  # pixelgate's public name; the upstream is asked for "bench-image"
@@ -25,6 +27,11 @@ def base_url(service: Service) -> str:
     """``http://127.0.0.1:<port>``: the service's address without its health path."""
     scheme, _, host, *_ = service.health_url.split("/", 3)
     return f"{scheme}//{host}"
+
+
+def generations(up: Service) -> int:
+    """How many images the upstream has answered: the count CPU per image is divided by."""
+    return int(httpx.get(f"{base_url(up)}/stats", timeout=10).json()["generations"])
 
 
 def pixelgate_serve(workdir: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Service:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Service, mib
-from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, litellm, pixelgate, upstream
+from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, generations, litellm, pixelgate, upstream
 from bench.load import closed_loop, post_json
 
 FORMATS = ("b64_json", "url")
@@ -46,7 +46,15 @@ def run(workdir: Path, *, quick: bool, litellm_exe: Path | None) -> dict[str, An
                     direct: dict[str, Any] | None = None
                     for target, (url, model, service) in targets.items():
                         row = measure(
-                            target, url, model, service, image, response_format, clients, settings["duration"]
+                            up,
+                            target,
+                            url,
+                            model,
+                            service,
+                            image,
+                            response_format,
+                            clients,
+                            settings["duration"],
                         )
                         if direct is None:
                             direct = row
@@ -59,6 +67,7 @@ def run(workdir: Path, *, quick: bool, litellm_exe: Path | None) -> dict[str, An
 
 
 def measure(
+    up: Service,
     target: str,
     url: str,
     model: str,
@@ -76,22 +85,30 @@ def measure(
     }
     if service is not None and service.memory is not None:
         service.memory.reset_peak()
+    made, cpu = generations(up), service.cpu_seconds() if service is not None else 0.0
     result = asyncio.run(closed_loop(post_json(f"{url}/v1/images/generations", body), clients, duration))
+    # Per image the upstream made, warm-up requests included (their CPU is counted too): each made one.
+    images = max(1, generations(up) - made)
+    cpu_ms = (service.cpu_seconds() - cpu) / images * 1000 if service is not None else None
     return {
         "image": image,
         "response_format": response_format,
         "clients": clients,
         "target": target,
         **result.summary(),
+        "server_cpu_ms_per_image": round(cpu_ms, 1) if cpu_ms is not None else None,
         "peak_rss_mib": mib(service.memory.peak) if service is not None and service.memory else None,
     }
 
 
 def describe(row: dict[str, Any]) -> str:
     errors = f", errors {row['errors']}" if row["errors"] else ""
+    cpu = row["server_cpu_ms_per_image"]
+    cpu_text = f", CPU {cpu:6.1f} ms/image" if cpu is not None else ""
     return (
         f"  relay {row['image']} {row['response_format']:8} {row['clients']:>3} clients {row['target']:9}: "
-        f"{row['throughput_rps']:7.1f} req/s, p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms{errors}"
+        f"{row['throughput_rps']:7.1f} req/s, p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms"
+        f"{cpu_text}{errors}"
     )
 
 

@@ -24,7 +24,7 @@ import aiohttp
 import httpx
 
 from bench.common import Service, free_port, mib, python_command
-from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, pixelgate, upstream
+from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, generations, pixelgate, upstream
 from bench.load import Request, closed_loop
 
 BUCKET = "bench"
@@ -110,17 +110,7 @@ def generate(url: str, model: str, response_format: str) -> Request:
 
 
 def cpu_seconds(service: Service | None) -> float:
-    if service is None or service.memory is None:
-        return 0.0
-    total = 0.0
-    for process in (service.memory.process, *service.memory.process.children(recursive=True)):
-        times = process.cpu_times()
-        total += times.user + times.system
-    return total
-
-
-def generations(up: Service) -> int:
-    return int(httpx.get(f"{base_url(up)}/stats", timeout=10).json()["generations"])
+    return service.cpu_seconds() if service is not None else 0.0
 
 
 def measure(

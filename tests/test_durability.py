@@ -4,6 +4,8 @@ completes exactly once. Real processes, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from typing import Any
 
@@ -89,6 +91,35 @@ def test_sigkill_loses_nothing(backend: str, make_server: MakeServer) -> None:
     attempts = dict(zip(ids, assert_completed_exactly_once(second, ids), strict=True))
     assert all(attempts[task_id] == 2 for task_id in running_at_kill), "running tasks were recovered by lease"
     assert all(attempts[task_id] == 1 for task_id in queued_at_kill), "queued tasks simply ran"
+
+
+def test_a_synchronous_request_saved_claimed_is_taken_over_after_a_kill(
+    backend: str, make_server: MakeServer
+) -> None:
+    """A synchronous request is saved already running, held by its own process's worker: when that process
+    dies with it, the lease runs out and the next process runs it, once."""
+    first = make_server(backend, *SLOW)
+    body = {"model": "gemini-3.1-flash-image", "prompt": "held", "size": "1:1", "resolution": "512"}
+
+    def call() -> None:
+        with contextlib.suppress(httpx.TransportError):
+            httpx.post(f"{first.url}/v1/images/generations", json=body, timeout=30)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    running = "SELECT id, attempts, worker_id FROM tasks WHERE status = 'running'"
+    wait_until(lambda: len(db_rows(first, running)) == 2, 20, "both requests to be saved running")
+    held = db_rows(first, running)
+    assert all(attempts == 1 and worker_id for _, attempts, worker_id in held)
+    first.kill()
+    for caller in callers:
+        caller.join(30)
+
+    second = make_server(backend, *SLOW, database_url=first.database_url, data_dir=first.data_dir)
+    ids = [task_id for task_id, _, _ in held]
+    wait_all_completed(second, ids, 60)
+    assert assert_completed_exactly_once(second, ids) == [2, 2], "each taken over once, after its lease"
 
 
 def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:

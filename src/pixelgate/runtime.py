@@ -28,7 +28,7 @@ from pixelgate.auth.guard import FailureGuard, LocalFailureGuard, RedisFailureGu
 from pixelgate.auth.keys import KeyStore
 from pixelgate.auth.ledger import BATCH_SUFFIX, Ledger, settle
 from pixelgate.auth.rate import LocalRequestRate, RedisRequestRate, RequestRate
-from pixelgate.catalog import Prices, default_catalog
+from pixelgate.catalog import Catalog, Prices, default_catalog
 from pixelgate.config import GatewayConfig, Settings
 from pixelgate.core import metrics
 from pixelgate.core.pixel_budget import DECODED_PIXELS, return_large_blocks
@@ -107,7 +107,16 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
             on_change=[wakeups.announce] if wakeups is not None else [],
         )
         rate, failures = await _shared_counts(settings, stack)
-        service = await _service(settings, config, lifecycle, router, idempotency, rate, blobs.store, stack)
+        catalog = default_catalog().with_aliases(config.aliases)
+        prices = Prices(config.prices, config.batch_prices)
+        worker = (
+            _worker(settings, lifecycle, bus, router, catalog, prices, blobs.store)
+            if settings.run_workers
+            else None
+        )
+        service = await _service(
+            settings, lifecycle, router, idempotency, rate, blobs.store, catalog, prices, worker, stack
+        )
         controls = ChannelControls(db, router, poll_interval=settings.poll_interval)
         await controls.start()
         stack.push_async_callback(controls.stop)
@@ -117,7 +126,6 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
         log.log(exposure.level, "pixelgate: %s", exposure.message)
         if exposure.enabled:  # with auth off nobody needs one: none is made
             await load_admin_key(settings, keys, terminal=sys.stderr)
-        worker = _worker(settings, config, lifecycle, bus, router, service) if settings.run_workers else None
         parts = Parts(
             settings=settings,
             catalog=service.catalog,
@@ -158,18 +166,20 @@ async def build_runtime(settings: Settings, config: GatewayConfig) -> AsyncItera
 
 async def _service(
     settings: Settings,
-    config: GatewayConfig,
     lifecycle: Lifecycle,
     router: Router,
     idempotency: IdempotencyKeys,
     rate: RequestRate,
     blobs: BlobStore,
+    catalog: Catalog,
+    prices: Prices,
+    worker: Worker | None,
     stack: AsyncExitStack,
 ) -> TaskService:
     fetcher = ImageFetcher(settings.limits, policy=settings.fetch_policy)
     stack.push_async_callback(fetcher.close)
     return TaskService(
-        catalog=default_catalog().with_aliases(config.aliases),
+        catalog=catalog,
         limits=settings.limits,
         lifecycle=lifecycle,
         waiters=Waiters(lifecycle.queue, lifecycle.bus, poll_interval=settings.poll_interval),
@@ -178,7 +188,8 @@ async def _service(
         fetcher=fetcher,
         idempotency=idempotency,
         rate=rate,
-        prices=Prices(config.prices, config.batch_prices),
+        prices=prices,
+        runner=worker,
         sync_wait_seconds=settings.sync_wait_seconds,
         queue_deadline_seconds=settings.queue_deadline_seconds,
     )
@@ -186,23 +197,24 @@ async def _service(
 
 def _worker(
     settings: Settings,
-    config: GatewayConfig,
     lifecycle: Lifecycle,
     bus: Bus,
     router: Router,
-    service: TaskService,
+    catalog: Catalog,
+    prices: Prices,
+    blobs: BlobStore,
 ) -> Worker:
     return Worker(
         lifecycle=lifecycle,
         bus=bus,
         router=router,
-        catalog=service.catalog,
-        blobs=service.blobs,
+        catalog=catalog,
+        blobs=blobs,
         concurrency=settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
         max_attempts=settings.max_attempts,
-        prices=service.prices,
+        prices=prices,
     )
 
 

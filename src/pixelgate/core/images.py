@@ -38,8 +38,14 @@ class ImageInfo:
     height: int
 
 
-def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
-    """Check that ``data`` is a whole image of an accepted format and of at most ``max_pixels``."""
+def inspect_image(data: bytes, *, field: str, max_pixels: int, inflate_png: bool = True) -> ImageInfo:
+    """Check that ``data`` is a whole image of an accepted format and of at most ``max_pixels``.
+
+    ``inflate_png=False`` checks a PNG by its structure only (every chunk there, each CRC right, IEND at
+    the end), without inflating its pixels, which costs more than the rest of the check together (6 ms
+    of a 1K image). That is enough for what an upstream made: damage in transit breaks a CRC or cuts the
+    IEND, and only a PNG cut short *and given fresh CRCs*, which no transfer makes, needs the inflation.
+    A caller's upload may be crafted that way, and is inflated."""
     if not data:
         raise InvalidRequest(
             f"{field} is empty: send a PNG, JPEG, WebP or GIF image", param=field, code="invalid_image"
@@ -59,7 +65,7 @@ def inspect_image(data: bytes, *, field: str, max_pixels: int) -> ImageInfo:
                 if width * height > max_pixels:
                     raise _too_many_pixels(field, width, height, max_pixels)
                 image.verify()
-            if fmt == "PNG":
+            if fmt == "PNG" and inflate_png:
                 _check_png_pixels(data, field)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidRequest(

@@ -424,7 +424,7 @@ class UpstreamHttp:
     def image(self, data: bytes, where: str, text: str | None = None) -> ProviderImage:
         """Check that ``data`` is a whole image before anyone stores or bills it."""
         try:
-            info = inspect_image(data, field=where, max_pixels=MAX_UPSTREAM_IMAGE_PIXELS)
+            info = inspect_image(data, field=where, max_pixels=MAX_UPSTREAM_IMAGE_PIXELS, inflate_png=False)
         except InvalidRequest as exc:
             raise self.malformed(f"something that is not a usable image in {where}: {exc.message}") from None
         return ProviderImage(

@@ -9,7 +9,8 @@ when the runtime is built, and what must follow it is published on the bus once 
     queued or running ────────────cancel─────────────► cancelled ─┴─► TaskCancelled
 
 - ``accept`` runs the ``on_accept`` hooks (the Idempotency-Key, the ledger's reservation) and saves the
-  task in one transaction, then publishes ``TaskQueued``.
+  task in one transaction, then publishes ``TaskQueued``. A synchronous request this process runs itself
+  is saved already claimed (``running``, with its worker's lease), and skips the queue.
 - ``complete``, ``fail`` and ``cancel`` run the ``on_end`` hooks (the ledger settles, the webhook outbox
   queues the event) in the transaction that ends the task. Whatever events those hooks return
   (``WebhooksQueued``) are published after it, with ``TaskEnded`` or ``TaskCancelled``.
@@ -35,7 +36,7 @@ from pixelgate.core.errors import Conflict, PixelgateError
 from pixelgate.core.task import Status, Task, TaskResult, Usage
 from pixelgate.tasks.bus import Bus, Event, TaskCancelled, TaskEnded, TaskQueued
 from pixelgate.tasks.idempotency import Idempotent
-from pixelgate.tasks.queue import TaskQueue
+from pixelgate.tasks.queue import Lease, TaskQueue
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,19 @@ class Lifecycle:
         self.on_end = tuple(on_end)
         self.on_change = tuple(on_change)
 
-    async def accept(self, task: Task, admission: Admission) -> None:
+    async def accept(self, task: Task, admission: Admission, *, lease: Lease | None = None) -> None:
+        """Save a new task. With a ``lease`` it is saved running, held by the worker of this process that
+        runs it next (a synchronous request: see ``Worker.claim_here``); nobody else is told of it, as
+        nobody else has to claim it. Should that process die, the lease runs out and another worker
+        takes the task over, as any claimed task."""
         async with self.queue.db.transaction() as conn:
             for hook in self.on_accept:
                 await hook(conn, task, admission)
-            await self.queue.insert(task, conn=conn)
-            await self._changed(conn, "queued", [task.id])
-        self.bus.publish(TaskQueued(task))
+            await self.queue.insert(task, conn=conn, lease=lease)
+            if lease is None:
+                await self._changed(conn, "queued", [task.id])
+        if lease is None:
+            self.bus.publish(TaskQueued(task))
 
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, *, batch_limit: int | None = None

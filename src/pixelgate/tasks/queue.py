@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,14 @@ from pixelgate.store.ids import has_id_shape
 from pixelgate.store.schema import output_signatures, tasks
 
 _CLAIMABLE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a running task, until ``expires_at`` unless renewed."""
+
+    worker_id: str
+    expires_at: float
 
 
 def _row_to_task(row: Any) -> Task:
@@ -67,11 +76,16 @@ class TaskQueue:
         self.db = db
         self.result_ttl = result_ttl
 
-    async def insert(self, task: Task, *, conn: AsyncConnection | None = None) -> None:
-        """Save a new task, in ``conn``'s transaction if given (the one that reserves its cost)."""
+    async def insert(
+        self, task: Task, *, conn: AsyncConnection | None = None, lease: Lease | None = None
+    ) -> None:
+        """Save a new task, in ``conn``'s transaction if given (the one that reserves its cost). With a
+        ``lease``, the task is saved already running, held by the lease's worker (``task`` says so too:
+        see ``Worker.claim_here``), exactly as a claim would have left it."""
         if conn is None:
             async with self.db.transaction() as own:
-                return await self.insert(task, conn=own)
+                return await self.insert(task, conn=own, lease=lease)
+        held = {} if lease is None else {"worker_id": lease.worker_id, "lease_expires_at": lease.expires_at}
         await conn.execute(
             tasks.insert().values(
                 id=task.id,
@@ -86,9 +100,11 @@ class TaskQueue:
                 priority=task.priority,
                 request=task.request.model_dump(mode="json"),
                 response_format=task.response_format,
-                attempts=0,
+                attempts=task.attempts,
                 created_at=task.created_at,
+                started_at=task.started_at,
                 deadline_at=task.deadline_at,
+                **held,
             )
         )
 

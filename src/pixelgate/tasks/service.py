@@ -28,6 +28,7 @@ from pixelgate.tasks.lifecycle import Admission, Lifecycle
 from pixelgate.tasks.submission import InputFiles, Submission, load_inputs
 from pixelgate.tasks.waiting import Waiters
 from pixelgate.tasks.webhook_targets import check_callback
+from pixelgate.tasks.worker import Worker
 
 log = logging.getLogger("pixelgate.tasks")
 
@@ -46,6 +47,7 @@ class TaskService:
         idempotency: IdempotencyKeys,
         rate: RequestRate,
         prices: Prices,
+        runner: Worker | None = None,
         sync_wait_seconds: float = 900.0,
         queue_deadline_seconds: float = 24 * 3600,
     ) -> None:
@@ -60,6 +62,9 @@ class TaskService:
         self.idempotency = idempotency
         self.rate = rate
         self.prices = prices
+        # This process's worker, which runs the synchronous requests it can take at once without queueing
+        # them (None: a process that only accepts, ``--no-workers``).
+        self.runner = runner
         self.sync_wait_seconds = sync_wait_seconds
         self.queue_deadline_seconds = queue_deadline_seconds
 
@@ -149,7 +154,9 @@ class TaskService:
             deadline_at=None if submission.caller_waits else time.time() + self.queue_deadline_seconds,
         )
         estimate = self.prices.cost_of(spec, request, batch=task.batch_id is not None) or 0.0
-        await self._accept(task, Admission(caller, estimate, claim), files)
+        task = await self._accept(
+            task, Admission(caller, estimate, claim), files, here=submission.caller_waits
+        )
         metrics.credits_reserved.inc(estimate)
         logs.event(
             log,
@@ -184,21 +191,35 @@ class TaskService:
         self.router.channels_for(spec)  # a model nobody serves fails now, not after queueing
         return spec
 
-    async def _accept(self, task: Task, admission: Admission, files: InputFiles) -> None:
+    async def _accept(self, task: Task, admission: Admission, files: InputFiles, *, here: bool) -> Task:
         """Store the inputs, then save the task with its reservation (and Idempotency-Key) in one
         transaction, so that a crash leaves all or none: a batch line made again after a crash must not
         find half, a key must not name a task that was never saved. A request the key's limits refuse, or
-        that another request with its Idempotency-Key beat, has its stored inputs deleted."""
+        that another request with its Idempotency-Key beat, has its stored inputs deleted.
+
+        With ``here`` (a caller waits for it) and a free slot in this process's worker, the task is saved
+        claimed by it and starts at once: the task as saved is returned."""
+        runner = self.runner if here else None
+        claimed = runner.claim_here(task) if runner is not None else None
         try:
             await files.store()
-            await self.lifecycle.accept(task, admission)
-        except IntegrityError:
-            if admission.claim is not None:  # this request's own new task id: nobody else's files
+            if claimed is None:
+                await self.lifecycle.accept(task, admission)
+                return task
+            task, lease = claimed
+            await self.lifecycle.accept(task, admission, lease=lease)
+        except BaseException as exc:
+            if runner is not None and claimed is not None:
+                runner.let_go()
+            # After an IntegrityError without an Idempotency-Key, the task exists already (a batch line
+            # made before a crash): its files are its own. With one, the id was this request's own.
+            if not isinstance(exc, IntegrityError) or admission.claim is not None:
                 await files.discard()
-            raise  # else the task exists already (a batch line made before a crash): its files are its own
-        except BaseException:
-            await files.discard()
             raise
+        assert runner is not None
+        self.waiters.expect(task.id)  # before it can end: its end is then handed over, never read back
+        runner.run_here(task)
+        return task
 
     async def wait(self, task_id: str) -> Task:
         return await self.waiters.wait(task_id)

@@ -29,18 +29,29 @@ class Waiters:
         # Resolved with the task when it ended here; with None when it is to be read again (it ended
         # elsewhere, or what tells us of other processes' changes came up or went down).
         self._waiters: dict[str, list[asyncio.Future[Task | None]]] = defaultdict(list)
+        # Of those, the ones registered by ``expect`` for a task that has not started yet.
+        self._expected: dict[str, asyncio.Future[Task | None]] = {}
         bus.subscribe(TaskEnded, lambda event: self.finished(event.task))
         bus.subscribe(TaskCancelled, lambda event: self.finished(event.task))
         bus.subscribe(TaskEndedElsewhere, lambda event: self._look(event.task_id))
         bus.subscribe(WakeupsChanged, self._repace)
 
+    def expect(self, task_id: str) -> None:
+        """``task_id`` is about to start in this process, which publishes its end here: the first wait for
+        it waits for that, without reading the task first. Called before it can end."""
+        future: asyncio.Future[Task | None] = asyncio.get_running_loop().create_future()
+        self._waiters[task_id].append(future)
+        self._expected[task_id] = future
+
     def finished(self, task: Task) -> None:
         """``task`` reached a terminal state here: its waiters have it at once."""
+        self._expected.pop(task.id, None)
         for future in self._waiters.pop(task.id, []):
             if not future.done():
                 future.set_result(task)
 
     def _look(self, task_id: str) -> None:
+        self._expected.pop(task_id, None)
         for future in self._waiters.pop(task_id, []):
             if not future.done():
                 future.set_result(None)
@@ -53,16 +64,24 @@ class Waiters:
 
     async def wait(self, task_id: str) -> Task:
         interval = _FIRST_POLL
+        future = self._expected.pop(task_id, None)  # registered before the task started: nothing to read
         while True:
-            future: asyncio.Future[Task | None] = asyncio.get_running_loop().create_future()
-            self._waiters[task_id].append(future)
+            if future is None:
+                future = asyncio.get_running_loop().create_future()
+                self._waiters[task_id].append(future)
+                expected = False
+            else:
+                expected = True
             try:
-                # Read after registering: an end told before this registration is seen in the row, one told
-                # after it resolves the future.
-                task = await self.queue.get(task_id)
-                if task.status.is_terminal:
-                    return task
-                timeout = self.poll_interval if self.listening else min(interval, self.poll_interval)
+                if not expected:
+                    # Read after registering: an end told before this registration is seen in the row, one
+                    # told after it resolves the future.
+                    task = await self.queue.get(task_id)
+                    if task.status.is_terminal:
+                        return task
+                timeout = (
+                    self.poll_interval if self.listening or expected else min(interval, self.poll_interval)
+                )
                 with contextlib.suppress(TimeoutError):
                     ended = await asyncio.wait_for(future, timeout=timeout)
                     if ended is not None:
@@ -70,6 +89,7 @@ class Waiters:
                 interval *= 2
             finally:
                 self._forget(task_id, future)
+                future = None
 
     def _forget(self, task_id: str, future: asyncio.Future[Task | None]) -> None:
         waiters = self._waiters.get(task_id)

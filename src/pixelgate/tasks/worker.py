@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -22,7 +23,7 @@ from pixelgate.catalog import Catalog, Prices
 from pixelgate.core import logs, metrics
 from pixelgate.core.errors import ChannelsUnavailable, PixelgateError, RateLimited, UpstreamError
 from pixelgate.core.slots import SlotsClosed
-from pixelgate.core.task import Task, TaskResult
+from pixelgate.core.task import Status, Task, TaskResult
 from pixelgate.providers.base import LEFT_TO_OTHERS
 from pixelgate.routing import Router
 from pixelgate.store.blobs import BlobStore
@@ -36,6 +37,7 @@ from pixelgate.tasks.bus import (
 )
 from pixelgate.tasks.execution import UpstreamTasks, generate_all, load_inputs, priced, store_outputs
 from pixelgate.tasks.lifecycle import Lifecycle
+from pixelgate.tasks.queue import Lease
 
 log = logging.getLogger("pixelgate.worker")
 
@@ -74,6 +76,7 @@ class Worker:
         # Batch lines may hold all but a quarter of the slots: interactive work always finds room.
         self.batch_slots = concurrency - concurrency // 4
         self._cancelled: set[str] = set()
+        self._held = 0  # slots held by claim_here for tasks being accepted, not yet in _running
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -119,6 +122,31 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
 
+    def claim_here(self, task: Task) -> tuple[Task, Lease] | None:
+        """Hold a slot for ``task``, a synchronous request this process accepts: the task as a claim
+        would leave it (running, its first attempt) and this worker's lease on it, to be saved so; None
+        when this worker is stopping or has no free slot (the task is then queued as any other).
+
+        Such a task never waits for the claim loop, and its caller never reads it back: ``run_here``
+        starts it the moment it is saved, and its end reaches the caller on the bus. The slot is given
+        up by ``run_here``, or by ``let_go`` if the task was not saved."""
+        if not self.alive or self.concurrency - len(self._running) - self._held <= 0:
+            return None
+        self._held += 1
+        now = time.time()
+        claimed = dataclasses.replace(task, status=Status.RUNNING, attempts=1, started_at=now)
+        return claimed, Lease(self.id, now + self.lease_seconds)
+
+    def run_here(self, task: Task) -> None:
+        """Run ``task``, saved with the lease ``claim_here`` gave it, in the slot that held for it."""
+        self._held -= 1
+        self._running[task.id] = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+
+    def let_go(self) -> None:
+        """Give up a slot ``claim_here`` held, for a task that was not saved after all."""
+        self._held -= 1
+        self._slot_free.set()
+
     def cancel_local(self, task_id: str) -> None:
         """Stop running ``task_id`` here: it was cancelled (whoever cancelled it stops its upstream tasks),
         or another worker holds it now (and resumes them)."""
@@ -133,7 +161,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            free = self.concurrency - len(self._running)
+            free = self.concurrency - len(self._running) - self._held
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()

@@ -1,0 +1,96 @@
+"""One relay cell, measured and optionally profiled: where pixelgate's CPU per image goes.
+
+    python -m bench.profile [--image 1k|4k] [--format url|b64_json] [--clients 16] [--seconds 10]
+                            [--repeat 3] [--py-spy out.txt]
+
+Starts the fixed-image upstream and one pixelgate relaying to it (as ``python -m bench relay`` does), runs
+closed-loop clients against pixelgate, and prints its throughput and its CPU per image (from /proc, every
+image the upstream made). ``--repeat`` runs the load again on the same servers and prints each run, so the
+spread is visible. With ``--py-spy``, the last run is sampled by py-spy and the collapsed stacks are written
+to that file, with a summary of the functions that hold the most samples (own and cumulative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import Service
+from bench.gateways import MODEL, base_url, generations, pixelgate, upstream
+from bench.load import closed_loop, post_json
+
+
+def measure(up: Service, gateway: Service, response_format: str, clients: int, seconds: float) -> str:
+    body = {"model": MODEL, "prompt": "a lighthouse", "size": "1024x1024", "response_format": response_format}
+    made, cpu = generations(up), gateway.cpu_seconds()
+    result = asyncio.run(
+        closed_loop(post_json(f"{base_url(gateway)}/v1/images/generations", body), clients, seconds)
+    )
+    images = max(1, generations(up) - made)
+    cpu_ms = (gateway.cpu_seconds() - cpu) / images * 1000
+    summary = result.summary()
+    errors = f", errors {summary['errors']}" if summary["errors"] else ""
+    return (
+        f"{summary['throughput_rps']:7.1f} req/s, p50 {summary['p50_ms']:7.1f} ms, "
+        f"CPU {cpu_ms:6.2f} ms/image over {images} images{errors}"
+    )
+
+
+def summarize(collapsed: Path, top: int = 25) -> str:
+    """The functions with the most samples in py-spy's collapsed stacks: own (at the top of the stack) and
+    cumulative (anywhere in it, counted once per stack)."""
+    own: collections.Counter[str] = collections.Counter()
+    cumulative: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            cumulative[frame] += count
+    lines = [f"{total} samples", "own:"]
+    lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(top)]
+    lines.append("cumulative:")
+    lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in cumulative.most_common(top * 2)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", choices=("1k", "4k"), default="1k")
+    parser.add_argument("--format", choices=("url", "b64_json"), default="url")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--py-spy", type=Path, help="sample the last run with py-spy into this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pixelgate-profile-") as tmp:
+        workdir = Path(tmp)
+        with upstream(workdir, args.image) as up, pixelgate(workdir, base_url(up)) as gateway:
+            for run in range(args.repeat):
+                spy = None
+                if args.py_spy is not None and run == args.repeat - 1:
+                    assert gateway.process is not None
+                    spy = subprocess.Popen(
+                        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(gateway.process.pid), "--format", "raw",
+                         "--output", str(args.py_spy), "--rate", "200", "--gil", "--nonblocking"],
+                        stdout=subprocess.DEVNULL,
+                    )  # fmt: skip
+                print(f"{args.image} {args.format} {args.clients} clients: "
+                      f"{measure(up, gateway, args.format, args.clients, args.seconds)}", flush=True)  # fmt: skip
+                if spy is not None:
+                    spy.send_signal(2)  # py-spy writes its file when interrupted
+                    spy.wait(30)
+    if args.py_spy is not None:
+        print(summarize(args.py_spy))
+
+
+if __name__ == "__main__":
+    main()
