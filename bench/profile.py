@@ -27,17 +27,21 @@ from bench.load import closed_loop, post_json
 
 def measure(up: Service, gateway: Service, response_format: str, clients: int, seconds: float) -> str:
     body = {"model": MODEL, "prompt": "a lighthouse", "size": "1024x1024", "response_format": response_format}
-    made, cpu = generations(up), gateway.cpu_seconds()
+    assert gateway.memory is not None
+    made, cpu, split = generations(up), gateway.cpu_seconds(), gateway.memory.process.cpu_times()
     result = asyncio.run(
         closed_loop(post_json(f"{base_url(gateway)}/v1/images/generations", body), clients, seconds)
     )
     images = max(1, generations(up) - made)
     cpu_ms = (gateway.cpu_seconds() - cpu) / images * 1000
+    after = gateway.memory.process.cpu_times()
+    user_ms = (after.user - split.user) / images * 1000
+    system_ms = (after.system - split.system) / images * 1000
     summary = result.summary()
     errors = f", errors {summary['errors']}" if summary["errors"] else ""
     return (
         f"{summary['throughput_rps']:7.1f} req/s, p50 {summary['p50_ms']:7.1f} ms, "
-        f"CPU {cpu_ms:6.2f} ms/image over {images} images{errors}"
+        f"CPU {cpu_ms:6.2f} ms/image (user {user_ms:.2f}, system {system_ms:.2f}) over {images} images{errors}"
     )
 
 

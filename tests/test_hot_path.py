@@ -1,21 +1,25 @@
-"""What one synchronous image costs the database, on SQLite and PostgreSQL: its task row is written twice
-(saved already claimed by this process's worker, then ended), in two transactions, and never read back;
-nothing goes through the claim loop. When the worker has no free slot, the request is queued as before.
+"""What one synchronous image costs, on SQLite and PostgreSQL: its task row is written twice (saved already
+claimed by this process's worker, then ended), in two transactions, and never read back; nothing goes
+through the claim loop. When the worker has no free slot, the request is queued as before. And no route
+dependency costs a thread hop.
 
 The runtime runs in the test's process, so that every statement it sends can be seen."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.routing import APIRoute
 
 from conftest import PostgresDatabases
+from pixelgate.app import create_app
 from pixelgate.catalog import default_catalog
 from pixelgate.config import Settings, resolve_config
 from pixelgate.core.request import ImageRequest
@@ -96,3 +100,27 @@ async def test_an_asynchronous_request_is_queued_as_before(runtime: Runtime) -> 
     task = await runtime.service.submit(request("later"), dialect="tasks", caller_waits=False)
     assert task.status is Status.QUEUED
     assert (await runtime.service.wait(task.id)).status is Status.SUCCEEDED
+
+
+def dependencies_of(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from dependencies_of(sub)
+
+
+def test_no_route_dependency_runs_in_the_thread_pool(tmp_path: Path) -> None:
+    """FastAPI runs a plain-function dependency in its thread pool: a thread hop per dependency per
+    request. Every dependency of every route is a coroutine function."""
+    app = create_app(Settings(data_dir=tmp_path, emulate=True))
+    routers = [route.original_router for route in app.routes if hasattr(route, "original_router")]
+    seen: set[Any] = set()
+    for router in routers:
+        seen.update(depends.dependency for depends in router.dependencies)
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                seen.update(dependencies_of(route.dependant))
+    assert len(seen) > 10, "the walk found the dependencies"
+    plain = sorted(
+        f"{call.__module__}.{call.__qualname__}" for call in seen if not inspect.iscoroutinefunction(call)
+    )
+    assert plain == []

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx2
 import pytest
+from aiohttp import web
 
 from pixelgate.catalog import default_catalog
 from pixelgate.catalog.validation import validate
 from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
 from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.providers.base import LEFT_TO_OTHERS, Generation
-from pixelgate.providers.http import UpstreamHttp, parse_retry_after
+from pixelgate.providers.http import UpstreamAnswer, UpstreamHttp, parse_retry_after
 
 KEY = "sk-live-0123456789abcdef"
 
@@ -31,10 +34,38 @@ async def http() -> Any:
     await upstream.close()
 
 
-def answer(status: int, body: Any = None, *, text: str | None = None, **headers: str) -> httpx2.Response:
+def answer(status: int, body: Any = None, *, text: str | None = None, **headers: str) -> UpstreamAnswer:
     if text is not None:
-        return httpx2.Response(status, text=text, headers=headers)
-    return httpx2.Response(status, json=body, headers=headers)
+        return UpstreamAnswer(status, {"content-type": "text/plain", **headers}, text.encode())
+    return UpstreamAnswer(status, {"content-type": "application/json", **headers}, json.dumps(body).encode())
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@asynccontextmanager
+async def upstream_serving(handler: Handler) -> AsyncIterator[UpstreamHttp]:
+    """A channel's client of a real HTTP server on a loopback port, answering every request with
+    ``handler``; the channel's base URL ends in ``/v1``."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    http = UpstreamHttp(
+        channel="chan",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        headers={},
+        timeout=5,
+        max_connections=4,
+        secret=KEY,
+    )
+    try:
+        yield http
+    finally:
+        await http.close()
+        await runner.cleanup()
 
 
 def google_error(code: int, status: str, message: str, *details: dict[str, Any]) -> dict[str, Any]:
@@ -141,46 +172,43 @@ def generation_remembering(saved: bool, into: list[dict[str, Any]] | None = None
     ],
 )
 async def test_a_cancel_during_creation_waits_until_the_upstream_task_is_saved(
-    http: UpstreamHttp, saved: bool, cancelled_upstream: bool
+    saved: bool, cancelled_upstream: bool
 ) -> None:
     """Cancelled while the upstream makes its task: the cancel takes effect only once the task's id is
     saved with the pixelgate task (or the task is stopped upstream), never between the two."""
     seen: list[str] = []
     asked, answer_now = asyncio.Event(), asyncio.Event()
 
-    async def upstream(request: httpx2.Request) -> httpx2.Response:
-        seen.append(f"{request.method} {request.url.path}")
-        if request.url.path.endswith("/tasks"):
+    async def upstream(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        if request.path.endswith("/tasks"):
             asked.set()
             await answer_now.wait()
-        return httpx2.Response(200, json={"id": "up-2", "status": "queued"})
+        return web.json_response({"id": "up-2", "status": "queued"})
 
-    await http.client.aclose()
-    http.client = httpx2.AsyncClient(
-        base_url="http://upstream.test/v1", transport=httpx2.MockTransport(upstream)
-    )
     remembered: list[dict[str, Any]] = []
+    async with upstream_serving(upstream) as http:
 
-    async def create() -> Any:
-        return await http.json("POST", "/tasks")
+        async def create() -> Any:
+            return await http.json("POST", "/tasks")
 
-    starting = asyncio.ensure_future(
-        http.started(
-            generation_remembering(saved, remembered),
-            create,
-            lambda made: made["id"],
-            lambda task: f"/tasks/{task}/cancel",
+        starting = asyncio.ensure_future(
+            http.started(
+                generation_remembering(saved, remembered),
+                create,
+                lambda made: made["id"],
+                lambda task: f"/tasks/{task}/cancel",
+            )
         )
-    )
-    await asyncio.wait_for(asked.wait(), 5)
-    starting.cancel(LEFT_TO_OTHERS)
-    await asyncio.sleep(0.01)
-    assert not starting.done(), "the cancel waits for the step to end"
-    answer_now.set()
-    with pytest.raises(asyncio.CancelledError):
-        await starting
-    assert remembered == [{"task": "up-2"}]
-    await asyncio.gather(*http._background)
+        await asyncio.wait_for(asked.wait(), 5)
+        starting.cancel(LEFT_TO_OTHERS)
+        await asyncio.sleep(0.01)
+        assert not starting.done(), "the cancel waits for the step to end"
+        answer_now.set()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        assert remembered == [{"task": "up-2"}]
+        await asyncio.gather(*http._background)
     assert ("POST /v1/tasks/up-2/cancel" in seen) is cancelled_upstream
 
 
@@ -192,35 +220,30 @@ async def test_a_cancel_during_creation_waits_until_the_upstream_task_is_saved(
         (True, None, True),  # given up on here (a timeout cancels without the message)
     ],
 )
-async def test_who_stops_an_upstream_task(
-    http: UpstreamHttp, saved: bool, stop: str | None, cancelled_upstream: bool
-) -> None:
+async def test_who_stops_an_upstream_task(saved: bool, stop: str | None, cancelled_upstream: bool) -> None:
     seen: list[str] = []
     polled = asyncio.Event()
 
-    def upstream(request: httpx2.Request) -> httpx2.Response:
-        seen.append(f"{request.method} {request.url.path}")
+    async def upstream(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
         if request.method == "GET":
             polled.set()
-        return httpx2.Response(200, json={"id": "up-1", "status": "processing"})
+        return web.json_response({"id": "up-1", "status": "processing"})
 
-    await http.client.aclose()
-    http.client = httpx2.AsyncClient(
-        base_url="http://upstream.test/v1", transport=httpx2.MockTransport(upstream)
-    )
-    following = asyncio.ensure_future(
-        http.follow(
-            saved=saved,
-            task_path="/tasks/up-1",
-            cancel_path="/tasks/up-1/cancel",
-            interval=0.01,
-            max_interval=0.01,
-            running=frozenset({"processing"}),
+    async with upstream_serving(upstream) as http:
+        following = asyncio.ensure_future(
+            http.follow(
+                saved=saved,
+                task_path="/tasks/up-1",
+                cancel_path="/tasks/up-1/cancel",
+                interval=0.01,
+                max_interval=0.01,
+                running=frozenset({"processing"}),
+            )
         )
-    )
-    await asyncio.wait_for(polled.wait(), 5)
-    following.cancel(stop)
-    with pytest.raises(asyncio.CancelledError):
-        await following
-    await asyncio.gather(*http._background)
+        await asyncio.wait_for(polled.wait(), 5)
+        following.cancel(stop)
+        with pytest.raises(asyncio.CancelledError):
+            await following
+        await asyncio.gather(*http._background)
     assert ("POST /v1/tasks/up-1/cancel" in seen) is cancelled_upstream

@@ -115,7 +115,7 @@ class AdminTaskDetail(AdminTask):
     images: list[TaskImage]
 
 
-def _listing(service: ServiceDep) -> TaskListing:
+async def _listing(service: ServiceDep) -> TaskListing:
     return TaskListing(service.queue.db)
 
 

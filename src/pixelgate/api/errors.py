@@ -88,17 +88,17 @@ def set_dialect(request: Request, dialect: str) -> None:
     request.state.dialect = dialect
 
 
-def openai_dialect(request: Request) -> None:
+async def openai_dialect(request: Request) -> None:
     """A router dependency: errors on these routes are rendered in OpenAI's shape."""
     set_dialect(request, "openai")
 
 
-def gemini_dialect(request: Request) -> None:
+async def gemini_dialect(request: Request) -> None:
     """A router dependency: errors on these routes are rendered in Google's shape."""
     set_dialect(request, "gemini")
 
 
-def dialect_by_client(request: Request) -> None:
+async def dialect_by_client(request: Request) -> None:
     """A router dependency for the paths OpenAI's API and Google's share (``/v1/models``, ``/v1/files``,
     ``/v1/batches``; ``v1`` is the Gemini SDKs' default version): the client's own headers decide."""
     set_dialect(request, "gemini" if sent_by_google_client(request.headers, request.url.query) else "openai")

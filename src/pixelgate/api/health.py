@@ -17,7 +17,7 @@ from pixelgate.api.deps import ServiceDep, WorkerDep
 from pixelgate.api.responses import FastJSONResponse
 
 
-def ops_dialect(request: Request) -> None:
+async def ops_dialect(request: Request) -> None:
     """Probes and scrapes are counted apart from the image APIs (``dialect="ops"`` in /metrics)."""
     request.state.dialect = "ops"
 

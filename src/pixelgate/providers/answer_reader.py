@@ -55,7 +55,24 @@ class _Base64Decoder:
         self._carry = b""  # an incomplete 4-character group
         self._backslash = b""  # a backslash whose escaped character is yet to come
 
-    def feed(self, raw: bytes) -> None:
+    def feed(self, raw: memoryview, *, escaped: bool) -> None:
+        """Decode the next part of the string, read where it lies: an image's text is copied only by the
+        decoding itself. ``escaped``: the part holds a backslash (some encoders escape "/")."""
+        if escaped or self._backslash:
+            self._feed_escaped(bytes(raw))
+            return
+        if self._carry:
+            missing = 4 - len(self._carry)
+            if len(raw) < missing:
+                self._carry += bytes(raw)
+                return
+            self._decode(self._carry + bytes(raw[:missing]))
+            raw = raw[missing:]
+        whole = len(raw) - len(raw) % 4
+        self._decode(raw[:whole])
+        self._carry = bytes(raw[whole:])
+
+    def _feed_escaped(self, raw: bytes) -> None:
         data = self._carry + self._backslash + raw
         self._backslash = b""
         if data.endswith(b"\\"):
@@ -78,7 +95,7 @@ class _Base64Decoder:
         # BytesIO hands over its buffer without a copy when nothing else looks at it.
         return DecodedBase64(self.output.getvalue())
 
-    def _decode(self, group: bytes) -> None:
+    def _decode(self, group: bytes | memoryview) -> None:
         if not group:
             return
         try:
@@ -95,7 +112,8 @@ class _Base64Decoder:
         )
 
 
-def _what_is_wrong(group: bytes) -> str:
+def _what_is_wrong(group: bytes | memoryview) -> str:
+    group = bytes(group)
     bad = _NOT_BASE64.search(group)
     if bad is None:
         return "is not base64 (padding inside it)"
@@ -119,17 +137,18 @@ class AnswerReader:
         self._string_start = 0
 
     def feed(self, piece: bytes) -> None:
+        view = memoryview(piece)  # parts of the piece are handed on without copying them
         position = 0
         if self._skip_next and piece:
-            self._take_string(piece[:1])
+            self._take_string(view[:1], escaped=True)
             position, self._skip_next = 1, False
         while position < len(piece):
             if not self._in_string:
                 quote = piece.find(b'"', position)
                 if quote < 0:
-                    self._skeleton += piece[position:]
+                    self._skeleton += view[position:]
                     break
-                self._skeleton += piece[position : quote + 1]
+                self._skeleton += view[position : quote + 1]
                 self._in_string, position = True, quote + 1
                 self._string_start = self._offset + quote
                 continue
@@ -139,13 +158,13 @@ class AnswerReader:
             if backslash >= 0:
                 # The backslash and the character it escapes belong to the string, whatever they are.
                 end = min(backslash + 2, len(piece))
-                self._take_string(piece[position:end])
+                self._take_string(view[position:end], escaped=True)
                 self._skip_next, position = backslash + 1 == len(piece), end
                 continue
             if quote < 0:
-                self._take_string(piece[position:])
+                self._take_string(view[position:], escaped=False)
                 break
-            self._take_string(piece[position:quote])
+            self._take_string(view[position:quote], escaped=False)
             self._end_string()
             position = quote + 1
         self._offset += len(piece)
@@ -161,15 +180,17 @@ class AnswerReader:
         """The answer as text, long strings left out: what to quote when it is not JSON."""
         return self._skeleton.decode("utf-8", "replace")
 
-    def _take_string(self, raw: bytes) -> None:
+    def _take_string(self, raw: memoryview, *, escaped: bool) -> None:
         if self._decoder is not None:
-            self._decoder.feed(raw)
+            self._decoder.feed(raw, escaped=escaped)
             return
-        self._string += raw
-        if len(self._string) > self.long_string:
-            self._decoder = _Base64Decoder(self._string_start, self.long_string)
-            self._decoder.feed(bytes(self._string))
-            self._string = bytearray()
+        if len(self._string) + len(raw) <= self.long_string:
+            self._string += raw
+            return
+        self._decoder = _Base64Decoder(self._string_start, self.long_string)
+        self._decoder.feed(memoryview(self._string), escaped=b"\\" in self._string)
+        self._string = bytearray()
+        self._decoder.feed(raw, escaped=escaped)
 
     def _end_string(self) -> None:
         if self._decoder is not None:

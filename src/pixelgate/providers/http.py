@@ -25,11 +25,15 @@ import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
-import httpx2
+import aiohttp
+import orjson
 import pybase64
+from yarl import URL
 
 from pixelgate.config import ChannelConfig
 from pixelgate.core.errors import (
@@ -43,7 +47,6 @@ from pixelgate.core.errors import (
 from pixelgate.core.images import inspect_image
 from pixelgate.providers.answer_reader import AnswerReader, DecodedBase64, UnreadableAnswer
 from pixelgate.providers.base import Generation, ProviderImage, abandons_upstream_task
-from pixelgate.providers.lanes import LanedTransport
 
 T = TypeVar("T")
 
@@ -68,8 +71,33 @@ _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]+>")
 
 
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """What an upstream answered, read in full: an error's body, or a 2xx body nobody streamed."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 class UpstreamHttp:
-    """One channel's HTTP client. ``channel`` names it in messages; ``secret`` is redacted from them."""
+    """One channel's HTTP client. ``channel`` names it in messages; ``secret`` is redacted from them.
+
+    aiohttp, for its C parser and its reads of whatever the socket holds: an image answer arrives in a
+    few large pieces rather than dozens of 64 KiB ones, each of which cost a pure-Python client about as
+    much as decoding it. Its pool hands out a connection in constant time, so one pool serves a channel
+    with a thousand requests in flight."""
 
     def __init__(
         self,
@@ -86,20 +114,39 @@ class UpstreamHttp:
         self.secret = secret
         self.timeout = timeout
         self.max_download_bytes = max_download_bytes
+        self.base_url = URL(base_url.rstrip("/"))
         self._background: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(MAX_ANSWERS_READ_AT_ONCE)
-        self.client = httpx2.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=LanedTransport(max_connections),
-            follow_redirects=False,
+        self.max_connections = max_connections
+        self.headers = headers
+
+    # The pools are made on first use, in the event loop they serve: a channel is built (and checked by
+    # `pixelgate channels --offline`) where no loop runs.
+
+    @cached_property
+    def client(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            headers=self.headers,
+            timeout=self._timeouts(),
+            connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+            json_serialize=_json_text,
+            trust_env=True,  # HTTPS_PROXY and NO_PROXY, as every other client of the upstream honours
         )
-        # Result images are fetched without the channel's key (their URLs are signed by their host), on a
-        # pool of their own kept for the channel's life: a client per download pays its setup every time.
-        self.downloads = httpx2.AsyncClient(
-            timeout=self.client.timeout, transport=LanedTransport(max_connections), follow_redirects=True
+
+    @cached_property
+    def downloads(self) -> aiohttp.ClientSession:
+        """Result images are fetched without the channel's key (their URLs are signed by their host), on
+        a pool of their own kept for the channel's life: a client per download pays its setup every time."""
+        return aiohttp.ClientSession(
+            timeout=self._timeouts(),
+            connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+            trust_env=True,
         )
+
+    def _timeouts(self) -> aiohttp.ClientTimeout:
+        # The timeout bounds each wait for the upstream (connecting, then each read), not the whole answer:
+        # a 4K image that streams for minutes is fine as long as it keeps coming.
+        return aiohttp.ClientTimeout(total=None, sock_connect=min(self.timeout, 10.0), sock_read=self.timeout)
 
     @classmethod
     def for_channel(
@@ -118,8 +165,9 @@ class UpstreamHttp:
     async def close(self) -> None:
         # Upstream cancels still on their way go out before the connections close.
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.client.aclose()
-        await self.downloads.aclose()
+        for pool in ("client", "downloads"):
+            if pool in self.__dict__:  # made
+                await self.__dict__[pool].close()
 
     def redact(self, text: str) -> str:
         if self.secret:
@@ -127,66 +175,90 @@ class UpstreamHttp:
         return text
 
     async def send(
-        self, method: str, path: str, *, into: AnswerReader | None = None, **kwargs: Any
-    ) -> httpx2.Response:
-        """Send a request; return the response if it is 2xx, else raise the error it stands for. With
-        ``into``, a 2xx body goes to that reader as it arrives instead of being kept."""
-        request = self.client.build_request(method, path, **kwargs)
+        self,
+        method: str,
+        path: str,
+        *,
+        into: AnswerReader | None = None,
+        json: Any = None,
+        data: dict[str, str] | None = None,
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> UpstreamAnswer:
+        """Send a request to ``path`` under the channel's base URL; return the answer if it is 2xx, else
+        raise the error it stands for. ``files`` (with the fields of ``data``) go as multipart/form-data.
+        With ``into``, a 2xx body goes to that reader as it arrives instead of being kept."""
+        body: Any = _multipart(data or {}, files) if files else data
         try:
-            response = await self.client.send(request, stream=True)
-            try:
+            async with self.client.request(
+                method,
+                f"{self.base_url}{path}",
+                json=json,
+                data=body,
+                headers=headers,
+                params=params,
+                allow_redirects=False,
+            ) as response:
+                ok = 200 <= response.status < 300
                 async with self._reading:
-                    if into is None or not response.is_success:
-                        await response.aread()
+                    if into is None or not ok:
+                        content = await response.read()
                     else:
-                        async for piece in response.aiter_bytes():
+                        content = b""
+                        async for piece in response.content.iter_any():
                             into.feed(piece)
-            finally:
-                await response.aclose()
-        except httpx2.HTTPError as exc:
+                answer = UpstreamAnswer(response.status, response.headers, content)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise self.transport_error(exc) from None
         except UnreadableAnswer as exc:
             raise self.malformed(str(exc)) from None
-        if not response.is_success:
-            raise self.status_error(response)
-        return response
+        if not answer.ok:
+            raise self.status_error(answer)
+        return answer
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """The 2xx JSON answer to a request; its long strings (images in base64) come decoded, as
         ``DecodedBase64`` (see ``answer_reader.py``: a 4K image is 36 MB of base64)."""
         reader = AnswerReader()
-        response = await self.send(method, path, into=reader, **kwargs)
+        answer = await self.send(method, path, into=reader, **kwargs)
         try:
             return reader.result()
         except UnreadableAnswer:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            kind = answer.headers.get("content-type", "no content type").split(";")[0]
             described = self.describe_text(kind, reader.text())
             raise self.malformed(f"an answer that is not JSON: {described}") from None
 
     async def download(self, url: str) -> bytes:
         """Fetch a result image by URL (no auth header: result URLs are signed by their host)."""
         try:
-            target = self.client.base_url.join(url)
-            async with self.downloads.stream("GET", target) as response:
-                if not response.is_success:
-                    await response.aread()
+            target = self.base_url.join(URL(url))
+            if target.scheme not in ("http", "https") or not target.host:
+                raise ValueError(url)
+        except ValueError:
+            raise self.malformed(f"a result URL that is not a URL: {self.quote(url)}") from None
+        try:
+            async with self.downloads.get(target) as response:
+                if not 200 <= response.status < 300:
+                    answer = UpstreamAnswer(response.status, response.headers, await response.read())
                     raise self.malformed(
-                        f"HTTP {response.status_code} for its result image: {self.describe_body(response)}"
+                        f"HTTP {response.status} for its result image: {self.describe_body(answer)}"
                     )
+                if (response.content_length or 0) > self.max_download_bytes:
+                    raise self.too_large_download()
                 chunks, size = [], 0
                 async with self._reading:
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in response.content.iter_any():
                         size += len(chunk)
                         if size > self.max_download_bytes:
-                            raise self.malformed(
-                                f"a result image of more than {self.max_download_bytes:,} bytes"
-                            )
+                            raise self.too_large_download()
                         chunks.append(chunk)
                 return b"".join(chunks)
-        except httpx2.InvalidURL:
-            raise self.malformed(f"a result URL that is not a URL: {self.quote(url)}") from None
-        except httpx2.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise self.transport_error(exc) from None
+
+    def too_large_download(self) -> UpstreamError:
+        return self.malformed(f"a result image of more than {self.max_download_bytes:,} bytes")
 
     async def poll(
         self, path: str, *, interval: float, max_interval: float, running: frozenset[str]
@@ -303,15 +375,15 @@ class UpstreamHttp:
 
     # -- turning what came back into pixelgate's errors ---------------------------------------------------
 
-    def transport_error(self, exc: httpx2.HTTPError) -> UpstreamError:
+    def transport_error(self, exc: aiohttp.ClientError | TimeoutError) -> UpstreamError:
         # The exception's own text can carry the URL; only its kind is quoted.
-        if isinstance(exc, httpx2.TimeoutException):
+        if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
             return UpstreamTimeout(
                 f"channel {self.channel!r}: the upstream did not answer within {self.timeout:g} s "
                 f"({type(exc).__name__})",
                 code="upstream_timeout",
             )
-        if isinstance(exc, httpx2.ConnectError):
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL):
             return UpstreamError(
                 f"channel {self.channel!r}: cannot connect to the upstream ({type(exc).__name__})",
                 code="upstream_unreachable",
@@ -322,8 +394,8 @@ class UpstreamHttp:
             code="upstream_connection_lost",
         )
 
-    def status_error(self, response: httpx2.Response) -> PixelgateError:
-        status = response.status_code
+    def status_error(self, response: UpstreamAnswer) -> PixelgateError:
+        status = response.status
         message, code, reason, retry_delay = self._error_fields(response)
         said = f"channel {self.channel!r}: the upstream answered HTTP {status}: {message}"
         if status == 429:
@@ -353,7 +425,7 @@ class UpstreamHttp:
             )
         return UpstreamError(said, code="upstream_unavailable" if status == 503 else "upstream_error")
 
-    def _error_fields(self, response: httpx2.Response) -> tuple[str, str | None, str | None, float | None]:
+    def _error_fields(self, response: UpstreamAnswer) -> tuple[str, str | None, str | None, float | None]:
         """The upstream's message, code, Google's ErrorInfo reason and RetryInfo delay, from whichever
         shape it answers in."""
         try:
@@ -381,7 +453,7 @@ class UpstreamHttp:
                 delay = parse_retry_after(detail["retryDelay"].removesuffix("s"))
         return self.quote(str(message)), str(code) if code else None, reason, delay
 
-    def describe_body(self, response: httpx2.Response) -> str:
+    def describe_body(self, response: UpstreamAnswer) -> str:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         return self.describe_text(kind, response.text)
 
@@ -430,6 +502,19 @@ class UpstreamHttp:
         return ProviderImage(
             data=data, mime_type=info.mime_type, width=info.width, height=info.height, text=text
         )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _multipart(fields: dict[str, str], files: list[tuple[str, tuple[str, bytes, str]]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        form.add_field(name, value)
+    for name, (filename, content, content_type) in files:
+        form.add_field(name, content, filename=filename, content_type=content_type)
+    return form
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,5 +1,5 @@
-"""The laned connection pool of a channel: together the lanes allow exactly ``max_connections`` requests at
-once, a light load stays on one connection, and a failed request gives its place back."""
+"""A channel's connection pool: it allows exactly ``max_connections`` requests at once (a thousand in the
+in-flight benchmark), a light load stays on one connection, and a failed request gives its place back."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx2
 import pytest
 
-from pixelgate.providers.lanes import LanedTransport
+from pixelgate.core.errors import UpstreamError
+from pixelgate.providers.http import UpstreamHttp
 
 
 @dataclass
@@ -54,47 +54,65 @@ async def upstream() -> AsyncIterator[HeldUpstream]:
         yield held
 
 
-async def test_the_lanes_together_allow_exactly_max_connections(upstream: HeldUpstream) -> None:
-    transport = LanedTransport(max_connections=130, lane_size=64)
-    assert len(transport.lanes) == 3
-    async with httpx2.AsyncClient(
-        transport=transport, base_url=f"http://127.0.0.1:{upstream.port}"
-    ) as client:
-        requests = [asyncio.ensure_future(client.get(f"/{i}")) for i in range(131)]
+def channel_http(port: int, max_connections: int) -> UpstreamHttp:
+    return UpstreamHttp(
+        channel="held",
+        base_url=f"http://127.0.0.1:{port}",
+        headers={},
+        timeout=30,
+        max_connections=max_connections,
+        secret=None,
+    )
+
+
+async def test_the_pool_allows_exactly_max_connections(upstream: HeldUpstream) -> None:
+    http = channel_http(upstream.port, 130)
+    try:
+        requests = [asyncio.ensure_future(http.send("GET", f"/{i}")) for i in range(131)]
         for _ in range(500):
             if upstream.waiting == 130:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # time enough for a 131st to arrive, if a lane let it through
+        await asyncio.sleep(0.2)  # time enough for a 131st to arrive, if the pool let it through
         assert upstream.most_waiting == 130
-        assert transport.sizes == [44, 43, 43]
-        assert sum(transport.busy) == 131  # the 131st waits in a lane, as it would in one pool
+        assert upstream.connections == 130
 
         upstream.release.set()
         answers = await asyncio.gather(*requests)
-
-    assert [a.text for a in answers] == ["ok"] * 131
-    assert transport.busy == [0, 0, 0]
+    finally:
+        await http.close()
+    assert [a.content for a in answers] == [b"ok"] * 131
 
 
 async def test_a_light_load_stays_on_one_connection(upstream: HeldUpstream) -> None:
     upstream.release.set()
-    transport = LanedTransport(max_connections=1000)
-    async with httpx2.AsyncClient(
-        transport=transport, base_url=f"http://127.0.0.1:{upstream.port}"
-    ) as client:
+    http = channel_http(upstream.port, 1000)
+    try:
         for _ in range(20):
-            assert (await client.get("/")).text == "ok"
+            assert (await http.send("GET", "/")).content == b"ok"
+    finally:
+        await http.close()
     assert upstream.connections == 1
-    assert transport.busy == [0] * 16
 
 
 async def test_a_failed_request_gives_its_place_back(upstream: HeldUpstream) -> None:
     upstream.hang_up = True
-    transport = LanedTransport(max_connections=4, lane_size=2)
-    async with httpx2.AsyncClient(
-        transport=transport, base_url=f"http://127.0.0.1:{upstream.port}"
-    ) as client:
-        outcomes = await asyncio.gather(*(client.get("/") for _ in range(8)), return_exceptions=True)
-    assert all(isinstance(outcome, httpx2.RemoteProtocolError) for outcome in outcomes)
-    assert transport.busy == [0, 0]
+    http = channel_http(upstream.port, 4)
+    try:
+        outcomes = await asyncio.gather(*(http.send("GET", "/") for _ in range(8)), return_exceptions=True)
+        assert all(
+            isinstance(outcome, UpstreamError) and outcome.code == "upstream_connection_lost"
+            for outcome in outcomes
+        ), outcomes
+        # Every place is free again: four requests held at once get all four.
+        upstream.hang_up = False
+        held = [asyncio.ensure_future(http.send("GET", "/")) for _ in range(4)]
+        for _ in range(500):
+            if upstream.waiting == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert upstream.waiting == 4
+        upstream.release.set()
+        assert [a.content for a in await asyncio.gather(*held)] == [b"ok"] * 4
+    finally:
+        await http.close()
