@@ -66,6 +66,10 @@ MAX_UPSTREAM_IMAGE_PIXELS = 16384 * 16384
 # Answers whose bodies are read at once, per channel. The rest wait with their bytes in the kernel's socket
 # buffers: a thousand answers that arrive together, read side by side, would all be half in memory at once.
 MAX_ANSWERS_READ_AT_ONCE = 32
+# What an answer not being read may hold in memory before its connection stops reading (twice this, plus
+# one read of the socket): the rest waits in the kernel. A thousand answers that arrive together at 64 KiB
+# (aiohttp's default) held 200 MB more than this.
+ANSWER_BUFFER_BYTES = 16 * 1024
 _CODE = re.compile(r"^[A-Za-z][\w.-]{0,63}$")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]+>")
@@ -129,6 +133,7 @@ class UpstreamHttp:
             headers=self.headers,
             timeout=self._timeouts(),
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+            read_bufsize=ANSWER_BUFFER_BYTES,
             json_serialize=_json_text,
             trust_env=True,  # HTTPS_PROXY and NO_PROXY, as every other client of the upstream honours
         )
@@ -140,6 +145,7 @@ class UpstreamHttp:
         return aiohttp.ClientSession(
             timeout=self._timeouts(),
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+            read_bufsize=ANSWER_BUFFER_BYTES,
             trust_env=True,
         )
 
