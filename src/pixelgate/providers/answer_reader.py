@@ -129,7 +129,10 @@ class AnswerReader:
         self._skeleton = bytearray()
         self._in_string = False
         self._skip_next = False  # the last piece ended inside an escape: its character comes first
-        self._string = bytearray()  # the current string's raw text, while it is short
+        # The current string's raw text while it is short, as the parts of the pieces it lies in (kept, not
+        # copied: growing one buffer a piece at a time copied the first MiB of every image many times over).
+        self._string: list[tuple[memoryview, bool]] = []  # (part, whether it holds a backslash)
+        self._string_length = 0
         self._decoder: _Base64Decoder | None = None  # the current string's decoder, once it is long
         self._decoded: list[DecodedBase64] = []
         self._token = secrets.token_hex(16)  # names the long strings in the skeleton; never guessed
@@ -184,13 +187,13 @@ class AnswerReader:
         if self._decoder is not None:
             self._decoder.feed(raw, escaped=escaped)
             return
-        if len(self._string) + len(raw) <= self.long_string:
-            self._string += raw
-            return
-        self._decoder = _Base64Decoder(self._string_start, self.long_string)
-        self._decoder.feed(memoryview(self._string), escaped=b"\\" in self._string)
-        self._string = bytearray()
-        self._decoder.feed(raw, escaped=escaped)
+        self._string.append((raw, escaped))
+        self._string_length += len(raw)
+        if self._string_length > self.long_string:
+            self._decoder = _Base64Decoder(self._string_start, self.long_string)
+            for part, part_escaped in self._string:
+                self._decoder.feed(part, escaped=part_escaped)
+            self._string.clear()
 
     def _end_string(self) -> None:
         if self._decoder is not None:
@@ -198,8 +201,10 @@ class AnswerReader:
             self._decoded.append(self._decoder.finish())
             self._decoder = None
         else:
-            self._skeleton += self._string
+            for part, _ in self._string:
+                self._skeleton += part
             self._string.clear()
+        self._string_length = 0
         self._skeleton += b'"'
         self._in_string = False
 
