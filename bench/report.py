@@ -35,6 +35,7 @@ def tables(results: dict[str, Any]) -> str:
                     "p99 ms",
                     "added p50",
                     "added p99",
+                    "CPU ms/image",
                     "peak MiB",
                     "errors",
                 ],
@@ -49,6 +50,7 @@ def tables(results: dict[str, Any]) -> str:
                         r["p99_ms"],
                         r["added_p50_ms"],
                         r["added_p99_ms"],
+                        r.get("server_cpu_ms_per_image", ""),
                         r["peak_rss_mib"],
                         sum(r["errors"].values()) or "",
                     ]
@@ -56,16 +58,7 @@ def tables(results: dict[str, Any]) -> str:
                 ],
             )
         )
-        verdict = relay["verdict"]
-        if verdict.get("checked"):
-            out += [
-                "",
-                f"At 64 clients (1K, b64_json): pixelgate's throughput is {verdict['throughput_ratio']}x LiteLLM's "
-                f"(target 2x: {'met' if verdict['throughput_target_met'] else 'not met'}); its added p99 is "
-                f"{verdict['added_p99_ratio']}x LiteLLM's (target at most 0.5x: "
-                f"{'met' if verdict['added_p99_target_met'] else 'not met'}). pixelgate persisted "
-                f"{relay['pixelgate_tasks_persisted']:,} tasks; LiteLLM persists nothing.",
-            ]
+        out += ["", *relay_verdict(relay)]
         out.append("")
     if "inflight" in results:
         r = results["inflight"]
@@ -224,6 +217,31 @@ def tables(results: dict[str, Any]) -> str:
     if "storage" in results:
         out += storage_tables(results["storage"])
     return "\n".join(out)
+
+
+def relay_verdict(relay: dict[str, Any]) -> list[str]:
+    """Issue 24's targets, each as measured and whether it was met."""
+    verdict = relay["verdict"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    lines = [
+        f"- pixelgate CPU per image, {kind}: at most {v['worst_ms']} ms (target {v['target_ms']:g}: {met(v['met'])})"
+        for kind, v in verdict.get("cpu_per_image", {}).items()
+    ]
+    lines += [
+        f"- throughput against LiteLLM, 1K {cell} clients: {v['ratio']}x (target 2x: {met(v['met'])})"
+        for cell, v in verdict.get("throughput_vs_litellm", {}).items()
+    ]
+    lines += [
+        f"- added p50 at one client, 1K {fmt}: {v['added_p50_ms']} ms (target 5 ms: {met(v['met'])})"
+        for fmt, v in verdict.get("added_p50_one_client", {}).items()
+    ]
+    lines.append(
+        f"- pixelgate persisted {relay['pixelgate_tasks_persisted']:,} tasks; LiteLLM persists nothing."
+    )
+    return lines
 
 
 def storage_tables(s: dict[str, Any]) -> list[str]:
