@@ -182,7 +182,7 @@ async def test_a_large_image_answer_is_decoded_as_it_arrives() -> None:
         assert isinstance(entry["b64_json"], DecodedBase64) and entry["revised_prompt"] == "a cat"
         decoded = upstream.decode_base64(entry["b64_json"], "data[0].b64_json")
         assert decoded == image
-        assert upstream.image(decoded, "data[0]").width == 1600
+        assert (await upstream.image(decoded, "data[0]")).width == 1600
 
 
 async def test_a_long_string_that_is_not_base64_is_a_malformed_answer() -> None:

@@ -33,9 +33,9 @@ def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
     assert relay["pixelgate_tasks_persisted"] >= sum(
         r["requests"] for r in relay["rows"] if r["target"] == "pixelgate"
     )
-    assert all(
-        row["server_cpu_ms_per_image"] > 0 for row in relay["rows"] if row["target"] == "pixelgate"
-    ), "pixelgate's CPU per image is measured"
+    assert all(row["server_cpu_ms_per_image"] > 0 for row in relay["rows"] if row["target"] == "pixelgate"), (
+        "pixelgate's CPU per image is measured"
+    )
     verdict = relay["verdict"]
     assert set(verdict["cpu_per_image"]) == {"1k url", "1k b64_json"}, verdict
     assert verdict["throughput_vs_litellm"] == {}, "the LiteLLM targets need the full run with LiteLLM"

@@ -72,9 +72,13 @@ class GoogleProvider:
         version = self.options.api_version
         if self.options.api == "interactions":
             body = interaction_body(generation)
-            return self.read_interaction(await self.http.json("POST", f"/{version}/interactions", json=body))
+            return await self.read_interaction(
+                await self.http.json("POST", f"/{version}/interactions", json=body)
+            )
         path = f"/{version}/models/{generation.model}:generateContent"
-        return self.read_response(await self.http.json("POST", path, json=generate_content_body(generation)))
+        return await self.read_response(
+            await self.http.json("POST", path, json=generate_content_body(generation))
+        )
 
     async def check(self) -> str:
         return await self.http.list_models(f"/{self.options.api_version}/models", "models", pageSize=1000)
@@ -87,7 +91,7 @@ class GoogleProvider:
 
     # -- generateContent answers ---------------------------------------------------------------------------
 
-    def read_response(self, answer: Any) -> ProviderResult:
+    async def read_response(self, answer: Any) -> ProviderResult:
         if not isinstance(answer, dict):
             raise self.http.malformed("an answer that is not a JSON object")
         candidates = answer.get("candidates") or []
@@ -108,7 +112,7 @@ class GoogleProvider:
         for number, part in enumerate(parts):
             if not isinstance(part, dict):
                 raise self.http.malformed(f"parts[{number}] that is not an object")
-            image = self._image(part, f"parts[{number}]")
+            image = await self._image(part, f"parts[{number}]")
             if part.get("thought"):
                 thoughts = _add_thought(thoughts, part.get("text"), image)
                 continue
@@ -137,15 +141,17 @@ class GoogleProvider:
             signature=signature,
         )
 
-    def _image(self, part: dict[str, Any], where: str) -> ProviderImage | None:
+    async def _image(self, part: dict[str, Any], where: str) -> ProviderImage | None:
         inline = part.get("inlineData") or part.get("inline_data")
         if not inline:
             return None
-        return self.http.image(self.http.decode_base64(inline.get("data"), f"{where}.inlineData"), where)
+        return await self.http.image(
+            self.http.decode_base64(inline.get("data"), f"{where}.inlineData"), where
+        )
 
     # -- Interactions answers ------------------------------------------------------------------------------
 
-    def read_interaction(self, answer: Any) -> ProviderResult:
+    async def read_interaction(self, answer: Any) -> ProviderResult:
         if not isinstance(answer, dict):
             raise self.http.malformed("an interaction that is not a JSON object")
         if answer.get("status") not in (None, "completed"):
@@ -167,7 +173,7 @@ class GoogleProvider:
                     where = f"steps[{number}].content[{block_number}]"
                     if block.get("type") == "image":
                         data = self.http.decode_base64(block.get("data"), where)
-                        images.append(self.http.image(data, where))
+                        images.append(await self.http.image(data, where))
                     elif block.get("type") == "text":
                         texts.append(str(block.get("text", "")))
         if not images:

@@ -161,7 +161,7 @@ class OpenAIProvider:
                 raw = await self.http.download(entry["url"])
             else:
                 raise self.http.malformed(f"{where} with neither b64_json nor url")
-            images.append(self.http.image(raw, where))
+            images.append(await self.http.image(raw, where))
         return ProviderResult(
             images=tuple(images), usage=_usage(answer.get("usage"), generation, len(images))
         )

@@ -91,7 +91,12 @@ class TaskGatewayProvider:
             raise self.http.malformed(f"task {task_id} completed with no result URL")
         datas = await asyncio.gather(*(self.http.download(url) for url in urls))
         images: tuple[ProviderImage, ...] = tuple(
-            self.http.image(data, f"task {task_id} result {number}") for number, data in enumerate(datas)
+            await asyncio.gather(
+                *(
+                    self.http.image(data, f"task {task_id} result {number}")
+                    for number, data in enumerate(datas)
+                )
+            )
         )
         return ProviderResult(images=images, usage=estimated_usage(generation, images=len(images)))
 
