@@ -21,6 +21,7 @@ from conftest import png_bytes
 from pixelgate.core.errors import UpstreamError
 from pixelgate.providers.answer_reader import AnswerReader, DecodedBase64, UnreadableAnswer
 from pixelgate.providers.http import UpstreamHttp
+from upstreams.client import channel_client
 
 LONG = 16  # characters: a string longer than this is decoded, so that short tests reach the long path
 
@@ -156,14 +157,7 @@ async def upstream_answering(body: bytes, piece: int) -> AsyncIterator[UpstreamH
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    upstream = UpstreamHttp(
-        channel="chan",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        headers={},
-        timeout=10,
-        max_connections=2,
-        secret=None,
-    )
+    upstream = channel_client(port, path="/v1", max_connections=2)
     try:
         yield upstream
     finally:

@@ -21,15 +21,14 @@ from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
 from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.providers.base import LEFT_TO_OTHERS, Generation
 from pixelgate.providers.http import UpstreamAnswer, UpstreamHttp, parse_retry_after
+from upstreams.client import channel_client
 
 KEY = "sk-live-0123456789abcdef"
 
 
 @pytest.fixture()
 async def http() -> Any:
-    upstream = UpstreamHttp(
-        channel="chan", base_url="http://127.0.0.1:9/v1", headers={}, timeout=5, max_connections=1, secret=KEY
-    )
+    upstream = channel_client(9, path="/v1", max_connections=1, timeout=5, secret=KEY)
     yield upstream
     await upstream.close()
 
@@ -53,14 +52,7 @@ async def upstream_serving(handler: Handler) -> AsyncIterator[UpstreamHttp]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    http = UpstreamHttp(
-        channel="chan",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        headers={},
-        timeout=5,
-        max_connections=4,
-        secret=KEY,
-    )
+    http = channel_client(port, path="/v1", timeout=5, secret=KEY)
     try:
         yield http
     finally:

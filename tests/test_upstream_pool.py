@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pixelgate.core.errors import UpstreamError
-from pixelgate.providers.http import UpstreamHttp
+from upstreams.client import channel_client
 
 
 @dataclass
@@ -54,19 +54,8 @@ async def upstream() -> AsyncIterator[HeldUpstream]:
         yield held
 
 
-def channel_http(port: int, max_connections: int) -> UpstreamHttp:
-    return UpstreamHttp(
-        channel="held",
-        base_url=f"http://127.0.0.1:{port}",
-        headers={},
-        timeout=30,
-        max_connections=max_connections,
-        secret=None,
-    )
-
-
 async def test_the_pool_allows_exactly_max_connections(upstream: HeldUpstream) -> None:
-    http = channel_http(upstream.port, 130)
+    http = channel_client(upstream.port, max_connections=130, timeout=30)
     try:
         requests = [asyncio.ensure_future(http.send("GET", f"/{i}")) for i in range(131)]
         for _ in range(500):
@@ -86,7 +75,7 @@ async def test_the_pool_allows_exactly_max_connections(upstream: HeldUpstream) -
 
 async def test_a_light_load_stays_on_one_connection(upstream: HeldUpstream) -> None:
     upstream.release.set()
-    http = channel_http(upstream.port, 1000)
+    http = channel_client(upstream.port, max_connections=1000, timeout=30)
     try:
         for _ in range(20):
             assert (await http.send("GET", "/")).content == b"ok"
@@ -97,7 +86,7 @@ async def test_a_light_load_stays_on_one_connection(upstream: HeldUpstream) -> N
 
 async def test_a_failed_request_gives_its_place_back(upstream: HeldUpstream) -> None:
     upstream.hang_up = True
-    http = channel_http(upstream.port, 4)
+    http = channel_client(upstream.port, max_connections=4, timeout=30)
     try:
         outcomes = await asyncio.gather(*(http.send("GET", "/") for _ in range(8)), return_exceptions=True)
         assert all(
