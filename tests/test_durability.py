@@ -15,6 +15,9 @@ import pytest
 from conftest import MakeServer, ServerProcess, db_rows
 
 SLOW = ("--emulate", "--emulate-latency", "1.5", "--worker-concurrency", "3", "--lease-seconds", "3")
+# A dead process's lease running out is told by nobody: a process listening on PostgreSQL finds it at its
+# safety-net poll, 10 s by default. These tests wait for exactly that, so they poll every second.
+TAKEOVER = {"PIXELGATE_NOTIFIED_POLL_INTERVAL": "1"}
 
 
 def submit(server: ServerProcess, count: int) -> list[str]:
@@ -77,7 +80,7 @@ def assert_completed_exactly_once(server: ServerProcess, ids: list[str]) -> list
 
 
 def test_sigkill_loses_nothing(backend: str, make_server: MakeServer) -> None:
-    first = make_server(backend, *SLOW)
+    first = make_server(backend, *SLOW, env=TAKEOVER)
     ids = submit(first, 12)
     wait_until(lambda: "processing" in statuses(first, ids).values(), 20, "a task to start running")
     first.kill()
@@ -86,7 +89,9 @@ def test_sigkill_loses_nothing(backend: str, make_server: MakeServer) -> None:
     queued_at_kill = {row[0] for row in db_rows(first, "SELECT id FROM tasks WHERE status = 'queued'")}
     assert running_at_kill and queued_at_kill, "the kill caught tasks both running and queued"
 
-    second = make_server(backend, *SLOW, database_url=first.database_url, data_dir=first.data_dir)
+    second = make_server(
+        backend, *SLOW, env=TAKEOVER, database_url=first.database_url, data_dir=first.data_dir
+    )
     wait_all_completed(second, ids, 60)
     attempts = dict(zip(ids, assert_completed_exactly_once(second, ids), strict=True))
     assert all(attempts[task_id] == 2 for task_id in running_at_kill), "running tasks were recovered by lease"
@@ -98,7 +103,7 @@ def test_a_synchronous_request_saved_claimed_is_taken_over_after_a_kill(
 ) -> None:
     """A synchronous request is saved already running, held by its own process's worker: when that process
     dies with it, the lease runs out and the next process runs it, once."""
-    first = make_server(backend, *SLOW)
+    first = make_server(backend, *SLOW, env=TAKEOVER)
     body = {"model": "gemini-3.1-flash-image", "prompt": "held", "size": "1:1", "resolution": "512"}
 
     def call() -> None:
@@ -116,7 +121,9 @@ def test_a_synchronous_request_saved_claimed_is_taken_over_after_a_kill(
     for caller in callers:
         caller.join(30)
 
-    second = make_server(backend, *SLOW, database_url=first.database_url, data_dir=first.data_dir)
+    second = make_server(
+        backend, *SLOW, env=TAKEOVER, database_url=first.database_url, data_dir=first.data_dir
+    )
     ids = [task_id for task_id, _, _ in held]
     wait_all_completed(second, ids, 60)
     assert assert_completed_exactly_once(second, ids) == [2, 2], "each taken over once, after its lease"
@@ -124,8 +131,10 @@ def test_a_synchronous_request_saved_claimed_is_taken_over_after_a_kill(
 
 def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:
     """Two processes share one database (and data dir); one dies mid-work; the other finishes its tasks."""
-    doomed = make_server(backend, *SLOW)
-    survivor = make_server(backend, *SLOW, database_url=doomed.database_url, data_dir=doomed.data_dir)
+    doomed = make_server(backend, *SLOW, env=TAKEOVER)
+    survivor = make_server(
+        backend, *SLOW, env=TAKEOVER, database_url=doomed.database_url, data_dir=doomed.data_dir
+    )
     ids = submit(doomed, 10) + submit(survivor, 10)
 
     def doomed_is_working() -> bool:
@@ -144,13 +153,15 @@ def test_two_workers_one_killed(backend: str, make_server: MakeServer) -> None:
 
 
 def test_sigterm_finishes_or_requeues(backend: str, make_server: MakeServer) -> None:
-    server = make_server(backend, *SLOW)
+    server = make_server(backend, *SLOW, env=TAKEOVER)
     ids = submit(server, 6)
     wait_until(lambda: "processing" in statuses(server, ids).values(), 20, "a task to start running")
     server.stop()
     left = {row[1] for row in db_rows(server, "SELECT id, status FROM tasks")}
     assert "running" not in left, "a graceful stop leaves no task holding a lease"
-    again = make_server(backend, *SLOW, database_url=server.database_url, data_dir=server.data_dir)
+    again = make_server(
+        backend, *SLOW, env=TAKEOVER, database_url=server.database_url, data_dir=server.data_dir
+    )
     wait_all_completed(again, ids, 60)
     assert_completed_exactly_once(again, ids)
 
