@@ -63,25 +63,26 @@ class Waiters:
             self._look(task_id)
 
     async def wait(self, task_id: str) -> Task:
-        interval = _FIRST_POLL
-        future = self._expected.pop(task_id, None)  # registered before the task started: nothing to read
-        while True:
-            if future is None:
-                future = asyncio.get_running_loop().create_future()
-                self._waiters[task_id].append(future)
-                expected = False
-            else:
-                expected = True
+        expected = self._expected.pop(task_id, None)
+        if expected is not None:  # registered before the task started: nothing to read first
             try:
-                if not expected:
-                    # Read after registering: an end told before this registration is seen in the row, one
-                    # told after it resolves the future.
-                    task = await self.queue.get(task_id)
-                    if task.status.is_terminal:
-                        return task
-                timeout = (
-                    self.poll_interval if self.listening or expected else min(interval, self.poll_interval)
-                )
+                with contextlib.suppress(TimeoutError):
+                    ended = await asyncio.wait_for(expected, timeout=self.poll_interval)
+                    if ended is not None:
+                        return ended
+            finally:
+                self._forget(task_id, expected)
+        interval = _FIRST_POLL
+        while True:
+            future: asyncio.Future[Task | None] = asyncio.get_running_loop().create_future()
+            self._waiters[task_id].append(future)
+            try:
+                # Read after registering: an end told before this registration is seen in the row, one told
+                # after it resolves the future.
+                task = await self.queue.get(task_id)
+                if task.status.is_terminal:
+                    return task
+                timeout = self.poll_interval if self.listening else min(interval, self.poll_interval)
                 with contextlib.suppress(TimeoutError):
                     ended = await asyncio.wait_for(future, timeout=timeout)
                     if ended is not None:
@@ -89,7 +90,6 @@ class Waiters:
                 interval *= 2
             finally:
                 self._forget(task_id, future)
-                future = None
 
     def _forget(self, task_id: str, future: asyncio.Future[Task | None]) -> None:
         waiters = self._waiters.get(task_id)
