@@ -34,6 +34,25 @@ def generations(up: Service) -> int:
     return int(httpx.get(f"{base_url(up)}/stats", timeout=10).json()["generations"])
 
 
+class CpuPerImage:
+    """The CPU time of some processes per image the upstream makes, from now until :meth:`ms` is read.
+    Warm-up requests are counted in both (each makes one image, and its CPU is counted too)."""
+
+    def __init__(self, up: Service, *services: Service | None) -> None:
+        self.up = up
+        self.services = services
+        self.made = generations(up)
+        self.cpu = [service.cpu_seconds() if service is not None else 0.0 for service in services]
+
+    def ms(self) -> list[float | None]:
+        """Milliseconds of CPU per image for each service (None for a service not given), rounded."""
+        images = max(1, generations(self.up) - self.made)
+        return [
+            round((service.cpu_seconds() - before) / images * 1000, 1) if service is not None else None
+            for service, before in zip(self.services, self.cpu, strict=True)
+        ]
+
+
 def pixelgate_serve(workdir: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
     """``pixelgate serve ARGS`` as one process on a free port, with SQLite in a fresh data dir: every task
     is persisted, as in production."""

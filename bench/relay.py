@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Service, mib
-from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, generations, litellm, pixelgate, upstream
+from bench.gateways import MODEL, UPSTREAM_MODEL, CpuPerImage, base_url, litellm, pixelgate, upstream
 from bench.load import closed_loop, post_json
 
 FORMATS = ("b64_json", "url")
@@ -85,18 +85,16 @@ def measure(
     }
     if service is not None and service.memory is not None:
         service.memory.reset_peak()
-    made, cpu = generations(up), service.cpu_seconds() if service is not None else 0.0
+    cpu = CpuPerImage(up, service)
     result = asyncio.run(closed_loop(post_json(f"{url}/v1/images/generations", body), clients, duration))
-    # Per image the upstream made, warm-up requests included (their CPU is counted too): each made one.
-    images = max(1, generations(up) - made)
-    cpu_ms = (service.cpu_seconds() - cpu) / images * 1000 if service is not None else None
+    [cpu_ms] = cpu.ms()
     return {
         "image": image,
         "response_format": response_format,
         "clients": clients,
         "target": target,
         **result.summary(),
-        "server_cpu_ms_per_image": round(cpu_ms, 1) if cpu_ms is not None else None,
+        "server_cpu_ms_per_image": cpu_ms,
         "peak_rss_mib": mib(service.memory.peak) if service is not None and service.memory else None,
     }
 

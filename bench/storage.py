@@ -24,7 +24,7 @@ import aiohttp
 import httpx
 
 from bench.common import Service, free_port, mib, python_command
-from bench.gateways import MODEL, UPSTREAM_MODEL, base_url, generations, pixelgate, upstream
+from bench.gateways import MODEL, UPSTREAM_MODEL, CpuPerImage, base_url, pixelgate, upstream
 from bench.load import Request, closed_loop
 
 BUCKET = "bench"
@@ -109,10 +109,6 @@ def generate(url: str, model: str, response_format: str) -> Request:
     return send
 
 
-def cpu_seconds(service: Service | None) -> float:
-    return service.cpu_seconds() if service is not None else 0.0
-
-
 def measure(
     up: Service,
     bucket: Service,
@@ -125,24 +121,18 @@ def measure(
     clients: int,
     duration: float,
 ) -> dict[str, Any]:
-    made, cpu, moto_cpu = generations(up), cpu_seconds(service), cpu_seconds(bucket)
+    cpu = CpuPerImage(up, service, bucket if target in ("s3", "presigned") else None)
     result = asyncio.run(closed_loop(generate(url, model, response_format), clients, duration))
-    # Per image the upstream made (warm-up requests included, as their CPU is): each request made one.
-    images = max(1, generations(up) - made)
-    row: dict[str, Any] = {
+    server_ms, moto_ms = cpu.ms()
+    return {
         "image": image,
         "response_format": response_format,
         "clients": clients,
         "target": target,
         **result.summary(),
-        "server_cpu_ms_per_image": None,
-        "moto_cpu_ms_per_image": None,
+        "server_cpu_ms_per_image": server_ms,
+        "moto_cpu_ms_per_image": moto_ms,
     }
-    if service is not None:
-        row["server_cpu_ms_per_image"] = round((cpu_seconds(service) - cpu) / images * 1000, 1)
-    if target in ("s3", "presigned"):
-        row["moto_cpu_ms_per_image"] = round((cpu_seconds(bucket) - moto_cpu) / images * 1000, 1)
-    return row
 
 
 def ratio(ours: float | None, base: float | None) -> float | None:

@@ -302,7 +302,7 @@ async def queue(backend: str, postgres: PostgresDatabases | None, tmp_path: Path
     try:
         yield TaskQueue(db, result_ttl=3600)
     finally:
-        await db.engine.dispose()
+        await db.close()
 
 
 class Servers:

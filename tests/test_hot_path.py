@@ -25,15 +25,18 @@ from pixelgate.config import Settings, resolve_config
 from pixelgate.core.request import ImageRequest
 from pixelgate.core.task import Status
 from pixelgate.runtime import Runtime, build_runtime
+from pixelgate.store.db import Database
 from pixelgate.store.schema import tasks
 
 
 class Statements:
-    """The SQL statements a database is sent, as ``VERB table`` (``SELECT tasks``, ``UPDATE tasks``)."""
+    """The SQL statements a database is sent, as ``VERB table`` (``SELECT tasks``, ``UPDATE tasks``), by any
+    of its engines."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, db: Database) -> None:
         self.seen: list[str] = []
-        sa.event.listen(engine, "before_cursor_execute", self._record)
+        for engine in db.sync_engines:
+            sa.event.listen(engine, "before_cursor_execute", self._record)
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         text = " ".join(statement.split())
@@ -69,7 +72,7 @@ async def test_a_synchronous_image_writes_its_task_twice_and_never_reads_it(runt
     await runtime.service.wait_for_result(  # a first request, so that nothing made once is counted
         (await runtime.service.submit(request("warm"), dialect="openai", caller_waits=True)).id
     )
-    seen = Statements(runtime.db.engine.sync_engine)
+    seen = Statements(runtime.db)
     task = await runtime.service.submit(request("a lighthouse"), dialect="openai", caller_waits=True)
     assert task.status is Status.RUNNING and task.attempts == 1, "saved already claimed"
     done = await runtime.service.wait_for_result(task.id)

@@ -32,12 +32,12 @@ class Recorder:
         async with self.queue.db.engine.connect() as conn:
             return bool(await conn.scalar(sa.select(sa.func.count()).where(tasks.c.id == task_id)))
 
-    async def on_accept(self, conn: Any, task: Task, admission: Admission) -> None:
+    def on_accept(self, conn: Any, task: Task, admission: Admission) -> None:
         self.seen.append(f"accept {task.id} {admission.estimate_usd}")
         if self.refuse:
             raise Conflict("refused by a hook")
 
-    async def on_end(self, conn: Any, task: Task, made: Usage | None) -> Sequence[Event]:
+    def on_end(self, conn: Any, task: Task, made: Usage | None) -> Sequence[Event]:
         self.seen.append(f"end {task.status.value} {made.images if made else None}")
         return [WebhooksQueued(1)]
 
@@ -142,7 +142,7 @@ class Changes:
         self.seen: list[tuple[str, list[str]]] = []
         self.refuse: str | None = None
 
-    async def __call__(self, conn: Any, change: str, task_ids: Sequence[str]) -> None:
+    def __call__(self, conn: Any, change: str, task_ids: Sequence[str]) -> None:
         if change == self.refuse:
             raise Conflict(f"{change} refused by a hook")
         self.seen.append((change, list(task_ids)))

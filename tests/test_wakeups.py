@@ -65,17 +65,17 @@ async def test_a_committed_change_is_heard_by_the_others_and_nothing_else_is(db:
     await listener.start()
     try:
         async with db.transaction() as conn:
-            await sender.announce(conn, "queued", ["task_1", "task_2"])
+            await conn.run_sync(sender.announce, "queued", ["task_1", "task_2"])
         with pytest.raises(RuntimeError):
             async with db.transaction() as conn:
-                await sender.announce(conn, "ended", ["rolled_back"])
+                await conn.run_sync(sender.announce, "ended", ["rolled_back"])
                 raise RuntimeError("the change fails")
         async with db.transaction() as conn:
-            await listener.announce(conn, "ended", ["its_own"])  # published on its own bus already
-            await sender.announce(conn, "requeued", ["task_3"])
-            await sender.announce(conn, "cancelled", ["task_1"])
+            await conn.run_sync(listener.announce, "ended", ["its_own"])  # published on its own bus already
+            await conn.run_sync(sender.announce, "requeued", ["task_3"])
+            await conn.run_sync(sender.announce, "cancelled", ["task_1"])
         async with db.transaction() as conn:
-            await sender.announce(conn, "ended", ["task_2"])
+            await conn.run_sync(sender.announce, "ended", ["task_2"])
         await other.until(lambda events: TaskEndedElsewhere("task_2") in events)
     finally:
         await listener.stop()
@@ -105,7 +105,7 @@ async def test_a_killed_connection_falls_back_to_polling_and_listens_again(
             assert killed.all() == [(True,)]
         await heard.until(lambda events: events.count(LISTENING) == 2)
         async with db.transaction() as conn:
-            await wakeups(connector(db.engine), Heard()).announce(conn, "queued", ["after"])
+            await conn.run_sync(wakeups(connector(db.engine), Heard()).announce, "queued", ["after"])
         await heard.until(lambda events: TaskQueuedElsewhere("after") in events)
     finally:
         await listener.stop()

@@ -18,6 +18,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from pixelgate.api import gemini_batches, openai_batches
 from pixelgate.api.deps import ImageLinks, Parts
 from pixelgate.api.interactions import WEBHOOK_EVENTS
@@ -299,17 +301,17 @@ async def _shared_counts(settings: Settings, stack: AsyncExitStack) -> tuple[Req
 
 
 def _keeps_its_key(idempotency: IdempotencyKeys) -> Any:
-    async def keep(conn: Any, task: Task, admission: Admission) -> None:
+    def keep(conn: Connection, task: Task, admission: Admission) -> None:
         if admission.claim is not None:
-            await idempotency.keep(conn, admission.claim, task.id)
+            idempotency.keep(conn, admission.claim, task.id)
 
     return keep
 
 
 def _reserves(ledger: Ledger) -> Any:
-    async def reserve(conn: Any, task: Task, admission: Admission) -> None:
+    def reserve(conn: Connection, task: Task, admission: Admission) -> None:
         caller = admission.caller
-        await ledger.reserve(
+        ledger.reserve(
             task_id=task.id,
             key_id=caller.key_id if not caller.is_admin else None,
             owner=task.owner,
@@ -325,6 +327,6 @@ def _reserves(ledger: Ledger) -> Any:
     return reserve
 
 
-async def _settles(conn: Any, task: Task, made: Usage | None) -> list[Event]:
-    await settle(conn, task.id, made)
+def _settles(conn: Connection, task: Task, made: Usage | None) -> list[Event]:
+    settle(conn, task.id, made)
     return []

@@ -121,7 +121,7 @@ async def create_key(
     async def make(claim: Idempotent | None = None) -> JSONResponse:
         async with keys.db.transaction() as conn:
             if claim is not None:
-                await idempotency.keep(conn, claim, key_id)
+                await conn.run_sync(idempotency.keep, claim, key_id)
             record, secret = await keys.create(
                 name=body.name,
                 owner=body.owner or body.name,

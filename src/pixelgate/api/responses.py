@@ -81,10 +81,19 @@ class ImageJSONResponse(StreamingResponse):
         super().__init__(_send(pieces), status_code, headers, media_type="application/json")
         self.headers["content-length"] = str(length)
         self._then = then
+        # An answer without images (a task still running, a URL answer) is sent in one message, without
+        # the streaming machinery (a task group watching for the client to leave).
+        self._whole = pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if self._whole is None:
+                await super().__call__(scope, receive, send)
+            else:
+                await send(
+                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+                )
+                await send({"type": "http.response.body", "body": self._whole})
         finally:
             if self._then is not None:
                 try:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from pixelgate.catalog.prices import usd
 from pixelgate.core import metrics
@@ -65,7 +65,7 @@ class Ledger:
         # queue cannot hold it alone.
         self.max_tasks_per_key = max_tasks_per_key
 
-    async def reserve(
+    def reserve(
         self,
         *,
         task_id: str,
@@ -78,7 +78,7 @@ class Ledger:
         estimate_usd: float,
         now: float | None = None,
         batch_line: bool = False,
-        conn: AsyncConnection,
+        conn: Connection,
     ) -> None:
         """Count a task that is being accepted, in ``conn``'s transaction (the one that saves the task,
         so that a crash leaves both or neither); raise if the key's limits do not allow it. A batch line
@@ -87,8 +87,8 @@ class Ledger:
         now = time.time() if now is None else now
         day = utc_day(now)
         if key_id is not None:
-            await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
-            await _check_limits(
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
+            _check_limits(
                 conn,
                 key_id,
                 limits,
@@ -99,7 +99,7 @@ class Ledger:
                 None if batch_line else self.max_tasks_per_key,
                 count_concurrent=not batch_line,
             )
-        await conn.execute(
+        conn.execute(
             usage.insert().values(
                 task_id=task_id,
                 key_id=key_id,
@@ -199,8 +199,8 @@ def _bucket(keys: dict[str, Any], values: Any) -> dict[str, Any]:
     }
 
 
-async def _check_limits(
-    conn: AsyncConnection,
+def _check_limits(
+    conn: Connection,
     key_id: str,
     limits: KeyLimits,
     images: int,
@@ -216,9 +216,7 @@ async def _check_limits(
     if concurrent is not None and count_concurrent:
         # A batch's lines (dialect "…-batch") are the batch's own window, not the key's concurrent tasks.
         interactive = sa.or_(usage.c.dialect.is_(None), sa.not_(usage.c.dialect.like(f"%{BATCH_SUFFIX}")))
-        running = await conn.scalar(
-            sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED, interactive)
-        )
+        running = conn.scalar(sa.select(sa.func.count()).where(mine, usage.c.state == RESERVED, interactive))
         if (running or 0) >= concurrent:
             whose = (
                 "its limit"
@@ -233,7 +231,7 @@ async def _check_limits(
                 retry_after=1.0,
             )
     if limits.images_per_day is not None:
-        made = await conn.scalar(
+        made = conn.scalar(
             sa.select(sa.func.coalesce(sa.func.sum(usage.c.images), 0)).where(
                 mine, usage.c.day == day, usage.c.state.in_([RESERVED, SETTLED])
             )
@@ -248,7 +246,7 @@ async def _check_limits(
                 retry_after=wait,
             )
     if limits.credit_budget_usd is not None:
-        spent = await conn.scalar(
+        spent = conn.scalar(
             sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0)).where(
                 mine, usage.c.state.in_([RESERVED, SETTLED])
             )
@@ -261,7 +259,7 @@ async def _check_limits(
             )
 
 
-async def settle(conn: AsyncConnection, task_id: str, made: Usage | None, now: float | None = None) -> None:
+def settle(conn: Connection, task_id: str, made: Usage | None, now: float | None = None) -> None:
     """Settle a task's reservation inside the transaction that ends the task: what it ``made``, or (None)
     nothing at all."""
     values: dict[str, Any] = {"settled_at": time.time() if now is None else now}
@@ -281,7 +279,7 @@ async def settle(conn: AsyncConnection, task_id: str, made: Usage | None, now: f
             thought_tokens=made.thought_tokens,
             cost_usd=made.cost_usd,
         )
-    settled = await conn.execute(
+    settled = conn.execute(
         usage.update().where(usage.c.task_id == task_id, usage.c.state == RESERVED).values(**values)
     )
     if settled.rowcount and made is not None:

@@ -234,25 +234,32 @@ async def _batch_event(
     """The batch's end as a webhook event: to the URLs it was made with, else its owner's webhooks; how
     many deliveries were queued."""
     webhook = batch.options.get("webhook") or {}
-    return await enqueue_event(
-        conn,
-        owner=batch.owner,
-        event_type=EVENTS[final],
-        subject_id=batch.id,
-        data={
-            "id": batch.id,
-            "name": f"batches/{batch.id}",
-            "status": final.value,
-            "endpoint": batch.endpoint,
-            "request_counts": {"total": counts.total, "completed": counts.succeeded, "failed": counts.failed},
-            "cost_usd": counts.cost_usd,
-            "output_file_id": values.get("output_file_id"),
-            "error_file_id": values.get("error_file_id"),
-            "errors": batch.errors,
-        },
-        override_urls=webhook.get("urls") or None,
-        user_metadata=webhook.get("user_metadata"),
+    queued: int = await conn.run_sync(
+        lambda sync: enqueue_event(
+            sync,
+            owner=batch.owner,
+            event_type=EVENTS[final],
+            subject_id=batch.id,
+            data={
+                "id": batch.id,
+                "name": f"batches/{batch.id}",
+                "status": final.value,
+                "endpoint": batch.endpoint,
+                "request_counts": {
+                    "total": counts.total,
+                    "completed": counts.succeeded,
+                    "failed": counts.failed,
+                },
+                "cost_usd": counts.cost_usd,
+                "output_file_id": values.get("output_file_id"),
+                "error_file_id": values.get("error_file_id"),
+                "errors": batch.errors,
+            },
+            override_urls=webhook.get("urls") or None,
+            user_metadata=webhook.get("user_metadata"),
+        )
     )
+    return queued
 
 
 def caller_record(caller: Caller) -> dict[str, Any]:
@@ -326,7 +333,7 @@ class BatchStore:
         now = time.time()
         async with self.db.transaction() as conn:
             if claim is not None:
-                await self.idempotency.keep(conn, claim, batch_id)
+                await conn.run_sync(self.idempotency.keep, claim, batch_id)
             await conn.execute(
                 batches.insert().values(
                     id=batch_id,

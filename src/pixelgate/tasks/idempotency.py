@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelgate.core.errors import Conflict, InvalidRequest, NotFound
 from pixelgate.store.db import Database
@@ -122,15 +122,13 @@ class IdempotencyKeys:
             )
         return str(row.task_id)
 
-    async def keep(self, conn: AsyncConnection, claim: Idempotent, made_id: str) -> None:
+    def keep(self, conn: Connection, claim: Idempotent, made_id: str) -> None:
         """Save the key with what it made, in ``conn``'s transaction (the one that makes it). Another
         request that saved the key first makes this raise ``IntegrityError``, and the transaction rolls
         back: nothing is made twice. Keys past their day go first, this one among them."""
         now = time.time()
-        await conn.execute(
-            idempotency_keys.delete().where(idempotency_keys.c.created_at < now - KEEP_SECONDS)
-        )
-        await conn.execute(
+        conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < now - KEEP_SECONDS))
+        conn.execute(
             idempotency_keys.insert().values(
                 scope=claim.scope,
                 key=claim.key,

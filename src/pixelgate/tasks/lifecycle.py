@@ -25,11 +25,11 @@ the task, so a task ends exactly once even if two workers ever ran it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from pixelgate.auth.keys import Caller
 from pixelgate.core.errors import Conflict, PixelgateError
@@ -49,15 +49,17 @@ class Admission:
     claim: Idempotent | None = None
 
 
+# The hooks are plain functions of the transaction's connection, as the SQL of each change is: a change runs
+# in one step (see ``Database.write``), and they must do nothing but talk to the database.
 # Run in the transaction that accepts a task; raising refuses it (nothing is saved).
-AcceptHook = Callable[[AsyncConnection, Task, Admission], Awaitable[None]]
+AcceptHook = Callable[[Connection, Task, Admission], None]
 # Run in the transaction that ends a task, with what it made (None: failed or cancelled, nothing); returns
 # what to publish once the transaction is committed.
-EndHook = Callable[[AsyncConnection, Task, Usage | None], Awaitable[Sequence[Event]]]
+EndHook = Callable[[Connection, Task, Usage | None], Sequence[Event]]
 # What a change made of its tasks: accepted, given back to the queue, ended (succeeded or failed), cancelled.
 Change = Literal["queued", "requeued", "ended", "cancelled"]
 # Run in the transaction of every change of state, with the ids of the tasks it changed.
-ChangeHook = Callable[[AsyncConnection, Change, Sequence[str]], Awaitable[None]]
+ChangeHook = Callable[[Connection, Change, Sequence[str]], None]
 
 
 class Lifecycle:
@@ -81,12 +83,15 @@ class Lifecycle:
         runs it next (a synchronous request: see ``Worker.claim_here``); nobody else is told of it, as
         nobody else has to claim it. Should that process die, the lease runs out and another worker
         takes the task over, as any claimed task."""
-        async with self.queue.db.transaction() as conn:
+
+        def accept(conn: Connection) -> None:
             for hook in self.on_accept:
-                await hook(conn, task, admission)
-            await self.queue.insert(task, conn=conn, lease=lease)
+                hook(conn, task, admission)
+            self.queue.save(conn, task, lease=lease)
             if lease is None:
-                await self._changed(conn, "queued", [task.id])
+                self._changed(conn, "queued", [task.id])
+
+        await self.queue.db.write(accept)
         if lease is None:
             self.bus.publish(TaskQueued(task))
 
@@ -125,40 +130,42 @@ class Lifecycle:
         return await self._end(lambda conn: self.queue.cancel_batch(conn, batch_id), None)
 
     async def release(self, task_id: str, worker_id: str) -> bool:
-        async with self.queue.db.transaction() as conn:
-            released = await self.queue.release(conn, task_id, worker_id)
-            if released is not None:
-                await self._changed(conn, "requeued", [task_id])
-        return released is not None
+        return await self._requeue(lambda conn: self.queue.release(conn, task_id, worker_id))
 
     async def defer(self, task_id: str, worker_id: str, until: float) -> bool:
-        async with self.queue.db.transaction() as conn:
-            deferred = await self.queue.defer(conn, task_id, worker_id, until)
-            if deferred is not None:
-                await self._changed(conn, "requeued", [task_id])
-        return deferred is not None
+        return await self._requeue(lambda conn: self.queue.defer(conn, task_id, worker_id, until))
+
+    async def _requeue(self, change: Callable[[Connection], Task | None]) -> bool:
+        def requeue(conn: Connection) -> bool:
+            requeued = change(conn)
+            if requeued is not None:
+                self._changed(conn, "requeued", [requeued.id])
+            return requeued is not None
+
+        return await self.queue.db.write(requeue)
 
     async def _end(
-        self,
-        change: Callable[[AsyncConnection], Awaitable[Task | list[Task] | None]],
-        made: Usage | None,
+        self, change: Callable[[Connection], Task | list[Task] | None], made: Usage | None
     ) -> list[Task]:
-        follow: list[Event] = []
-        async with self.queue.db.transaction() as conn:
-            changed = await change(conn)
+        def end(conn: Connection) -> tuple[list[Task], list[Event]]:
+            follow: list[Event] = []
+            changed = change(conn)
             ended = changed if isinstance(changed, list) else [changed] if changed is not None else []
             for task in ended:
                 for hook in self.on_end:
-                    follow += await hook(conn, task, made if task.status is Status.SUCCEEDED else None)
-            await self._changed(conn, "cancelled", [t.id for t in ended if t.status is Status.CANCELLED])
-            await self._changed(conn, "ended", [t.id for t in ended if t.status is not Status.CANCELLED])
+                    follow.extend(hook(conn, task, made if task.status is Status.SUCCEEDED else None))
+            self._changed(conn, "cancelled", [t.id for t in ended if t.status is Status.CANCELLED])
+            self._changed(conn, "ended", [t.id for t in ended if t.status is not Status.CANCELLED])
+            return ended, follow
+
+        ended, follow = await self.queue.db.write(end)
         for task in ended:
             self.bus.publish(TaskCancelled(task) if task.status is Status.CANCELLED else TaskEnded(task))
         for event in follow:
             self.bus.publish(event)
         return ended
 
-    async def _changed(self, conn: AsyncConnection, change: Change, task_ids: Sequence[str]) -> None:
+    def _changed(self, conn: Connection, change: Change, task_ids: Sequence[str]) -> None:
         if task_ids:
             for hook in self.on_change:
-                await hook(conn, change, task_ids)
+                hook(conn, change, task_ids)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from pixelgate.core.errors import NotFound, PixelgateError
 from pixelgate.core.request import ImageRequest
@@ -76,17 +76,16 @@ class TaskQueue:
         self.db = db
         self.result_ttl = result_ttl
 
-    async def insert(
-        self, task: Task, *, conn: AsyncConnection | None = None, lease: Lease | None = None
-    ) -> None:
-        """Save a new task, in ``conn``'s transaction if given (the one that reserves its cost). With a
-        ``lease``, the task is saved already running, held by the lease's worker (``task`` says so too:
-        see ``Worker.claim_here``), exactly as a claim would have left it."""
-        if conn is None:
-            async with self.db.transaction() as own:
-                return await self.insert(task, conn=own, lease=lease)
+    async def insert(self, task: Task, *, lease: Lease | None = None) -> None:
+        """Save a new task in a transaction of its own (see :meth:`save`)."""
+        await self.db.write(lambda conn: self.save(conn, task, lease=lease))
+
+    def save(self, conn: Connection, task: Task, *, lease: Lease | None = None) -> None:
+        """Save a new task in ``conn``'s transaction (the one that reserves its cost). With a ``lease``, the
+        task is saved already running, held by the lease's worker (``task`` says so too: see
+        ``Worker.claim_here``), exactly as a claim would have left it."""
         held = {} if lease is None else {"worker_id": lease.worker_id, "lease_expires_at": lease.expires_at}
-        await conn.execute(
+        conn.execute(
             tasks.insert().values(
                 id=task.id,
                 owner=task.owner,
@@ -113,16 +112,15 @@ class TaskQueue:
         query = sa.select(tasks).where(tasks.c.id == task_id)
         if owner is not None:
             query = query.where(tasks.c.owner == owner)
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise _no_such_task(task_id)
         return _row_to_task(row)
 
     async def get_many(self, task_ids: Iterable[str]) -> list[Task]:
         ids = list(task_ids)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(tasks).where(tasks.c.id.in_(ids)))).all()
+        query = sa.select(tasks).where(tasks.c.id.in_(ids))
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [_row_to_task(row) for row in rows]
 
     async def claim(
@@ -168,16 +166,17 @@ class TaskQueue:
                 .returning(*tasks.c)
             )
 
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                tasks.update().where(expired).values(status=Status.QUEUED.value, worker_id=None)
-            )
-            rows = list((await conn.execute(take(tasks.c.priority >= 0, limit))).all())
+        def claim(conn: Connection) -> list[Any]:
+            conn.execute(tasks.update().where(expired).values(status=Status.QUEUED.value, worker_id=None))
+            rows = list(conn.execute(take(tasks.c.priority >= 0, limit)).all())
             room = limit - len(rows)
             if batch_limit is not None:
                 room = min(room, batch_limit)
             if room > 0:
-                rows += (await conn.execute(take(tasks.c.priority < 0, room))).all()
+                rows += conn.execute(take(tasks.c.priority < 0, room)).all()
+            return rows
+
+        rows = await self.db.write(claim)
         return sorted((_row_to_task(row) for row in rows), key=lambda t: (-t.priority, t.created_at))
 
     async def renew(self, worker_id: str, task_ids: Iterable[str], lease_seconds: float) -> set[str]:
@@ -189,12 +188,12 @@ class TaskQueue:
         held = sa.and_(
             tasks.c.id.in_(ids), tasks.c.worker_id == worker_id, tasks.c.status == Status.RUNNING.value
         )
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                tasks.update().where(held).values(lease_expires_at=time.time() + lease_seconds)
-            )
-            still_held = set((await conn.execute(sa.select(tasks.c.id).where(held))).scalars())
-        return ids - still_held
+
+        def renew(conn: Connection) -> set[str]:
+            conn.execute(tasks.update().where(held).values(lease_expires_at=time.time() + lease_seconds))
+            return set(conn.execute(sa.select(tasks.c.id).where(held)).scalars())
+
+        return ids - await self.db.write(renew)
 
     async def set_progress(self, task_id: str, worker_id: str, progress: int) -> None:
         await self._update_held(task_id, worker_id, progress=progress)
@@ -205,42 +204,31 @@ class TaskQueue:
 
     async def _update_held(self, task_id: str, worker_id: str, **values: Any) -> bool:
         """Change a running task, only while ``worker_id`` still holds it; whether it did."""
-        async with self.db.transaction() as conn:
-            outcome = await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.worker_id == worker_id,
-                    tasks.c.status == Status.RUNNING.value,
-                )
-                .values(**values)
+        change = (
+            tasks.update()
+            .where(
+                tasks.c.id == task_id, tasks.c.worker_id == worker_id, tasks.c.status == Status.RUNNING.value
             )
-        return bool(outcome.rowcount)
+            .values(**values)
+        )
+        return bool(await self.db.write(lambda conn: conn.execute(change).rowcount))
 
-    async def _let_go(
-        self, conn: AsyncConnection, task_id: str, worker_id: str, values: dict[str, Any]
-    ) -> Task | None:
+    def _let_go(self, conn: Connection, task_id: str, worker_id: str, values: dict[str, Any]) -> Task | None:
         """End ``worker_id``'s hold on a running task, with ``values``; the task as it is now, or None if
         that worker no longer holds it (cancelled, or taken over after its lease ran out)."""
-        row = (
-            await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.worker_id == worker_id,
-                    tasks.c.status == Status.RUNNING.value,
-                )
-                .values(worker_id=None, lease_expires_at=None, **values)
-                .returning(*tasks.c)
+        row = conn.execute(
+            tasks.update()
+            .where(
+                tasks.c.id == task_id, tasks.c.worker_id == worker_id, tasks.c.status == Status.RUNNING.value
             )
+            .values(worker_id=None, lease_expires_at=None, **values)
+            .returning(*tasks.c)
         ).first()
         return _row_to_task(row) if row is not None else None
 
-    async def complete(
-        self, conn: AsyncConnection, task_id: str, worker_id: str, result: TaskResult
-    ) -> Task | None:
+    def complete(self, conn: Connection, task_id: str, worker_id: str, result: TaskResult) -> Task | None:
         now = time.time()
-        ended = await self._let_go(
+        ended = self._let_go(
             conn,
             task_id,
             worker_id,
@@ -266,7 +254,7 @@ class TaskQueue:
             if image.sha256 and image.signature
         ]
         if signed:
-            await conn.execute(output_signatures.insert(), signed)
+            conn.execute(output_signatures.insert(), signed)
         return ended
 
     async def signature_of(self, sha256: str, *, owner: str | None) -> str | None:
@@ -284,18 +272,16 @@ class TaskQueue:
         async with self.db.engine.connect() as conn:
             return (await conn.execute(query)).scalar()
 
-    async def fail(
-        self, conn: AsyncConnection, task_id: str, worker_id: str, error: PixelgateError
-    ) -> Task | None:
+    def fail(self, conn: Connection, task_id: str, worker_id: str, error: PixelgateError) -> Task | None:
         values = {"status": Status.FAILED.value, "error": error.to_record(), "completed_at": time.time()}
-        return await self._let_go(conn, task_id, worker_id, values)
+        return self._let_go(conn, task_id, worker_id, values)
 
-    async def release(self, conn: AsyncConnection, task_id: str, worker_id: str) -> Task | None:
+    def release(self, conn: Connection, task_id: str, worker_id: str) -> Task | None:
         """Give a running task back to the queue: the next worker starts it afresh (resuming its upstream
         tasks)."""
-        return await self._let_go(conn, task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
+        return self._let_go(conn, task_id, worker_id, {"status": Status.QUEUED.value, "progress": 0})
 
-    async def defer(self, conn: AsyncConnection, task_id: str, worker_id: str, until: float) -> Task | None:
+    def defer(self, conn: Connection, task_id: str, worker_id: str, until: float) -> Task | None:
         """Put a running task back in the queue, not to be claimed before ``until``. This claim does not
         count as one of its attempts: it never reached an upstream."""
         fewer = sa.func.greatest if self.db.is_postgres else sa.func.max
@@ -305,9 +291,9 @@ class TaskQueue:
             "not_before": until,
             "attempts": fewer(tasks.c.attempts - 1, 0),
         }
-        return await self._let_go(conn, task_id, worker_id, values)
+        return self._let_go(conn, task_id, worker_id, values)
 
-    async def cancel(self, conn: AsyncConnection, task_id: str, *, owner: str | None = None) -> Task | None:
+    def cancel(self, conn: Connection, task_id: str, *, owner: str | None = None) -> Task | None:
         """Cancel a queued or running task; the task, or None if there was none to cancel."""
         _require_task_id_shape(task_id)
         condition = sa.and_(
@@ -315,28 +301,24 @@ class TaskQueue:
         )
         if owner is not None:
             condition = sa.and_(condition, tasks.c.owner == owner)
-        row = (
-            await conn.execute(
-                tasks.update()
-                .where(condition)
-                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
-                .returning(*tasks.c)
-            )
+        row = conn.execute(
+            tasks.update()
+            .where(condition)
+            .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+            .returning(*tasks.c)
         ).first()
         return _row_to_task(row) if row is not None else None
 
-    async def cancel_batch(self, conn: AsyncConnection, batch_id: str) -> list[Task]:
+    def cancel_batch(self, conn: Connection, batch_id: str) -> list[Task]:
         """Cancel every queued or running task of a batch (a stopped batch may hold hundreds)."""
         open_lines = sa.and_(
             tasks.c.batch_id == batch_id, tasks.c.status.in_([Status.QUEUED.value, Status.RUNNING.value])
         )
-        rows = (
-            await conn.execute(
-                tasks.update()
-                .where(open_lines)
-                .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
-                .returning(*tasks.c)
-            )
+        rows = conn.execute(
+            tasks.update()
+            .where(open_lines)
+            .values(status=Status.CANCELLED.value, completed_at=time.time(), lease_expires_at=None)
+            .returning(*tasks.c)
         ).all()
         return [_row_to_task(row) for row in rows]
 

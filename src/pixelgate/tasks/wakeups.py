@@ -43,7 +43,8 @@ from typing import Any, NoReturn
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pixelgate.tasks.bus import Bus, TaskEndedElsewhere, TaskQueuedElsewhere, WakeupsChanged
 from pixelgate.tasks.lifecycle import Change
@@ -103,10 +104,10 @@ class Wakeups:
         self._tried = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
-    async def announce(self, conn: AsyncConnection, change: Change, task_ids: Sequence[str]) -> None:
+    def announce(self, conn: Connection, change: Change, task_ids: Sequence[str]) -> None:
         """The lifecycle's ``on_change`` hook: tell the other processes, when ``conn`` commits."""
         payloads = [f"{change} {task_id} {self.origin}" for task_id in task_ids]
-        await conn.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+        conn.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
 
     async def start(self) -> None:
         """Listen from now on; returns once the first connection is made, or has failed (the process then

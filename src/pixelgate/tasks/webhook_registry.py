@@ -248,7 +248,9 @@ class WebhookRegistry:
             ).first()
             if row is None:
                 raise _no_such_webhook(webhook_id)
-            await enqueue_ping(conn, owner=row.owner, webhook_id=webhook_id, url=row.uri)
+            await conn.run_sync(
+                lambda c: enqueue_ping(c, owner=row.owner, webhook_id=webhook_id, url=row.uri)
+            )
         self.bus.publish(WebhooksQueued(1))
 
     # Signing secrets

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from pixelgate.core.task import Callback, Status, Task, Usage
 from pixelgate.store.schema import webhook_deliveries, webhooks
@@ -81,8 +81,8 @@ def _owned_by(column: Any, owner: str | None) -> Any:
     return column.is_(None) if owner is None else column == owner
 
 
-async def enqueue_event(
-    conn: AsyncConnection,
+def enqueue_event(
+    conn: Connection,
     *,
     owner: str | None,
     event_type: str,
@@ -99,25 +99,23 @@ async def enqueue_event(
     if override_urls:
         targets = [(None, url) for url in dict.fromkeys(override_urls)]
     else:
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(webhooks.c.id, webhooks.c.uri, webhooks.c.subscribed_events).where(
                 _owned_by(webhooks.c.owner, owner), webhooks.c.state == ENABLED
             )
         )
         targets = [(row.id, row.uri) for row in rows if event_type in (row.subscribed_events or [])]
-    return await _insert(
-        conn, owner, event_type, subject_id, {**data, "user_metadata": user_metadata}, targets
-    )
+    return _insert(conn, owner, event_type, subject_id, {**data, "user_metadata": user_metadata}, targets)
 
 
-async def enqueue_ping(conn: AsyncConnection, *, owner: str | None, webhook_id: str, url: str) -> int:
+def enqueue_ping(conn: Connection, *, owner: str | None, webhook_id: str, url: str) -> int:
     """Queue a ``webhook.ping`` to one registered webhook (``POST /v1beta/webhooks/{id}:ping``): signed
     and retried like any event, and listed with the deliveries."""
-    return await _insert(conn, owner, PING_EVENT, webhook_id, {"id": webhook_id}, [(webhook_id, url)])
+    return _insert(conn, owner, PING_EVENT, webhook_id, {"id": webhook_id}, [(webhook_id, url)])
 
 
-async def _insert(
-    conn: AsyncConnection,
+def _insert(
+    conn: Connection,
     owner: str | None,
     event_type: str,
     subject_id: str,
@@ -128,7 +126,7 @@ async def _insert(
         return 0
     now = time.time()
     body = event_body(event_type, data, now)
-    await conn.execute(
+    conn.execute(
         webhook_deliveries.insert(),
         [
             {
@@ -158,7 +156,7 @@ class TaskOutbox:
     def __init__(self, names: Mapping[str, TaskEventNames] | None = None) -> None:
         self.names = dict(names or {})
 
-    async def task_ended(self, conn: AsyncConnection, task: Task, made: Usage | None) -> list[WebhooksQueued]:
+    def task_ended(self, conn: Connection, task: Task, made: Usage | None) -> list[WebhooksQueued]:
         """A batch's lines send none (their batch reports once, when it ends) unless a line gave its own
         ``callback_url``."""
         callback = task.callback or Callback()
@@ -172,7 +170,7 @@ class TaskOutbox:
             "model": task.request.model,
             "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
         }
-        queued = await enqueue_event(
+        queued = enqueue_event(
             conn,
             owner=task.owner,
             event_type=names.types[task.status],
