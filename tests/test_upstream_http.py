@@ -239,3 +239,74 @@ async def test_who_stops_an_upstream_task(saved: bool, stop: str | None, cancell
             await following
         await asyncio.gather(*http._background)
     assert ("POST /v1/tasks/up-1/cancel" in seen) is cancelled_upstream
+
+
+@asynccontextmanager
+async def forward_proxy(seen: list[str]) -> AsyncIterator[int]:
+    """A real HTTP forward proxy on a loopback port that answers every request itself (``{"via": "proxy"}``)
+    and records its request line: a client that goes through a proxy asks it for the whole URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        seen.append(head.split("\r\n", 1)[0])
+        length = next(
+            (
+                int(line.split(":", 1)[1])
+                for line in head.split("\r\n")
+                if line.lower().startswith("content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        body = b'{"via": "proxy"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("no_proxy", [None, "upstream.invalid"])
+async def test_the_environment_s_proxy_is_used_unless_no_proxy_names_the_host(
+    no_proxy: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTP_PROXY``/``HTTPS_PROXY`` and ``NO_PROXY``, as every other client of an upstream honours them
+    (read once per origin: a second request goes the same way)."""
+    seen: list[str] = []
+    async with forward_proxy(seen) as port:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        if no_proxy is not None:
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+        http = UpstreamHttp(
+            channel="chan",
+            base_url="http://upstream.invalid/v1",
+            headers={},
+            timeout=5,
+            max_connections=2,
+            secret=None,
+        )
+        try:
+            if no_proxy is None:
+                for _ in range(2):
+                    assert await http.json("POST", "/images/generations", json={"prompt": "x"}) == {
+                        "via": "proxy"
+                    }
+                assert seen == ["POST http://upstream.invalid/v1/images/generations HTTP/1.1"] * 2
+            else:
+                with pytest.raises(
+                    UpstreamError, match="chan"
+                ):  # upstream.invalid, asked directly, is nowhere
+                    await http.json("POST", "/images/generations", json={"prompt": "x"})
+                assert seen == []
+        finally:
+            await http.close()

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 import pybase64
+from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from pixelgate.config import ChannelConfig
@@ -123,6 +124,20 @@ class UpstreamHttp:
         self._reading = asyncio.Semaphore(MAX_ANSWERS_READ_AT_ONCE)
         self.max_connections = max_connections
         self.headers = headers
+        self._proxies: dict[tuple[str, str], tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+
+    def _proxy_for(self, url: URL) -> dict[str, Any]:
+        """The proxy the environment names for ``url``'s origin (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``,
+        as every other client of the upstream honours them), looked up once per origin. aiohttp's
+        ``trust_env`` looks it up again for every request, with ``~/.netrc``, in two trips to a thread."""
+        origin = (url.scheme, url.host or "")
+        if origin not in self._proxies:
+            try:
+                self._proxies[origin] = get_env_proxy_for_url(url)
+            except LookupError:  # none named, or NO_PROXY names the host
+                self._proxies[origin] = (None, None)
+        proxy, proxy_auth = self._proxies[origin]
+        return {"proxy": proxy, "proxy_auth": proxy_auth}
 
     # The pools are made on first use, in the event loop they serve: a channel is built (and checked by
     # `pixelgate channels --offline`) where no loop runs.
@@ -135,7 +150,6 @@ class UpstreamHttp:
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
             read_bufsize=ANSWER_BUFFER_BYTES,
             json_serialize=_json_text,
-            trust_env=True,  # HTTPS_PROXY and NO_PROXY, as every other client of the upstream honours
         )
 
     @cached_property
@@ -146,7 +160,6 @@ class UpstreamHttp:
             timeout=self._timeouts(),
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
             read_bufsize=ANSWER_BUFFER_BYTES,
-            trust_env=True,
         )
 
     def _timeouts(self) -> aiohttp.ClientTimeout:
@@ -205,6 +218,7 @@ class UpstreamHttp:
                 headers=headers,
                 params=params,
                 allow_redirects=False,
+                **self._proxy_for(self.base_url),
             ) as response:
                 ok = 200 <= response.status < 300
                 async with self._reading:
@@ -244,7 +258,7 @@ class UpstreamHttp:
         except ValueError:
             raise self.malformed(f"a result URL that is not a URL: {self.quote(url)}") from None
         try:
-            async with self.downloads.get(target) as response:
+            async with self.downloads.get(target, **self._proxy_for(target)) as response:
                 if not 200 <= response.status < 300:
                     answer = UpstreamAnswer(response.status, response.headers, await response.read())
                     raise self.malformed(
