@@ -81,3 +81,37 @@ async def test_many_writes_and_reads_at_once_all_land(queue: TaskQueue) -> None:
         lambda conn: conn.execute(sa.select(sa.func.count()).where(meta.c.key.like("row-%"))).scalar()
     )
     assert rows == 60
+
+
+async def test_a_write_asked_for_during_a_transaction_runs_after_it(queue: TaskQueue) -> None:
+    """On SQLite a transaction (the aiosqlite path of the rest of the code) and the writes take turns."""
+    db = queue.db
+    async with db.transaction() as conn:
+        await conn.execute(meta.insert().values(key="in-transaction", value="1"))
+        after = asyncio.ensure_future(db.write(lambda conn: put(conn, "after", "1")))
+        await asyncio.sleep(0.1)
+        if not db.is_postgres:
+            assert not after.done(), "the write waits for the transaction"
+    await asyncio.wait_for(after, 10)
+
+
+async def test_a_transaction_cancelled_while_it_waits_its_turn_leaves_nothing_held(queue: TaskQueue) -> None:
+    db = queue.db
+    if db.is_postgres:
+        pytest.skip("PostgreSQL's transactions do not wait for a turn of this process's")
+
+    async def transaction_for(seconds: float) -> None:
+        async with db.transaction() as conn:
+            await conn.execute(sa.select(1))
+            await asyncio.sleep(seconds)
+
+    holding = asyncio.ensure_future(transaction_for(0.3))
+    await asyncio.sleep(0.05)
+    in_line = asyncio.ensure_future(transaction_for(0))
+    await asyncio.sleep(0.05)
+    in_line.cancel()
+    await holding
+    with pytest.raises(asyncio.CancelledError):
+        await in_line
+    await asyncio.wait_for(db.write(lambda conn: put(conn, "still", "1")), 10)
+    assert await db.read(value_of("still")) == "1"
