@@ -74,31 +74,26 @@ class Database:
     async def read(self, query: Callable[[Connection], T]) -> T:
         """``query(connection)`` run in one step, outside any transaction of this process's (see the
         module's doc). ``query`` must do nothing but talk to the database."""
-        if self._sqlite_sync is None:
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(query)
-        engine = self._sqlite_sync
-
-        def run() -> T:
-            with engine.connect() as conn:
-                return query(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._reading_threads, run)
+        return await self._in_one_step(query, writes=False)
 
     async def write(self, change: Callable[[Connection], T]) -> T:
         """``change(connection)`` run in one step in a transaction of its own: committed if it returns,
         rolled back if it raises (what it raised is raised here). ``change`` must do nothing but talk to
         the database. Once started it runs to its end even if its caller is cancelled meanwhile."""
+        return await self._in_one_step(change, writes=True)
+
+    async def _in_one_step(self, work: Callable[[Connection], T], *, writes: bool) -> T:
         if self._sqlite_sync is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(change)
+            async with self.engine.begin() if writes else self.engine.connect() as conn:
+                return await conn.run_sync(work)
         engine = self._sqlite_sync
 
         def run() -> T:
-            with engine.begin() as conn:
-                return change(conn)
+            with engine.begin() if writes else engine.connect() as conn:
+                return work(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._writing_thread, run)
+        threads = self._writing_thread if writes else self._reading_threads
+        return await asyncio.get_running_loop().run_in_executor(threads, run)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
