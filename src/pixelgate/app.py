@@ -68,13 +68,13 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     install_error_handlers(app)
     install_openapi(app)
     for module in (
+        tasks,  # first: routes are matched in turn, a poll is the most frequent request, none other has its paths
         openai,
         openai_responses,  # before chat: its /v1/responses answers "wrong endpoint"
         openai_batches,
         batch_paths,
         gemini_batches,  # before gemini: its :batchGenerateContent is a path gemini's catch-all takes too
         models,
-        tasks,
         gemini,
         interactions,
         webhooks_api,
