@@ -135,6 +135,35 @@ def test_short_strings_and_everything_else_stay_as_they_are() -> None:
     assert read(body) == orjson.loads(body)
 
 
+def test_a_shorter_image_under_an_image_key_is_decoded_and_nothing_else_is() -> None:
+    """Under ``b64_json``, ``data`` or ``bytesBase64Encoded``, a string of at least ``short_image`` characters
+    that is base64 is decoded as it ends, however the answer is cut; text there, a short string there, base64
+    under another key (a thought signature) and a key-like string in a list stay text."""
+    image = os.urandom(600)
+    text = base64.b64encode(image).decode()
+    prose = "a lighthouse at dusk, " * 40  # long enough, and not base64
+    document = {
+        "data": [{"b64_json": text, "revised_prompt": "x"}],
+        "candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": text}}]}}],
+        "predictions": [{"bytesBase64Encoded": base64.urlsafe_b64encode(image).decode()}],
+        "thoughtSignature": text,
+        "text": {"data": prose},
+        "short": {"data": "QUJD"},
+        "listed": ["data", text],
+    }
+    body = json.dumps(document, indent=1).encode()  # whitespace between a key and its value, too
+    for cut in range(0, len(body) + 1, 7):
+        answer = AnswerReader(short_image=64)
+        answer.feed(body[:cut])
+        answer.feed(body[cut:])
+        parsed = answer.result()
+        assert parsed["data"][0]["b64_json"].data == image, cut
+        assert parsed["candidates"][0]["content"]["parts"][0]["inlineData"]["data"].data == image, cut
+        assert parsed["predictions"][0]["bytesBase64Encoded"].data == image, cut
+        assert parsed["thoughtSignature"] == text and parsed["listed"] == ["data", text], cut
+        assert parsed["text"] == {"data": prose} and parsed["short"] == {"data": "QUJD"}, cut
+
+
 # -- through a real upstream on loopback ----------------------------------------------------------------
 
 
