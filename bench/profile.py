@@ -1,13 +1,17 @@
 """One relay cell, measured and optionally profiled: where pixelgate's CPU per image goes.
 
     python -m bench.profile [--image 1k|4k] [--format url|b64_json] [--clients 16] [--seconds 10]
-                            [--repeat 3] [--py-spy out.txt]
+                            [--repeat 3] [--py-spy out.txt] [--polls]
 
 Starts the fixed-image upstream and one pixelgate relaying to it (as ``python -m bench relay`` does), runs
 closed-loop clients against pixelgate, and prints its throughput and its CPU per image (from /proc, every
 image the upstream made). ``--repeat`` runs the load again on the same servers and prints each run, so the
 spread is visible. With ``--py-spy``, the last run is sampled by py-spy and the collapsed stacks are written
 to that file, with a summary of the functions that hold the most samples (own and cumulative).
+
+With ``--polls``, the load is ``GET /v1/tasks/{id}`` of 300 async tasks that are still running (against an
+upstream that answers after an hour), as the pollers of ``python -m bench inflight`` send it, and the CPU
+is per poll.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import aiohttp
+
 from bench.common import Service
 from bench.gateways import MODEL, base_url, generations, pixelgate, upstream
-from bench.load import closed_loop, post_json
+from bench.load import closed_loop, post_json, session
 
 
 def measure(up: Service, gateway: Service, response_format: str, clients: int, seconds: float) -> str:
@@ -43,6 +50,40 @@ def measure(up: Service, gateway: Service, response_format: str, clients: int, s
         f"{summary['throughput_rps']:7.1f} req/s, p50 {summary['p50_ms']:7.1f} ms, "
         f"CPU {cpu_ms:6.2f} ms/image (user {user_ms:.2f}, system {system_ms:.2f}) over {images} images{errors}"
     )
+
+
+def measure_polls(gateway: Service, clients: int, seconds: float) -> str:
+    """CPU per ``GET /v1/tasks/{id}`` of a running task, the in-flight bench's poll."""
+    url = base_url(gateway)
+    ids = [str(task["id"]) for task in asyncio.run(submit_async(url, 300))]
+    assert gateway.memory is not None
+    before = gateway.memory.process.cpu_times()
+
+    async def poll(http: aiohttp.ClientSession) -> tuple[int, int]:
+        async with http.get(f"{url}/v1/tasks/{random.choice(ids)}") as response:
+            return response.status, len(await response.read())
+
+    result = asyncio.run(closed_loop(poll, clients, seconds))
+    after = gateway.memory.process.cpu_times()
+    polls = max(1, len(result.latencies))
+    user_ms, system_ms = ((a - b) / polls * 1000 for a, b in zip(after[:2], before[:2], strict=True))
+    summary = result.summary()
+    return (
+        f"{summary['throughput_rps']:7.1f} polls/s, p50 {summary['p50_ms']:6.2f} ms, "
+        f"CPU {user_ms + system_ms:5.3f} ms/poll (user {user_ms:.3f}, system {system_ms:.3f})"
+    )
+
+
+async def submit_async(url: str, count: int) -> list[dict[str, object]]:
+    body = {"model": MODEL, "prompt": "a lighthouse", "size": "1024x1024", "async": True}
+    async with session(16) as http:
+
+        async def one() -> dict[str, object]:
+            async with http.post(f"{url}/v1/images/generations", json=body) as response:
+                answer: dict[str, object] = await response.json()
+                return answer
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
 def summarize(collapsed: Path, top: int = 25) -> str:
@@ -74,10 +115,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--py-spy", type=Path, help="sample the last run with py-spy into this file")
+    parser.add_argument("--polls", action="store_true", help="measure polls of running tasks instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pixelgate-profile-") as tmp:
         workdir = Path(tmp)
-        with upstream(workdir, args.image) as up, pixelgate(workdir, base_url(up)) as gateway:
+        latency = 3600.0 if args.polls else 0.0
+        with (
+            upstream(workdir, args.image, latency=latency) as up,
+            pixelgate(workdir, base_url(up)) as gateway,
+        ):
             for run in range(args.repeat):
                 spy = None
                 if args.py_spy is not None and run == args.repeat - 1:
@@ -87,8 +133,12 @@ def main() -> None:
                          "--output", str(args.py_spy), "--rate", "200", "--gil", "--nonblocking"],
                         stdout=subprocess.DEVNULL,
                     )  # fmt: skip
-                print(f"{args.image} {args.format} {args.clients} clients: "
-                      f"{measure(up, gateway, args.format, args.clients, args.seconds)}", flush=True)  # fmt: skip
+                if args.polls:
+                    print(f"polls, {args.clients} clients: "
+                          f"{measure_polls(gateway, args.clients, args.seconds)}", flush=True)  # fmt: skip
+                else:
+                    print(f"{args.image} {args.format} {args.clients} clients: "
+                          f"{measure(up, gateway, args.format, args.clients, args.seconds)}", flush=True)  # fmt: skip
                 if spy is not None:
                     spy.send_signal(2)  # py-spy writes its file when interrupted
                     spy.wait(30)
