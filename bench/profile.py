@@ -24,12 +24,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bench.common import Service
 from bench.gateways import MODEL, base_url, generations, pixelgate, upstream
-from bench.load import closed_loop, post_json, session
+from bench.inflight import submit_all
+from bench.load import closed_loop, post_json
 
 
 def measure(up: Service, gateway: Service, response_format: str, clients: int, seconds: float) -> str:
@@ -41,9 +43,7 @@ def measure(up: Service, gateway: Service, response_format: str, clients: int, s
     )
     images = max(1, generations(up) - made)
     cpu_ms = (gateway.cpu_seconds() - cpu) / images * 1000
-    after = gateway.memory.process.cpu_times()
-    user_ms = (after.user - split.user) / images * 1000
-    system_ms = (after.system - split.system) / images * 1000
+    user_ms, system_ms = split_ms(gateway, split, images)
     summary = result.summary()
     errors = f", errors {summary['errors']}" if summary["errors"] else ""
     return (
@@ -55,7 +55,7 @@ def measure(up: Service, gateway: Service, response_format: str, clients: int, s
 def measure_polls(gateway: Service, clients: int, seconds: float) -> str:
     """CPU per ``GET /v1/tasks/{id}`` of a running task, the in-flight bench's poll."""
     url = base_url(gateway)
-    ids = [str(task["id"]) for task in asyncio.run(submit_async(url, 300))]
+    ids, _, _ = asyncio.run(submit_all(url, 300, 16))
     assert gateway.memory is not None
     before = gateway.memory.process.cpu_times()
 
@@ -64,9 +64,7 @@ def measure_polls(gateway: Service, clients: int, seconds: float) -> str:
             return response.status, len(await response.read())
 
     result = asyncio.run(closed_loop(poll, clients, seconds))
-    after = gateway.memory.process.cpu_times()
-    polls = max(1, len(result.latencies))
-    user_ms, system_ms = ((a - b) / polls * 1000 for a, b in zip(after[:2], before[:2], strict=True))
+    user_ms, system_ms = split_ms(gateway, before, max(1, len(result.latencies)))
     summary = result.summary()
     return (
         f"{summary['throughput_rps']:7.1f} polls/s, p50 {summary['p50_ms']:6.2f} ms, "
@@ -74,16 +72,12 @@ def measure_polls(gateway: Service, clients: int, seconds: float) -> str:
     )
 
 
-async def submit_async(url: str, count: int) -> list[dict[str, object]]:
-    body = {"model": MODEL, "prompt": "a lighthouse", "size": "1024x1024", "async": True}
-    async with session(16) as http:
-
-        async def one() -> dict[str, object]:
-            async with http.post(f"{url}/v1/images/generations", json=body) as response:
-                answer: dict[str, object] = await response.json()
-                return answer
-
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+def split_ms(gateway: Service, before: Any, count: int) -> tuple[float, float]:
+    """The user and the system CPU time of the gateway's process since ``before`` (its ``cpu_times()``),
+    in milliseconds per one of ``count``."""
+    assert gateway.memory is not None
+    after = gateway.memory.process.cpu_times()
+    return (after.user - before.user) / count * 1000, (after.system - before.system) / count * 1000
 
 
 def summarize(collapsed: Path, top: int = 25) -> str:
