@@ -1,4 +1,5 @@
-"""The processes a benchmark compares: the fixed-image upstream, pixelgate relaying to it, LiteLLM."""
+"""The processes a benchmark compares: the fixed-image upstream, pixelgate relaying to it, LiteLLM, and the
+floor (the least a gateway that stores each image does)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,20 @@ timeout = 600
         str(worker_concurrency),
         *args,
         env={"BENCH_UPSTREAM_KEY": "bench", **(env or {})},
+    )
+
+
+def floor(workdir: Path, upstream_url: str) -> Service:
+    """``bench.floor``: the least a gateway that stores each image does, the baseline of CPU per image."""
+    port = free_port()
+    data_dir = workdir / f"floor-{port}"
+    command = python_command("-m", "bench.floor", "--port", str(port), "--upstream", upstream_url)
+    return Service(
+        name="floor",
+        command=[*command, "--data-dir", str(data_dir)],
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        log_path=workdir / f"floor-{port}.log",
+        data_dir=data_dir,
     )
 
 

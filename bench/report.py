@@ -230,6 +230,12 @@ def relay_verdict(relay: dict[str, Any]) -> list[str]:
         f"- pixelgate CPU per image, {kind}: at most {v['worst_ms']} ms (target {v['target_ms']:g}: {met(v['met'])})"
         for kind, v in verdict.get("cpu_per_image", {}).items()
     ]
+    if ratios := verdict.get("cpu_over_floor"):
+        lines.append(
+            "- pixelgate CPU per image as a multiple of the floor's (the least a gateway that stores each "
+            "image does, `bench/floor.py`): "
+            + ", ".join(f"{cell} clients {ratio}x" for cell, ratio in ratios.items())
+        )
     lines += [
         f"- throughput against LiteLLM, 1K {cell} clients: {v['ratio']}x (target 2x: {met(v['met'])})"
         for cell, v in verdict.get("throughput_vs_litellm", {}).items()

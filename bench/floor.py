@@ -1,0 +1,122 @@
+"""The floor: the least a gateway that stores each image can do per request, in Python on uvicorn.
+
+    python -m bench.floor --port 9100 --upstream http://127.0.0.1:9000 --data-dir DIR
+
+POST /v1/images/generations reads the client's JSON, asks the upstream for ``b64_json`` over one shared
+aiohttp session, finds the base64 in the answer without parsing the rest, decodes it with pybase64,
+writes it to a fresh folder (as pixelgate's local blob store does) and answers ``{"data": [{"url"}]}``,
+or, for ``b64_json``, the upstream's base64 as it came rather than encoded again.
+
+Nothing is checked, no database is touched, no key, price or task is kept: less than any real gateway
+does. So its CPU per image (the ``floor`` rows of ``python -m bench relay``) is what this machine charges
+for moving and storing the bytes alone, the part of a gateway's CPU per image that no code of its own
+can remove. Its files are never served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pybase64
+import uvicorn
+
+from bench.upstream import Receive, Scope, Send
+
+_KEY = b'"b64_json"'
+
+
+class FloorGateway:
+    def __init__(self, upstream: str, data_dir: Path, port: int) -> None:
+        self.upstream = f"{upstream}/v1/images/generations"
+        self.data_dir = data_dir
+        self.port = port
+        self.numbers = itertools.count()
+        self.http: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        body = await _body(receive)
+        if scope["method"] == "GET" and scope["path"] == "/healthz":
+            await _answer(send, 200, b"{}")
+            return
+        if scope["method"] != "POST" or scope["path"] != "/v1/images/generations":
+            await _answer(send, 404, b'{"error": {"message": "not here"}}')
+            return
+        asked = orjson.loads(body)
+        b64 = await self._generate(asked["prompt"])
+        name = self._store(pybase64.b64decode(b64, validate=True))
+        if asked.get("response_format") == "b64_json":
+            await _answer(send, 200, b'{"data": [{"b64_json": "' + b64 + b'"}]}')
+        else:
+            url = f"http://127.0.0.1:{self.port}/files/{name}"
+            await _answer(send, 200, orjson.dumps({"data": [{"url": url}]}))
+
+    async def _generate(self, prompt: str) -> bytes:
+        assert self.http is not None
+        request = {"model": "bench-image", "prompt": prompt, "response_format": "b64_json"}
+        async with self.http.post(self.upstream, json=request) as response:
+            answer = await response.read()
+        start = answer.index(b'"', answer.index(b":", answer.index(_KEY) + len(_KEY))) + 1
+        return answer[start : answer.index(b'"', start)]
+
+    def _store(self, image: bytes) -> str:
+        # On the event loop: a thread would cost more CPU than it saves, and CPU is what is measured.
+        name = f"{next(self.numbers)}/out-0.png"
+        folder = self.data_dir / name.split("/")[0]
+        folder.mkdir()
+        (folder / "out-0.png").write_bytes(image)
+        return name
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while (await receive())["type"] != "lifespan.shutdown":
+            self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            await send({"type": "lifespan.startup.complete"})
+        if self.http is not None:
+            await self.http.close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="the upstream's base URL, without /v1")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    app: Any = FloorGateway(args.upstream, args.data_dir, args.port)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        limit_concurrency=None,
+        timeout_keep_alive=120,
+    )
+
+
+if __name__ == "__main__":
+    main()
