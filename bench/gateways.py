@@ -1,5 +1,5 @@
 """The processes a benchmark compares: the fixed-image upstream, pixelgate relaying to it, LiteLLM, and the
-floor (the least a gateway that stores each image does)."""
+bare gateway (the least code that relays and stores each image)."""
 
 from __future__ import annotations
 
@@ -110,16 +110,16 @@ timeout = 600
     )
 
 
-def floor(workdir: Path, upstream_url: str) -> Service:
-    """``bench.floor``: the least a gateway that stores each image does, the baseline of CPU per image."""
+def bare(workdir: Path, upstream_url: str) -> Service:
+    """``bench.bare``: the least code that relays and stores each image, the baseline of CPU per image."""
     port = free_port()
-    data_dir = workdir / f"floor-{port}"
-    command = python_command("-m", "bench.floor", "--port", str(port), "--upstream", upstream_url)
+    data_dir = workdir / f"bare-{port}"
+    command = python_command("-m", "bench.bare", "--port", str(port), "--upstream", upstream_url)
     return Service(
-        name="floor",
+        name="bare",
         command=[*command, "--data-dir", str(data_dir)],
         health_url=f"http://127.0.0.1:{port}/healthz",
-        log_path=workdir / f"floor-{port}.log",
+        log_path=workdir / f"bare-{port}.log",
         data_dir=data_dir,
     )
 

@@ -1,7 +1,7 @@
 """One relay cell, measured and optionally profiled: where pixelgate's CPU per image goes.
 
     python -m bench.profile [--image 1k|4k] [--format url|b64_json] [--clients 16] [--seconds 10]
-                            [--repeat 3] [--py-spy out.txt] [--polls]
+                            [--repeat 3] [--py-spy out.txt] [--polls] [--bare]
 
 Starts the fixed-image upstream and one pixelgate relaying to it (as ``python -m bench relay`` does), runs
 closed-loop clients against pixelgate, and prints its throughput and its CPU per image (from /proc, every
@@ -12,6 +12,9 @@ to that file, with a summary of the functions that hold the most samples (own an
 With ``--polls``, the load is ``GET /v1/tasks/{id}`` of 300 async tasks that are still running (against an
 upstream that answers after an hour), as the pollers of ``python -m bench inflight`` send it, and the CPU
 is per poll.
+
+With ``--bare``, the gateway measured is ``bench/bare.py`` (the least code that relays and stores each
+image) instead of pixelgate: the same cell's baseline.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from typing import Any
 import aiohttp
 
 from bench.common import Service
-from bench.gateways import MODEL, base_url, generations, pixelgate, upstream
+from bench.gateways import MODEL, UPSTREAM_MODEL, bare, base_url, generations, pixelgate, upstream
 from bench.inflight import submit_all
 from bench.load import closed_loop, post_json
 
 
-def measure(up: Service, gateway: Service, response_format: str, clients: int, seconds: float) -> str:
-    body = {"model": MODEL, "prompt": "a lighthouse", "size": "1024x1024", "response_format": response_format}
+def measure(
+    up: Service, gateway: Service, model: str, response_format: str, clients: int, seconds: float
+) -> str:
+    body = {"model": model, "prompt": "a lighthouse", "size": "1024x1024", "response_format": response_format}
     assert gateway.memory is not None
     made, cpu, split = generations(up), gateway.cpu_seconds(), gateway.memory.process.cpu_times()
     result = asyncio.run(
@@ -110,13 +115,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--py-spy", type=Path, help="sample the last run with py-spy into this file")
     parser.add_argument("--polls", action="store_true", help="measure polls of running tasks instead")
+    parser.add_argument("--bare", action="store_true", help="measure bench/bare.py instead of pixelgate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pixelgate-profile-") as tmp:
         workdir = Path(tmp)
         latency = 3600.0 if args.polls else 0.0
+        model = UPSTREAM_MODEL if args.bare else MODEL
         with (
             upstream(workdir, args.image, latency=latency) as up,
-            pixelgate(workdir, base_url(up)) as gateway,
+            (bare if args.bare else pixelgate)(workdir, base_url(up)) as gateway,
         ):
             for run in range(args.repeat):
                 spy = None
@@ -132,7 +139,7 @@ def main() -> None:
                           f"{measure_polls(gateway, args.clients, args.seconds)}", flush=True)  # fmt: skip
                 else:
                     print(f"{args.image} {args.format} {args.clients} clients: "
-                          f"{measure(up, gateway, args.format, args.clients, args.seconds)}", flush=True)  # fmt: skip
+                          f"{measure(up, gateway, model, args.format, args.clients, args.seconds)}", flush=True)  # fmt: skip
                 if spy is not None:
                     spy.send_signal(2)  # py-spy writes its file when interrupted
                     spy.wait(30)

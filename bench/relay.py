@@ -1,11 +1,11 @@
-"""Relay overhead: the same upstream called directly, through the floor (``bench/floor.py``: the least a
-gateway that stores each image does), through pixelgate's ``openai`` provider and through the LiteLLM
-proxy, at several numbers of concurrent clients, for ``b64_json`` and ``url`` answers.
+"""Relay overhead: the same upstream called directly, through the bare gateway (``bench/bare.py``: the
+least code that relays and stores each image), through pixelgate's ``openai`` provider and through the
+LiteLLM proxy, at several numbers of concurrent clients, for ``b64_json`` and ``url`` answers.
 
 Added latency is each gateway's percentile minus the direct call's at the same concurrency, measured in
 the same run, one target after another for every cell, so that a noisy machine shifts them all alike.
-pixelgate's CPU per image is also given as a multiple of the floor's in the same cell: the part of it
-that is pixelgate's own, whatever the machine charges for moving bytes.
+pixelgate's CPU per image is also given as a multiple of the bare gateway's in the same cell: how much of
+it is pixelgate's own, apart from what the machine charges for moving the bytes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from bench.gateways import (
     MODEL,
     UPSTREAM_MODEL,
     CpuPerImage,
+    bare,
     base_url,
-    floor,
     litellm,
     pixelgate,
     upstream,
@@ -48,8 +48,8 @@ def run(workdir: Path, *, quick: bool, litellm_exe: Path | None) -> dict[str, An
             targets: dict[str, tuple[str, str, Service | None]] = {
                 "direct": (base_url(up), UPSTREAM_MODEL, None)
             }
-            least = stack.enter_context(floor(workdir, base_url(up)))
-            targets["floor"] = (base_url(least), UPSTREAM_MODEL, least)
+            plain = stack.enter_context(bare(workdir, base_url(up)))
+            targets["bare"] = (base_url(plain), UPSTREAM_MODEL, plain)
             gateway = stack.enter_context(pixelgate(workdir, base_url(up)))
             targets["pixelgate"] = (base_url(gateway), MODEL, gateway)
             if litellm_exe is not None:
@@ -172,24 +172,25 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
     return {
         "cpu_per_image": cpu,
-        "cpu_over_floor": over_floor(rows),
+        "cpu_over_bare": over_bare(rows),
         "throughput_vs_litellm": ratios,
         "added_p50_one_client": added,
     }
 
 
-def over_floor(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """pixelgate's CPU per image as a multiple of the floor's, for each cell where both were measured."""
-    floors = {
+def over_bare(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """pixelgate's CPU per image as a multiple of the bare gateway's, for each cell where both were
+    measured."""
+    baseline = {
         (r["image"], r["response_format"], r["clients"]): r["server_cpu_ms_per_image"]
         for r in rows
-        if r["target"] == "floor"
+        if r["target"] == "bare"
     }
     ratios = {}
     for r in rows:
-        least = floors.get((r["image"], r["response_format"], r["clients"]))
-        if r["target"] == "pixelgate" and least:
+        plain = baseline.get((r["image"], r["response_format"], r["clients"]))
+        if r["target"] == "pixelgate" and plain:
             ratios[f"{r['image']} {r['response_format']} {r['clients']}"] = round(
-                r["server_cpu_ms_per_image"] / least, 2
+                r["server_cpu_ms_per_image"] / plain, 2
             )
     return ratios

@@ -230,10 +230,10 @@ def relay_verdict(relay: dict[str, Any]) -> list[str]:
         f"- pixelgate CPU per image, {kind}: at most {v['worst_ms']} ms (target {v['target_ms']:g}: {met(v['met'])})"
         for kind, v in verdict.get("cpu_per_image", {}).items()
     ]
-    if ratios := verdict.get("cpu_over_floor"):
+    if ratios := verdict.get("cpu_over_bare"):
         lines.append(
-            "- pixelgate CPU per image as a multiple of the floor's (the least a gateway that stores each "
-            "image does, `bench/floor.py`): "
+            "- pixelgate CPU per image as a multiple of the bare gateway's (the least code that relays and "
+            "stores each image, `bench/bare.py`): "
             + ", ".join(f"{cell} clients {ratio}x" for cell, ratio in ratios.items())
         )
     lines += [

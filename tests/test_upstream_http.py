@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from conftest import png_bytes
 from pixelgate.catalog import default_catalog
 from pixelgate.catalog.validation import validate
-from pixelgate.core.errors import RateLimited, UpstreamError, UpstreamRejected
+from pixelgate.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamRejected
+from pixelgate.core.images import inspect_image
+from pixelgate.core.png import png_chunks
 from pixelgate.core.request import ImageRequest, Limits
 from pixelgate.providers.base import LEFT_TO_OTHERS, Generation
 from pixelgate.providers.http import UpstreamAnswer, UpstreamHttp, parse_retry_after
@@ -138,6 +141,41 @@ async def test_a_result_url_that_is_not_a_url_is_a_malformed_answer(http: Upstre
         await http.download("http://[::1")
     assert caught.value.code == "upstream_malformed"
     assert "a result URL that is not a URL" in caught.value.message
+
+
+async def test_an_upstream_png_is_checked_by_its_chunks_not_its_crcs(http: UpstreamHttp) -> None:
+    """An upstream's PNG came through TCP's checksums and HTTP's framing: what a transfer can do to it is
+    cut it short, and that is refused wherever the cut falls. Its CRCs are not computed (the cost of a
+    4K PNG's is milliseconds per image), so one made with a wrong CRC is taken as it is."""
+    png = png_bytes(48, 32)
+    image = await http.image(png, "data[0].b64_json")
+    assert (image.mime_type, image.width, image.height) == ("image/png", 48, 32)
+
+    assert (await http.image(with_a_wrong_crc(png), "data[0].b64_json")).width == 48
+
+    first_data = next(start for kind, start, _ in png_chunks(png) if kind == b"IDAT")
+
+    for cut in (len(png) - 1, len(png) - 12, len(png) // 2, 40):
+        with pytest.raises(UpstreamError) as caught:
+            await http.image(png[:cut], "data[0].b64_json")
+        assert caught.value.code == "upstream_malformed"
+        assert "something that is not a usable image in data[0].b64_json" in caught.value.message
+        if cut >= first_data:  # Pillow opens it: the check of its chunks says what is wrong
+            assert f"a PNG cut short: its {cut:,} bytes end before its IEND chunk" in caught.value.message
+
+
+def test_a_caller_s_png_with_a_wrong_crc_is_refused() -> None:
+    png = png_bytes(48, 32)
+    inspect_image(png, field="image", max_pixels=10_000)
+    with pytest.raises(InvalidRequest) as caught:
+        inspect_image(with_a_wrong_crc(png), field="image", max_pixels=10_000)
+    assert caught.value.code == "invalid_image"
+
+
+def with_a_wrong_crc(png: bytes) -> bytes:
+    """``png`` with the CRC of its last IDAT chunk flipped (Pillow does not check the IEND's)."""
+    *_, (_, _, end) = (chunk for chunk in png_chunks(png) if chunk[0] == b"IDAT")
+    return png[:end] + bytes(b ^ 0xFF for b in png[end : end + 4]) + png[end + 4 :]
 
 
 # -- following an upstream task: who stops it ----------------------------------------------------------------

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from pixelgate.core.pixel_budget import DECODED_PIXELS, PixelBudget
+from pixelgate.core.png import PNG_SIGNATURE, png_chunks
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_PIXELS = 512 * 1024  # about how many pixels one band of a PNG decodes at once
 WHOLE_PNG_PIXELS = 4 * 1024 * 1024  # a PNG of at most this many is decoded whole: faster, and small anyway
 _PNG_MODES = {0: ("L", 1), 2: ("RGB", 3), 3: ("P", 1), 4: ("LA", 2), 6: ("RGBA", 4)}  # colour type: mode
@@ -73,21 +73,16 @@ class _PngLayout:
         header: tuple[int, ...] | None = None
         palette: bytes | None = None
         chunks: list[tuple[int, int]] = []
-        position = len(PNG_SIGNATURE)
-        while position + 8 <= len(data):
-            length, kind = struct.unpack_from(">I4s", data, position)
-            start, end = position + 8, position + 8 + length
-            if end + 4 > len(data):
-                return None
-            if kind == b"IHDR" and length == 13:
+        kind = b""
+        for kind, start, end in png_chunks(data):
+            if kind == b"IHDR" and end - start == 13:
                 header = struct.unpack_from(">IIBBBBB", data, start)
             elif kind == b"PLTE":
                 palette = data[start:end]
             elif kind == b"IDAT":
                 chunks.append((start, end))
-            elif kind == b"IEND":
-                break
-            position = end + 4
+        if kind != b"IEND":
+            return None  # cut short: Pillow decodes what is there
         if header is None or not chunks:
             return None
         width, height, depth, colour_type, compression, filtering, interlace = header

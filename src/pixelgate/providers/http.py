@@ -518,7 +518,7 @@ class UpstreamHttp:
         a thread: the CRCs of a 4K PNG take milliseconds that other requests would wait on the event loop
         for (zlib lets go of the GIL, so on two cores they run beside it)."""
         check = partial(
-            inspect_image, data, field=where, max_pixels=MAX_UPSTREAM_IMAGE_PIXELS, inflate_png=False
+            inspect_image, data, field=where, max_pixels=MAX_UPSTREAM_IMAGE_PIXELS, structure_only=True
         )
         try:
             info = await asyncio.to_thread(check) if len(data) >= CHECKED_IN_A_THREAD_FROM else check()

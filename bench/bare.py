@@ -1,6 +1,6 @@
-"""The floor: the least a gateway that stores each image can do per request, in Python on uvicorn.
+"""The bare gateway: the least code that relays and stores each image, in Python on uvicorn.
 
-    python -m bench.floor --port 9100 --upstream http://127.0.0.1:9000 --data-dir DIR
+    python -m bench.bare --port 9100 --upstream http://127.0.0.1:9000 --data-dir DIR
 
 POST /v1/images/generations reads the client's JSON, asks the upstream for ``b64_json`` over one shared
 aiohttp session, finds the base64 in the answer without parsing the rest, decodes it with pybase64,
@@ -8,9 +8,10 @@ writes it to a fresh folder (as pixelgate's local blob store does) and answers `
 or, for ``b64_json``, the upstream's base64 as it came rather than encoded again.
 
 Nothing is checked, no database is touched, no key, price or task is kept: less than any real gateway
-does. So its CPU per image (the ``floor`` rows of ``python -m bench relay``) is what this machine charges
-for moving and storing the bytes alone, the part of a gateway's CPU per image that no code of its own
-can remove. Its files are never served.
+does. Its CPU per image (the ``bare`` rows of ``python -m bench relay``) is about what this machine
+charges for moving and storing the bytes, a baseline that shows how much of a gateway's CPU per image is
+its own. It is not a strict floor: it reads each answer whole, the plain way, and a gateway that streams
+it (pixelgate) can use less CPU on a large image. Its files are never served.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.upstream import Receive, Scope, Send
 _KEY = b'"b64_json"'
 
 
-class FloorGateway:
+class BareGateway:
     def __init__(self, upstream: str, data_dir: Path, port: int) -> None:
         self.upstream = f"{upstream}/v1/images/generations"
         self.data_dir = data_dir
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    app: Any = FloorGateway(args.upstream, args.data_dir, args.port)
+    app: Any = BareGateway(args.upstream, args.data_dir, args.port)
     uvicorn.run(
         app,
         host="127.0.0.1",
