@@ -8,8 +8,8 @@ The baseline is the least time the work could take: ``ceil(tasks / concurrency) 
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,9 @@ async def submit_all(url: str, count: int, submitters: int) -> tuple[list[str], 
 
 
 async def poll_until_done(url: str, ids: list[str], pollers: int) -> tuple[dict[str, str], int, float]:
-    """Poll every task until each has ended: final states, polls made, and the polls per second."""
-    pending = set(ids)
+    """Poll every task until each has ended, round-robin (each task again once every other pending one
+    has been polled): final states, polls made, and the polls per second."""
+    pending = collections.deque(ids)
     states: dict[str, str] = {}
     polls = 0
     started = time.perf_counter()
@@ -67,8 +68,7 @@ async def poll_until_done(url: str, ids: list[str], pollers: int) -> tuple[dict[
         async def poller() -> None:
             nonlocal polls
             while pending:
-                task_id = random.choice(tuple(pending)) if len(pending) < 64 else next(iter(pending))
-                pending.discard(task_id)
+                task_id = pending.popleft()
                 try:
                     async with http.get(f"{url}/v1/tasks/{task_id}") as response:
                         status = (await response.json()).get("status")
@@ -78,7 +78,7 @@ async def poll_until_done(url: str, ids: list[str], pollers: int) -> tuple[dict[
                 if status in TERMINAL:
                     states[task_id] = str(status)
                 else:
-                    pending.add(task_id)
+                    pending.append(task_id)
                     if len(pending) < pollers * 4:
                         await asyncio.sleep(0.2)  # near the end: don't spin on the last few
 
