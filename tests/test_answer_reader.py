@@ -26,8 +26,13 @@ from upstreams.client import channel_client
 LONG = 16  # characters: a string longer than this is decoded, so that short tests reach the long path
 
 
-def read(body: bytes, pieces: Iterator[int] | None = None, long_string: int = LONG) -> Any:
+def read(
+    body: bytes, pieces: Iterator[int] | None = None, long_string: int = LONG, *, length_known: bool = True
+) -> Any:
+    """``body`` read in pieces of the given sizes; ``length_known``: as an answer with a Content-Length."""
     reader = AnswerReader(long_string=long_string)
+    if length_known:
+        reader.expect(len(body))
     position = 0
     for size in pieces or iter([len(body)]):
         reader.feed(body[position : position + size])
@@ -79,10 +84,16 @@ documents = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(document=documents, sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30))
-def test_any_document_in_any_pieces_reads_as_parsed_whole(document: Any, sizes: list[int]) -> None:
+@given(
+    document=documents,
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+    length_known=st.booleans(),
+)
+def test_any_document_in_any_pieces_reads_as_parsed_whole(
+    document: Any, sizes: list[int], length_known: bool
+) -> None:
     body = json.dumps(document, ensure_ascii=False).encode()
-    assert plain(read(body, iter(sizes))) == expected(document)
+    assert plain(read(body, iter(sizes), length_known=length_known)) == expected(document)
 
 
 def test_every_split_point_of_an_image_answer() -> None:
@@ -90,12 +101,14 @@ def test_every_split_point_of_an_image_answer() -> None:
     text = base64.b64encode(image).decode()
     body = json.dumps({"data": [{"b64_json": text, "revised_prompt": 'a "cat" \\'}]}).encode()
     for cut in range(len(body) + 1):
-        answer = AnswerReader(long_string=LONG)
-        answer.feed(body[:cut])
-        answer.feed(body[cut:])
-        parsed = answer.result()
-        assert parsed["data"][0]["b64_json"].data == image, cut
-        assert parsed["data"][0]["revised_prompt"] == 'a "cat" \\'
+        for length in (None, len(body), 10 * len(body)):  # unknown, given, or more than it was
+            answer = AnswerReader(long_string=LONG)
+            answer.expect(length)
+            answer.feed(body[:cut])
+            answer.feed(body[cut:])
+            parsed = answer.result()
+            assert parsed["data"][0]["b64_json"].data == image, (cut, length)
+            assert parsed["data"][0]["revised_prompt"] == 'a "cat" \\'
 
 
 def test_escaped_slashes_line_breaks_and_the_url_safe_alphabet() -> None:

@@ -226,6 +226,7 @@ class UpstreamHttp:
                         content = await response.read()
                     else:
                         content = b""
+                        into.expect(response.content_length)
                         async for piece in response.content.iter_any():
                             into.feed(piece)
                 answer = UpstreamAnswer(response.status, response.headers, content)
