@@ -77,8 +77,12 @@ def event_body(event_type: str, data: dict[str, Any], now: float) -> str:
     return orjson.dumps({"type": event_type, "timestamp": iso_now(now), "data": data}).decode()
 
 
-def _owned_by(column: Any, owner: str | None) -> Any:
-    return column.is_(None) if owner is None else column == owner
+# The enabled webhooks of an owner, built once: every task that ends asks (see ``queue.py``'s _TASK).
+_LISTENING = sa.select(webhooks.c.id, webhooks.c.uri, webhooks.c.subscribed_events).where(
+    webhooks.c.state == ENABLED
+)
+_LISTENING_WITHOUT_KEY = _LISTENING.where(webhooks.c.owner.is_(None))
+_LISTENING_TO = _LISTENING.where(webhooks.c.owner == sa.bindparam("owner"))
 
 
 def enqueue_event(
@@ -99,10 +103,10 @@ def enqueue_event(
     if override_urls:
         targets = [(None, url) for url in dict.fromkeys(override_urls)]
     else:
-        rows = conn.execute(
-            sa.select(webhooks.c.id, webhooks.c.uri, webhooks.c.subscribed_events).where(
-                _owned_by(webhooks.c.owner, owner), webhooks.c.state == ENABLED
-            )
+        rows = (
+            conn.execute(_LISTENING_WITHOUT_KEY)
+            if owner is None
+            else conn.execute(_LISTENING_TO, {"owner": owner})
         )
         targets = [(row.id, row.uri) for row in rows if event_type in (row.subscribed_events or [])]
     return _insert(conn, owner, event_type, subject_id, {**data, "user_metadata": user_metadata}, targets)
