@@ -27,17 +27,19 @@ def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
 
     relay = results["relay"]
     targets = {row["target"] for row in relay["rows"]}
-    assert targets == {"direct", "pixelgate"}, targets
+    assert targets == {"direct", "bare", "pixelgate"}, targets
     for row in relay["rows"]:
         assert row["requests"] > 0 and not row["errors"], row
     assert relay["pixelgate_tasks_persisted"] >= sum(
         r["requests"] for r in relay["rows"] if r["target"] == "pixelgate"
     )
-    assert all(row["server_cpu_ms_per_image"] > 0 for row in relay["rows"] if row["target"] == "pixelgate"), (
-        "pixelgate's CPU per image is measured"
-    )
+    measured = [row for row in relay["rows"] if row["target"] in ("bare", "pixelgate")]
+    assert all(row["server_cpu_ms_per_image"] > 0 for row in measured), "each gateway's CPU per image"
     verdict = relay["verdict"]
     assert set(verdict["cpu_per_image"]) == {"1k url", "1k b64_json"}, verdict
+    cells = {f"1k {fmt} {clients}" for fmt in ("b64_json", "url") for clients in (1, 16)}
+    assert set(verdict["cpu_over_bare"]) == cells, verdict
+    assert all(ratio > 0 for ratio in verdict["cpu_over_bare"].values()), verdict
     assert verdict["throughput_vs_litellm"] == {}, "the LiteLLM targets need the full run with LiteLLM"
 
     inflight = results["inflight"]
