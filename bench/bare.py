@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import itertools
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import pybase64
-import uvicorn
 
-from bench.upstream import Receive, Scope, Send
+from bench.upstream import Receive, Scope, Send, answer, read_body, serve
 
 _KEY = b'"b64_json"'
 
@@ -43,21 +41,21 @@ class BareGateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if scope["method"] == "GET" and scope["path"] == "/healthz":
-            await _answer(send, 200, b"{}")
+            await answer(send, 200, b"{}")
             return
         if scope["method"] != "POST" or scope["path"] != "/v1/images/generations":
-            await _answer(send, 404, b'{"error": {"message": "not here"}}')
+            await answer(send, 404, b'{"error": {"message": "not here"}}')
             return
         asked = orjson.loads(body)
         b64 = await self._generate(asked["prompt"])
         name = self._store(pybase64.b64decode(b64, validate=True))
         if asked.get("response_format") == "b64_json":
-            await _answer(send, 200, b'{"data": [{"b64_json": "' + b64 + b'"}]}')
+            await answer(send, 200, b'{"data": [{"b64_json": "' + b64 + b'"}]}')
         else:
             url = f"http://127.0.0.1:{self.port}/files/{name}"
-            await _answer(send, 200, orjson.dumps({"data": [{"url": url}]}))
+            await answer(send, 200, orjson.dumps({"data": [{"url": url}]}))
 
     async def _generate(self, prompt: str) -> bytes:
         assert self.http is not None
@@ -84,21 +82,6 @@ class BareGateway:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -106,17 +89,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    app: Any = BareGateway(args.upstream, args.data_dir, args.port)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        limit_concurrency=None,
-        timeout_keep_alive=120,
-    )
+    serve(BareGateway(args.upstream, args.data_dir, args.port), args.port)
 
 
 if __name__ == "__main__":

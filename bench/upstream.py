@@ -59,7 +59,7 @@ class FixedImageUpstream:
             await send({"type": "lifespan.shutdown.complete"})
             return
         path, method = scope["path"], scope["method"]
-        body = await self._body(receive)
+        body = await read_body(receive)
         if method == "POST" and path in ("/v1/images/generations", "/v1/images/edits"):
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -67,35 +67,46 @@ class FixedImageUpstream:
             wants_url = (
                 path.endswith("generations") and json.loads(body or b"{}").get("response_format") == "url"
             )
-            await self._answer(send, 200, self.url_answer if wants_url else self.b64_answer)
+            await answer(send, 200, self.url_answer if wants_url else self.b64_answer)
         elif method == "GET" and path == "/files/image.png":
-            await self._answer(send, 200, self.png, "image/png")
+            await answer(send, 200, self.png, "image/png")
         elif method == "GET" and path == "/stats":
             stats = {"generations": self.served, "image_bytes": len(self.png)}
-            await self._answer(send, 200, json.dumps(stats).encode())
+            await answer(send, 200, json.dumps(stats).encode())
         elif method == "GET" and path in ("/healthz", "/v1/models"):
-            await self._answer(
-                send, 200, b'{"object": "list", "data": [{"id": "bench-image", "object": "model"}]}'
-            )
+            await answer(send, 200, b'{"object": "list", "data": [{"id": "bench-image", "object": "model"}]}')
         else:
-            await self._answer(
-                send, 404, b'{"error": {"message": "not here", "type": "invalid_request_error"}}'
-            )
+            await answer(send, 404, b'{"error": {"message": "not here", "type": "invalid_request_error"}}')
 
-    @staticmethod
-    async def _body(receive: Receive) -> bytes:
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                return b"".join(chunks)
 
-    @staticmethod
-    async def _answer(send: Send, status: int, body: bytes, content_type: str = "application/json") -> None:
-        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def answer(send: Send, status: int, body: bytes, content_type: str = "application/json") -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(app: Any, port: int) -> None:
+    """Serve the ASGI ``app`` on a loopback port, as the benchmarks' stand-ins all are: no limit on
+    connections, kept alive between requests."""
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        limit_concurrency=None,
+        timeout_keep_alive=120,
+    )
 
 
 def main() -> None:
@@ -104,17 +115,7 @@ def main() -> None:
     parser.add_argument("--image", choices=sorted(SIZES), default="1k")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each image is answered")
     args = parser.parse_args()
-    app = FixedImageUpstream(make_png(*SIZES[args.image]), args.latency, args.port)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        limit_concurrency=None,
-        timeout_keep_alive=120,
-    )
+    serve(FixedImageUpstream(make_png(*SIZES[args.image]), args.latency, args.port), args.port)
 
 
 if __name__ == "__main__":
