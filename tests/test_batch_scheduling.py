@@ -171,13 +171,16 @@ def test_interactive_requests_are_served_while_a_batch_of_1000_runs(
     # Each interactive request was answered while the batch still had hundreds of lines to run: it waited
     # for neither the batch nor a batch line's slot (2 of the channel's 8 are kept from batch lines).
     assert min(pending_after_each) > 300, pending_after_each
-    # The batch holds a window of its lines as tasks, never all of them at once.
+    # The batch holds a window of its lines as tasks, never all of them at once. (How many are open at this
+    # instant is a race: the runner makes lines about as fast as the channel ends them, so there may be
+    # none between two of its passes.)
     (open_lines,), (made,) = db_rows(
         server,
         f"SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}' AND status IN ('queued', 'running') "
         f"UNION ALL SELECT count(*) FROM tasks WHERE batch_id = '{batch_id}'",
     )
-    assert 0 < open_lines <= batch_window(256 - 256 // 4) and made < 1000, (open_lines, made)
+    assert open_lines <= batch_window(256 - 256 // 4) and 0 < made < 1000, (open_lines, made)
+    assert batch_status(server, batch_id)["status"] == "in_progress"
     # (Running it to the end is the restart test's business; here it is stopped, and ends cancelled.)
     httpx.post(f"{server.url}/v1/batches/{batch_id}/cancel", timeout=30).raise_for_status()
     done = wait_for_batch(server, batch_id, 60)
