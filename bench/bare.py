@@ -67,11 +67,10 @@ class BareGateway:
 
     def _store(self, image: bytes) -> str:
         # On the event loop: a thread would cost more CPU than it saves, and CPU is what is measured.
-        name = f"{next(self.numbers)}/out-0.png"
-        folder = self.data_dir / name.split("/")[0]
-        folder.mkdir()
-        (folder / "out-0.png").write_bytes(image)
-        return name
+        folder = str(next(self.numbers))
+        (self.data_dir / folder).mkdir()
+        (self.data_dir / folder / "out-0.png").write_bytes(image)
+        return f"{folder}/out-0.png"
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while (await receive())["type"] != "lifespan.shutdown":
