@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -120,7 +121,13 @@ class BatchRunner:
             await self._stop(batch, BatchState.EXPIRED)
             return
         if batch.state is BatchState.VALIDATING:
-            await self.store.update(batch.id, state=BatchState.IN_PROGRESS.value, in_progress_at=now)
+            started = await self.store.move(
+                batch.id, came_from=batch.state, state=BatchState.IN_PROGRESS.value, in_progress_at=now
+            )
+            if not started:  # cancelled since it was read: the next pass, at once, stops it
+                self._wake.set()
+                return
+            batch = dataclasses.replace(batch, state=BatchState.IN_PROGRESS)
         running = batch.counts.running
         paused = self._paused_until.get(batch.id, 0.0) > now
         if batch.submitted < batch.total and running < self.window and not paused:
@@ -131,6 +138,9 @@ class BatchRunner:
                 # wait for hundreds of lines to be made tasks first.
                 self._wake.set()
             batch = await self.store.get(batch.id)
+            if batch.state is BatchState.CANCELLING:  # cancelled while its lines were being made
+                await self._stop(batch, BatchState.CANCELLED)
+                return
         if batch.submitted >= batch.total and batch.counts.running == 0:
             # A batch left finalizing by a process that stopped ends as that process meant it to.
             await self._finalize(batch, BatchState(batch.options.get("ending", BatchState.COMPLETED.value)))
@@ -210,12 +220,18 @@ class BatchRunner:
                 await self.store.hold(batch_id, self.id, self.lease_seconds)
 
     async def _finalize(self, batch: Batch, final: BatchState) -> None:
-        await self.store.update(
+        """Write the results and end the batch as ``final``, if it is still in the state it was read in:
+        one cancelled meanwhile is left to the next pass, which ends it cancelled."""
+        finalizing = await self.store.move(
             batch.id,
+            came_from=batch.state,
             state=BatchState.FINALIZING.value,
             finalizing_at=batch.finalizing_at or time.time(),
             options={**batch.options, "ending": final.value},
         )
+        if not finalizing:
+            self._wake.set()
+            return
         batch = await self.store.get(batch.id)
         # Writing the results of a large batch can outlast the lease: it is renewed meanwhile, so that no
         # other process takes the batch over and writes them a second time.

@@ -544,6 +544,17 @@ class BatchStore:
         async with self.db.transaction() as conn:
             await conn.execute(batches.update().where(batches.c.id == batch_id).values(**values))
 
+    async def move(self, batch_id: str, *, came_from: BatchState, **values: Any) -> bool:
+        """Set ``values`` (a new state) only if the batch is still in ``came_from``, the state the runner
+        read: whether it was. A cancel that committed since that read is not overwritten."""
+        async with self.db.transaction() as conn:
+            outcome = await conn.execute(
+                batches.update()
+                .where(batches.c.id == batch_id, batches.c.state == came_from.value)
+                .values(**values)
+            )
+        return bool(outcome.rowcount)
+
     async def lines(self, batch_id: str, start: int, count: int) -> list[BatchLine]:
         query = (
             sa.select(batch_lines)
