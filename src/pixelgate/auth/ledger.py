@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from pixelgate.catalog.prices import usd
 from pixelgate.core import metrics
+from pixelgate.core.days import seconds_to_midnight, utc_day
 from pixelgate.core.errors import InvalidRequest, QuotaExceeded, RateLimited, one_of
 from pixelgate.core.task import Usage
 from pixelgate.store.db import Database
@@ -49,16 +50,6 @@ class KeyLimits:
 
     def to_record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def utc_day(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
-
-
-def seconds_to_midnight(at: float) -> float:
-    now = datetime.fromtimestamp(at, UTC)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (midnight - now).total_seconds()
 
 
 class Ledger:

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pixelgate.catalog import default_catalog
 from pixelgate.cli import exits
 from pixelgate.cli.client import DEFAULT_SERVER, AdminKeyOption, JsonOption, ServerOption, call, client
 from pixelgate.cli.output import console, fail, refuse, show, show_json, table
@@ -133,6 +132,7 @@ def _offline_channels(
     config: Path | None, emulate: bool, check: bool, timeout: float, json_out: bool
 ) -> None:
     """The channel file's channels, as `serve` would make them, and with ``check`` whether each answers."""
+    from pixelgate.catalog import default_catalog
     from pixelgate.config import ConfigError, Settings, resolve_config
     from pixelgate.routing import build_router
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from pixelgate.catalog import ModelSpec, default_catalog
-from pixelgate.catalog.prices import usd_text
 from pixelgate.cli.client import JsonOption
 from pixelgate.cli.output import show, show_json
+
+if TYPE_CHECKING:
+    from pixelgate.catalog import ModelSpec
 
 
 def models(json_out: JsonOption = False) -> None:
     """List the catalog: every model with its sizes, aspect ratios and limits."""
+    from pixelgate.catalog import default_catalog
+
     catalog = list(default_catalog())
     if json_out:
         show_json({"object": "list", "data": [describe(spec) for spec in catalog]})
@@ -39,6 +42,8 @@ def models(json_out: JsonOption = False) -> None:
 
 def _image_prices(spec: ModelSpec) -> str:
     """The catalog's price of an image of each size (its input and thinking aside), e.g. "1K $0.1344"."""
+    from pixelgate.catalog.prices import usd_text
+
     priced = [(size, spec.image_price(size)) for size in spec.image_sizes]
     return " ".join(f"{size} ${usd_text(price)}" for size, price in priced if price is not None) or "-"
 

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from pixelgate.catalog import default_catalog
 from pixelgate.cli.output import console
 from pixelgate.cli.output import refuse as _refuse
 from pixelgate.core import logs
@@ -156,6 +154,8 @@ def serve(
         fetch_allow=fetch_allow or None,
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
+    from pixelgate.catalog import default_catalog
+
     try:
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings, channels)
@@ -175,6 +175,8 @@ def serve(
 def _settings(**given: Any) -> Settings:
     """The server's settings from the flags given (None: not given, so the environment or the default
     decides); a value the settings refuse is a bad flag, named as the user typed it."""
+    from pydantic import ValidationError
+
     from pixelgate.config import Settings
 
     try:

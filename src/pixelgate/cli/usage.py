@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from pixelgate.auth.ledger import utc_day
-from pixelgate.catalog.prices import usd_text
 from pixelgate.cli.chart import METRICS, usage_chart
 from pixelgate.cli.client import DEFAULT_SERVER, AdminKeyOption, JsonOption, ServerOption, call, client
 from pixelgate.cli.output import bad_usage, show, show_json, table
 from pixelgate.cli.when import parse_when
+from pixelgate.core.days import utc_day
 
 CHART_GROUPS = ("model", "key", "owner", "dialect")
 HOURLY_UP_TO = 2 * 86400  # the longest span --chart draws per hour unless --bucket says
@@ -79,6 +78,8 @@ def usage(
     if json_out:
         show_json(report)
         return
+    from pixelgate.catalog.prices import usd_text
+
     groups = report["group_by"]
     sums = (
         "tasks", "images", "input text", "input images", "output text", "output images", "thoughts", "cost (USD)",
