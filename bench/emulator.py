@@ -32,7 +32,7 @@ def encode_rate(side: int, duration: float) -> float:
 
 
 def run(workdir: Path, *, quick: bool) -> dict[str, Any]:
-    duration = 1.0 if quick else 5.0
+    duration = 0.5 if quick else 5.0
     rows = []
     with pixelgate_serve(workdir, "pixelgate --emulate", "--emulate") as server:
         url = f"{base_url(server)}/v1/images/generations"

@@ -22,7 +22,7 @@ REFERENCES = 14
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"clients": (1,), "duration": 2.0}
+        return {"clients": (1,), "duration": 1.0}
     return {"clients": (1, 4), "duration": 6.0}
 
 

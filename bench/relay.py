@@ -34,7 +34,7 @@ FORMATS = ("b64_json", "url")
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"images": {"1k": (1, 16)}, "duration": 1.0}
+        return {"images": {"1k": (1, 16)}, "duration": 0.5}
     return {"images": {"1k": (1, 16, 64, 256), "4k": (1, 16)}, "duration": 4.0}
 
 

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
-    # Every suite but storage, which has a test of its own below (it would double this one's time).
+    # Every suite but storage, which has a file of its own (test_bench_storage_smoke.py), so that the two
+    # run side by side.
     suites = ["relay", "inflight", "large", "emulator", "batch", "memory"]
     run = subprocess.run(
         [sys.executable, "-m", "bench", *suites, "--quick", "--no-litellm", "--out", str(tmp_path)],
@@ -73,24 +74,3 @@ def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
         "references that decode large",
     ):
         assert heading in table
-
-
-def test_the_quick_storage_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
-    """``python -m bench storage --quick`` (local store, S3 on moto, presigned URLs): apart from the quick
-    run above, which it would double; it checks that it runs and reports, never how fast."""
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "storage", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "The blob store" in run.stdout and "moto" in run.stdout
-    storage = json.loads((tmp_path / "quick.json").read_text())["storage"]
-    assert {row["target"] for row in storage["rows"]} == {"direct", "local", "s3", "presigned"}
-    assert all(row["requests"] > 0 and not row["errors"] for row in storage["rows"]), storage["rows"]
-    assert {r["vs_local"] for r in storage["ratios"]} == {"s3", "presigned"}
-    assert [row["store"] for row in storage["memory"]] == ["s3"], storage["memory"]
-    assert storage["s3_within_two_copies"] is not None
-    assert "The blob store" in (tmp_path / "quick.md").read_text()
