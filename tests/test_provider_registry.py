@@ -4,6 +4,7 @@ entry-point group (a distribution made here, as a ``.dist-info`` folder on ``sys
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -253,3 +254,21 @@ def test_a_plugin_may_not_take_a_built_in_name(install: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         provider_kinds()
     assert str(caught.value).endswith(": two providers are named 'google': names must differ")
+
+
+def test_a_built_in_kind_is_imported_when_a_channel_first_names_it() -> None:
+    """An emulating server never imports the HTTP providers (and aiohttp under them): a fifth of its start."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from pixelgate.providers.registry import provider_kinds
+
+        def loaded():
+            return sorted(m for m in ("pixelgate.providers.google", "aiohttp") if m in sys.modules)
+
+        kinds = provider_kinds()
+        print(loaded(), kinds.get("emulator").name, loaded(), kinds.get("google").name, loaded())
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[0] == "[] emulator [] google ['aiohttp', 'pixelgate.providers.google']"
