@@ -327,7 +327,8 @@ class Servers:
             database_url = self.postgres.create()
         env = dict(env or {})
         if backend == "postgres":
-            # Two xdist workers' servers share one PostgreSQL of a hundred connections.
+            # Three xdist workers' servers (pyproject.toml's addopts) share one PostgreSQL of a hundred
+            # connections.
             env.setdefault("PIXELGATE_DATABASE_MAX_CONNECTIONS", "8")
         server = ServerProcess(
             data_dir=data_dir or self.tmp_path_factory.mktemp(f"pixelgate-{backend}"),
