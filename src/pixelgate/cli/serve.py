@@ -125,6 +125,7 @@ def serve(
 ) -> None:
     """Start the gateway (GET /healthz answers 200 once it is ready)."""
     from pixelgate.app import create_app
+    from pixelgate.catalog import default_catalog
     from pixelgate.config import ConfigError, resolve_config
     from pixelgate.store.blob_location import BlobStoreRefused, check_blobs
 
@@ -154,8 +155,6 @@ def serve(
         fetch_allow=fetch_allow or None,
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
-    from pixelgate.catalog import default_catalog
-
     try:
         channels = resolve_config(settings, default_catalog())
         server = create_app(settings, channels)
