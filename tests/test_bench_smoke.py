@@ -3,27 +3,16 @@ the run reports, not how fast anything was: speed is the benchmarks' business, m
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from quick_bench import quick_bench
 
 
 def test_the_quick_benchmarks_run_and_report(tmp_path: Path) -> None:
     # Every suite but storage, which has a file of its own (test_bench_storage_smoke.py), so that the two
     # run side by side.
     suites = ["relay", "inflight", "large", "emulator", "batch", "memory"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", *suites, "--quick", "--no-litellm", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    results = json.loads((tmp_path / "quick.json").read_text())
+    _, results = quick_bench(tmp_path, *suites, "--no-litellm")
     assert results["quick"] is True and results["machine"]
 
     relay = results["relay"]
