@@ -30,6 +30,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from launcher import ServerHandle, launch
 from pixelgate.store.db import Database
 from pixelgate.tasks.queue import TaskQueue
 
@@ -105,7 +106,7 @@ class ServerProcess:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: ServerHandle | None = None
     log_path: Path | None = None
     cwd: Path | None = None  # where the process runs (None: the test's own working directory)
 
@@ -140,10 +141,7 @@ class ServerProcess:
         command = self.command()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}-{time.time_ns()}.log"
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=self.environment(), cwd=self.cwd
-        )
+        self.process = launch(command, env=self.environment(), cwd=self.cwd, log=self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
