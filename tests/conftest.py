@@ -192,17 +192,23 @@ class PostgresDatabases:
         self.url = url
         self.made: list[str] = []
 
-    def admin(self, sql: str) -> None:
+    def admin(self, *statements: str, connections: int = 1) -> None:
+        """Run ``statements`` on the admin database, over up to ``connections`` connections at once."""
         import asyncpg
 
         dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
+        pending = list(statements)
 
-        async def run() -> None:
+        async def connection() -> None:
             conn = await asyncpg.connect(dsn)
             try:
-                await conn.execute(sql)
+                while pending:
+                    await conn.execute(pending.pop())
             finally:
                 await conn.close()
+
+        async def run() -> None:
+            await asyncio.gather(*(connection() for _ in range(min(connections, len(statements)))))
 
         asyncio.run(run())
 
@@ -214,8 +220,9 @@ class PostgresDatabases:
         return f"{base}/{name}"
 
     def drop_all(self) -> None:
-        for name in self.made:
-            self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        """Drop every database made, several at a time: one after another, a test worker's took 20 s at
+        the end of a run."""
+        self.admin(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.made), connections=6)
 
 
 @dataclass
