@@ -164,9 +164,18 @@ class ServerProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: the server finishes or hands back its work within its grace period."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def wait_stopped(self) -> None:
+        """Wait for the server to end after :meth:`terminate`, and kill it past 30 s."""
+        if self.process and self.process.poll() is None:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
@@ -345,8 +354,12 @@ class Servers:
         return server.start() if start else server
 
     def stop_all(self) -> None:
+        # All told at once, then waited for: a server with work in flight takes up to its grace period
+        # (10 s) to stop, and one after another the session's servers held the end of a run up by 20 s.
         for server in self.started:
-            server.stop()
+            server.terminate()
+        for server in self.started:
+            server.wait_stopped()
 
 
 @pytest.fixture(scope="module")
