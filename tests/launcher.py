@@ -100,9 +100,7 @@ class ForkedServer:
 def launch(command: list[str], *, env: dict[str, str], cwd: Path | None, log: Path) -> ServerHandle:
     """Start ``command`` with ``env`` as its whole environment, in ``cwd`` (None: this process's working
     directory), its output appended to ``log``."""
-    if command[: len(PIXELGATE)] != PIXELGATE or _interpreter_settings(env) != _interpreter_settings(
-        os.environ
-    ):
+    if not _can_fork(command, env):
         with log.open("ab") as out:
             return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     global _context
@@ -120,6 +118,13 @@ def launch(command: list[str], *, env: dict[str, str], cwd: Path | None, log: Pa
     )
     process.start()
     return ForkedServer(process, command)
+
+
+def _can_fork(command: list[str], env: dict[str, str]) -> bool:
+    """Whether a fork runs ``command`` as a fresh interpreter would (see the module's doc)."""
+    return command[: len(PIXELGATE)] == PIXELGATE and _interpreter_settings(env) == _interpreter_settings(
+        os.environ
+    )
 
 
 def _interpreter_settings(env: Any) -> dict[str, str]:

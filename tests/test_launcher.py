@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from launcher import ForkedServer, launch
+from launcher import PIXELGATE, ForkedServer, launch
 
-PIXELGATE = [sys.executable, "-m", "pixelgate"]
 # A channel whose key comes from SIM_KEY: the command's answer depends on its environment, and on its
 # working directory, where the relative --config is looked for.
 CHANNEL_FILE = """
@@ -28,6 +27,12 @@ models = { "gemini-3.1-flash-image" = "upstream-model" }
 """
 # The environment a command gets, without what would make its answer differ between two runs.
 BASE_ENV = {name: value for name, value in os.environ.items() if name not in ("SIM_KEY", "COLUMNS")}
+
+
+def channels_command(folder: Path) -> list[str]:
+    """``pixelgate channels --offline`` of CHANNEL_FILE, written into ``folder`` and named relative to it."""
+    (folder / "pixelgate.toml").write_text(CHANNEL_FILE)
+    return [*PIXELGATE, "channels", "--offline", "--config", "pixelgate.toml"]
 
 
 def fresh_interpreter(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> int:
@@ -48,8 +53,7 @@ def fresh_interpreter(command: list[str], env: dict[str, str], cwd: Path, log: P
 def test_a_forked_command_answers_as_a_fresh_interpreter_does(
     tmp_path: Path, given: dict[str, str], status: int
 ) -> None:
-    (tmp_path / "pixelgate.toml").write_text(CHANNEL_FILE)
-    command = [*PIXELGATE, "channels", "--offline", "--config", "pixelgate.toml"]
+    command = channels_command(tmp_path)
     env = {**BASE_ENV, **given}
 
     forked = launch(command, env=env, cwd=tmp_path, log=tmp_path / "forked.log")
@@ -80,8 +84,7 @@ def test_a_signalled_fork_reports_the_signal_as_subprocess_does(tmp_path: Path) 
 
 def test_a_command_with_its_own_python_settings_runs_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """A fork keeps the interpreter's start-up settings: ``PYTHONPATH`` here would be ignored."""
-    (tmp_path / "pixelgate.toml").write_text(CHANNEL_FILE)
-    command = [*PIXELGATE, "channels", "--offline", "--config", "pixelgate.toml"]
+    command = channels_command(tmp_path)
     env = {**BASE_ENV, "SIM_KEY": "sk-test", "PYTHONPATH": str(tmp_path)}
     process = launch(command, env=env, cwd=tmp_path, log=tmp_path / "fresh.log")
     assert isinstance(process, subprocess.Popen)
